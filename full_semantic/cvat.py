@@ -1,0 +1,586 @@
+"""Reads a CVAT "Segmentation mask 1.1" export into class-id masks.
+
+An export is a folder (or a `.zip` of one) laid out as::
+
+    labelmap.txt                      # "name:r,g,b:parts:actions" per class
+    ImageSets/Segmentation/train.txt  # one image name per line (or default.txt, ...)
+    JPEGImages/NAME.jpg               # any of .jpg .jpeg .png .bmp .tif .tiff .webp
+    SegmentationClass/NAME.png        # RGB colour mask, one labelmap colour per class
+    SegmentationObject/NAME.png       # instance masks, not read
+
+`open_export` is the entry point used by the `full_semantic` TFDS builder:
+
+    export = open_export(manual_dir, scratch_dir, void_labels=("background",))
+    export.class_names, export.palette  # classes kept, in labelmap order
+    for key, example in export.examples("train"):
+        ...  # {"image": bytes or uint8 (H, W, 3), "mask": PNG bytes, "file_name": str}
+
+Every mistake in the export raises `semseg.errors.InputError` naming the file.
+All file access goes through `etils.epath`, so any `tf.io.gfile` filesystem works.
+"""
+
+import collections
+import dataclasses
+import io
+import logging
+import posixpath
+import re
+import shutil
+import zipfile
+
+import numpy as np
+from etils import epath
+from PIL import Image
+
+from semseg.errors import InputError
+from semseg.labels import IGNORE_INDEX
+
+logger = logging.getLogger(__name__)
+
+LABELMAP_FILE = "labelmap.txt"
+LISTS_DIR = "ImageSets/Segmentation"
+IMAGES_DIR = "JPEGImages"
+MASKS_DIR = "SegmentationClass"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MASK_EXTENSIONS = (".png",)
+# A list `ImageSets/Segmentation/NAME.txt` becomes split NAME; `default.txt` alone is `train`.
+SPLIT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+# Image formats whose RGB bytes are stored as they are instead of being re-encoded.
+_PASSTHROUGH_FORMATS = ("JPEG", "PNG")
+_MAX_UNKNOWN_COLORS_SHOWN = 5
+_MAX_NAMES_SHOWN = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelmapEntry:
+    """One class of `labelmap.txt`.
+
+    Attributes:
+        name: str, the class name.
+        color: `(r, g, b)` ints, the colour of the class in `SegmentationClass/` masks.
+        line_number: int, 1-based line of `labelmap.txt` the class comes from.
+    """
+
+    name: str
+    color: tuple[int, int, int]
+    line_number: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleFiles:
+    """The files of one listed name.
+
+    Attributes:
+        name: str, the name as listed in `ImageSets/Segmentation/*.txt`.
+        image: `epath.Path` of the image in `JPEGImages/`.
+        mask: `epath.Path` of the colour mask in `SegmentationClass/`.
+    """
+
+    name: str
+    image: epath.Path
+    mask: epath.Path
+
+
+def read_labelmap(path, display_name=None):
+    """Parses a CVAT `labelmap.txt`.
+
+    Lines are `name:r,g,b:parts:actions` (the last two fields may be empty or
+    missing); blank lines and lines starting with `#` are ignored.
+
+    Args:
+        path: path-like, the `labelmap.txt` file.
+        display_name: str naming the file in error messages; defaults to `path`.
+
+    Returns:
+        list of `LabelmapEntry` in file order.
+
+    Raises:
+        InputError: if the file is missing, a line is malformed, a name or a
+            colour is repeated, or no class is defined.
+    """
+    path = epath.Path(path)
+    display_name = display_name or str(path)
+    if not path.exists():
+        raise InputError(f"{display_name} not found: a CVAT export needs a {LABELMAP_FILE}.")
+    entries = []
+    names = {}
+    colors = {}
+    for line_number, raw_line in enumerate(path.read_text().splitlines(), start=1):
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = _parse_labelmap_line(display_name, line_number, line)
+        if entry.name in names:
+            raise InputError(
+                f"{display_name} line {line_number}: class {entry.name!r} is already defined "
+                f"on line {names[entry.name]}. Received: {line!r}"
+            )
+        if entry.color in colors:
+            raise InputError(
+                f"{display_name} line {line_number}: colour {entry.color} is already used by class "
+                f"{colors[entry.color]!r}; each class needs its own colour. Received: {line!r}"
+            )
+        names[entry.name] = line_number
+        colors[entry.color] = entry.name
+        entries.append(entry)
+    if not entries:
+        raise InputError(
+            f"{display_name} defines no class: expected lines like 'road:128,64,128::'."
+        )
+    return entries
+
+
+def _parse_labelmap_line(display_name, line_number, line):
+    """Parses one non-comment line of `labelmap.txt` into a `LabelmapEntry`."""
+    expected = "expected 'name:r,g,b::' with r, g, b integers in 0..255"
+    fields = line.split(":")
+    name = fields[0].strip()
+    if len(fields) < 2 or len(fields) > 4 or not name:
+        raise InputError(f"{display_name} line {line_number}: {expected}. Received: {line!r}")
+    channels = fields[1].split(",")
+    try:
+        color = tuple(int(channel.strip()) for channel in channels)
+    except ValueError:
+        color = ()
+    if len(color) != 3 or not all(0 <= channel <= 255 for channel in color):
+        raise InputError(f"{display_name} line {line_number}: {expected}. Received: {line!r}")
+    return LabelmapEntry(name=name, color=color, line_number=line_number)
+
+
+def read_split_lists(export_dir, describe=None):
+    """Reads the `ImageSets/Segmentation/*.txt` lists of an export.
+
+    Each `NAME.txt` becomes split `NAME`; a lone `default.txt` becomes `train`
+    (next to other lists it stays `default`). Blank lines are ignored.
+
+    Args:
+        export_dir: path-like, the export folder.
+        describe: callable mapping a path relative to `export_dir` (str) to the
+            text naming it in messages; defaults to the full path.
+
+    Returns:
+        dict mapping split name to `(list_path, names)`, `names` a list of str
+        in file order. Empty lists are left out with a warning.
+
+    Raises:
+        InputError: if there is no list, a list name is not a valid split name,
+            a list repeats a name, or a name leaves the export folder.
+    """
+    export_dir = epath.Path(export_dir)
+    if describe is None:
+
+        def describe(relative):
+            return str(export_dir / relative)
+
+    lists_dir = export_dir / LISTS_DIR
+    list_paths = sorted(lists_dir.glob("*.txt")) if lists_dir.is_dir() else []
+    if not list_paths:
+        raise InputError(
+            f"{describe(LISTS_DIR)} holds no split list: expected {LISTS_DIR}/train.txt, "
+            "val.txt, ... or default.txt, one image name per line."
+        )
+    splits = {}
+    for list_path in list_paths:
+        list_name = describe(list_path.relative_to(export_dir).as_posix())
+        split = list_path.stem
+        if split == "default" and len(list_paths) == 1:
+            split = "train"
+        if not SPLIT_NAME_PATTERN.match(split):
+            raise InputError(
+                f"{list_name}: {list_path.stem!r} is not a valid split name; rename the list "
+                "to letters, digits and underscores only (e.g. train.txt, val.txt, test.txt)."
+            )
+        names = []
+        line_of_name = {}
+        for line_number, raw_line in enumerate(list_path.read_text().splitlines(), start=1):
+            name = raw_line.strip()
+            if not name:
+                continue
+            if name in line_of_name:
+                raise InputError(
+                    f"{list_name} line {line_number}: name {name!r} is already listed on line "
+                    f"{line_of_name[name]}."
+                )
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts:
+                raise InputError(
+                    f"{list_name} line {line_number}: name {name!r} points outside the export; "
+                    "expected a name relative to JPEGImages/."
+                )
+            line_of_name[name] = line_number
+            names.append(name)
+        if not names:
+            logger.warning("%s lists no name: split %r left out.", list_name, split)
+            continue
+        splits[split] = (list_path, names)
+    if not splits:
+        raise InputError(f"every list in {describe(LISTS_DIR)} is empty: no image to convert.")
+    return splits
+
+
+def _index_files(folder, extensions):
+    """Maps each file name without extension (relative to `folder`) to its paths."""
+    folder = epath.Path(folder)
+    index = collections.defaultdict(list)
+    pending = [folder] if folder.is_dir() else []
+    while pending:  # `rglob` is not available on every filesystem.
+        for path in pending.pop().iterdir():
+            if path.suffix.lower() in extensions:
+                relative = path.relative_to(folder).as_posix()
+                index[relative[: -len(path.suffix)]].append(path)
+            elif path.is_dir():
+                pending.append(path)
+    return index
+
+
+def is_unsafe_member(member_name):
+    """Whether a zip member would be written outside the extraction folder.
+
+    Args:
+        member_name: str, the member name stored in the zip.
+
+    Returns:
+        bool, True for absolute names (`/x`, `C:x`, `\\\\x`) and names whose `..`
+        parts climb above the extraction folder.
+    """
+    name = member_name.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return True
+    normalized = posixpath.normpath(name)
+    return normalized == ".." or normalized.startswith("../")
+
+
+def extract_zip(zip_path, target_dir):
+    """Extracts a zip, refusing members that would land outside `target_dir`.
+
+    Every member name is checked before anything is written (zip-slip protection).
+
+    Args:
+        zip_path: path-like, the `.zip` file.
+        target_dir: path-like, the folder to extract into (created if needed).
+
+    Raises:
+        InputError: if the zip is corrupt or a member name is absolute or climbs
+            out of `target_dir` with `..`.
+    """
+    zip_path = epath.Path(zip_path)
+    target_dir = epath.Path(target_dir)
+    try:
+        with zip_path.open("rb") as zip_file, zipfile.ZipFile(zip_file) as archive:
+            members = archive.infolist()
+            for member in members:
+                if is_unsafe_member(member.filename):
+                    raise InputError(
+                        f"{zip_path}: member {member.filename!r} would be extracted outside "
+                        "the target folder (absolute path or '..'); refusing to extract."
+                    )
+            target_dir.mkdir(parents=True, exist_ok=True)
+            for member in members:
+                destination = target_dir / posixpath.normpath(member.filename.replace("\\", "/"))
+                if member.is_dir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, destination.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
+        raise InputError(f"{zip_path} is not a readable zip file: {error}") from error
+
+
+def _find_export_root(extracted_dir, zip_path):
+    """Returns the export folder inside an extracted zip: its root or its single top folder."""
+    if (extracted_dir / LABELMAP_FILE).exists():
+        return extracted_dir
+    entries = [entry for entry in extracted_dir.iterdir() if entry.name != "__MACOSX"]
+    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / LABELMAP_FILE).exists():
+        return entries[0]
+    raise InputError(
+        f"{zip_path}: no {LABELMAP_FILE} at the root of the zip or inside a single top-level "
+        "folder; expected a CVAT 'Segmentation mask 1.1' export."
+    )
+
+
+def locate_export(manual_dir, scratch_dir):
+    """Finds the export folder behind `--manual_dir`, extracting a zip if needed.
+
+    Args:
+        manual_dir: path-like, an export folder, a `.zip` of one, or a folder
+            holding exactly one such `.zip` and no `labelmap.txt`.
+        scratch_dir: path-like, an empty folder where a zip is extracted; the
+            caller deletes it once the examples are written.
+
+    Returns:
+        `(export_dir, origin)`: the `epath.Path` of the export folder, and the
+        zip path if it came from a zip (else None), for error messages.
+
+    Raises:
+        InputError: if `manual_dir` is none of the above.
+    """
+    manual_dir = epath.Path(manual_dir)
+    if not manual_dir.exists():
+        raise InputError(f"--manual_dir {manual_dir} does not exist.")
+    if manual_dir.is_dir():
+        if (manual_dir / LABELMAP_FILE).exists():
+            return manual_dir, None
+        zips = sorted(path for path in manual_dir.iterdir() if path.suffix.lower() == ".zip")
+        if len(zips) != 1:
+            found = ", ".join(path.name for path in zips) if zips else "none"
+            raise InputError(
+                f"{manual_dir / LABELMAP_FILE} not found: --manual_dir must be a CVAT "
+                "'Segmentation mask 1.1' export folder, a .zip of one, or a folder holding "
+                f"exactly one such .zip (zips found: {found})."
+            )
+        zip_path = zips[0]
+    elif manual_dir.suffix.lower() == ".zip":
+        zip_path = manual_dir
+    else:
+        raise InputError(
+            f"--manual_dir {manual_dir} is a file but not a .zip: expected a CVAT export "
+            "folder or a .zip of one."
+        )
+    extracted_dir = epath.Path(scratch_dir) / "export"
+    extract_zip(zip_path, extracted_dir)
+    return _find_export_root(extracted_dir, zip_path), zip_path
+
+
+def open_export(manual_dir, scratch_dir, void_labels=()):
+    """Opens the CVAT export behind `--manual_dir` (folder, zip, or folder with one zip).
+
+    This is the `cvat` reader of the `full_semantic` builder.
+
+    Args:
+        manual_dir: path-like, see `locate_export`.
+        scratch_dir: path-like, an empty folder for extracting a zip.
+        void_labels: sequence of str, labelmap class names mapped to
+            `IGNORE_INDEX` and dropped from the class list.
+
+    Returns:
+        a validated `CvatExport`.
+
+    Raises:
+        InputError: for a missing or malformed export (see `CvatExport`).
+    """
+    export_dir, zip_path = locate_export(manual_dir, scratch_dir)
+    return CvatExport(export_dir, void_labels=void_labels, zip_path=zip_path)
+
+
+class CvatExport:
+    """A validated CVAT "Segmentation mask 1.1" export.
+
+    Construction reads only the small files (labelmap, lists, folder listings)
+    and checks every listed name has a mask; images are decoded by `examples`.
+
+    Args:
+        export_dir: path-like, the export folder (holding `labelmap.txt`).
+        void_labels: sequence of str, class names mapped to `IGNORE_INDEX` and
+            dropped from `class_names`; the others are renumbered 0..K-1.
+        zip_path: path-like or None, the zip the folder was extracted from,
+            named in error messages instead of the temporary folder.
+
+    Attributes:
+        class_names: list of str, the kept classes in labelmap order.
+        palette: list of `[r, g, b]` int lists, the labelmap colour of each kept class.
+        split_names: list of str, the splits with at least one example.
+
+    Raises:
+        InputError: if `labelmap.txt` or the split lists are missing or
+            malformed, `void_labels` names an unknown class, or a listed name has
+            an image but no mask (or no listed name of a split has an image).
+    """
+
+    def __init__(self, export_dir, void_labels=(), zip_path=None):
+        self.export_dir = epath.Path(export_dir)
+        self.zip_path = epath.Path(zip_path) if zip_path is not None else None
+        entries = read_labelmap(
+            self.export_dir / LABELMAP_FILE, display_name=self._where(LABELMAP_FILE)
+        )
+        void_labels = tuple(void_labels)
+        known_names = [entry.name for entry in entries]
+        unknown = [name for name in void_labels if name not in known_names]
+        if unknown:
+            raise InputError(
+                f"{self._where(LABELMAP_FILE)}: void_labels {unknown} are not classes of the "
+                f"labelmap; expected some of {known_names}."
+            )
+        kept = [entry for entry in entries if entry.name not in void_labels]
+        if not kept:
+            raise InputError(
+                f"{self._where(LABELMAP_FILE)}: void_labels {list(void_labels)} leave no class."
+            )
+        if len(kept) > IGNORE_INDEX:
+            raise InputError(
+                f"{self._where(LABELMAP_FILE)}: {len(kept)} classes, but uint8 masks hold at "
+                f"most {IGNORE_INDEX} (id {IGNORE_INDEX} means ignore)."
+            )
+        self.class_names = [entry.name for entry in kept]
+        self.palette = [list(entry.color) for entry in kept]
+        class_id_of_name = {entry.name: class_id for class_id, entry in enumerate(kept)}
+        packed_to_id = {
+            _pack_color(entry.color): class_id_of_name.get(entry.name, IGNORE_INDEX)
+            for entry in entries
+        }
+        self._sorted_colors = np.array(sorted(packed_to_id), dtype=np.uint32)
+        self._ids_of_sorted_colors = np.array(
+            [packed_to_id[key] for key in sorted(packed_to_id)], dtype=np.uint8
+        )
+        self._examples = self._resolve_splits(read_split_lists(self.export_dir, self._where))
+        self.split_names = list(self._examples)
+
+    def _where(self, relative):
+        """Names a file of the export in messages: its path, or its place in the zip."""
+        if self.zip_path is None:
+            return str(self.export_dir / relative)
+        return f"{relative} (in {self.zip_path})"
+
+    def _relative(self, path):
+        return epath.Path(path).relative_to(self.export_dir).as_posix()
+
+    def _resolve_splits(self, split_lists):
+        """Matches every listed name to its image and mask files."""
+        images = _index_files(self.export_dir / IMAGES_DIR, IMAGE_EXTENSIONS)
+        masks = _index_files(self.export_dir / MASKS_DIR, MASK_EXTENSIONS)
+        resolved = {}
+        for split, (list_path, names) in split_lists.items():
+            list_name = self._where(self._relative(list_path))
+            examples = []
+            missing = []
+            for name in names:
+                image_paths = images.get(name, [])
+                if not image_paths:
+                    missing.append(name)
+                    continue
+                if len(image_paths) > 1:
+                    found = ", ".join(sorted(self._relative(path) for path in image_paths))
+                    raise InputError(
+                        f"{list_name}: name {name!r} matches several images ({found}); "
+                        "keep one image per name."
+                    )
+                mask_paths = masks.get(name, [])
+                if len(mask_paths) != 1:
+                    problem = "no mask" if not mask_paths else "several masks"
+                    raise InputError(
+                        f"{self._where(self._relative(image_paths[0]))}: {problem} for name "
+                        f"{name!r} listed in {list_name}; expected exactly one "
+                        f"{MASKS_DIR}/{name}.png."
+                    )
+                examples.append(ExampleFiles(name=name, image=image_paths[0], mask=mask_paths[0]))
+            if not examples:
+                raise InputError(
+                    f"{list_name}: none of the {len(names)} listed names has an image in "
+                    f"{IMAGES_DIR}/ (first: {', '.join(names[:_MAX_NAMES_SHOWN])})."
+                )
+            if missing:
+                logger.warning(
+                    "skipped %d of %d names listed in %s: no image in %s/ (first: %s)",
+                    len(missing),
+                    len(names),
+                    list_name,
+                    IMAGES_DIR,
+                    ", ".join(missing[:_MAX_NAMES_SHOWN]),
+                )
+            resolved[split] = examples
+        return resolved
+
+    def num_examples(self, split):
+        """Number of examples `examples(split)` yields (listed names with an image)."""
+        return len(self._examples[split])
+
+    def examples(self, split):
+        """Decodes the examples of one split.
+
+        Args:
+            split: str, one of `split_names`.
+
+        Yields:
+            `(key, example)`: key is the listed name; example is a dict with
+            `image` (encoded JPEG/PNG bytes as stored when already RGB, else a
+            uint8 `(H, W, 3)` array), `mask` (PNG bytes of uint8 `(H, W)` class
+            ids, `IGNORE_INDEX` for void classes) and `file_name` (the name).
+
+        Raises:
+            InputError: if an image or mask cannot be decoded, their sizes
+                differ, or a mask holds a colour missing from the labelmap.
+        """
+        for files in self._examples[split]:
+            yield files.name, self._read_example(files)
+
+    def _read_example(self, files):
+        image_bytes = files.image.read_bytes()
+        image = self._decode(image_bytes, files.image)
+        mask = self._decode(files.mask.read_bytes(), files.mask)
+        if image.size != mask.size:
+            raise InputError(
+                f"{self._where(self._relative(files.mask))} is {_size_text(mask.size)} but "
+                f"{self._where(self._relative(files.image))} is {_size_text(image.size)} "
+                "(width x height); a mask must have the size of its image."
+            )
+        if image.format in _PASSTHROUGH_FORMATS and image.mode == "RGB":
+            encoded_image = image_bytes
+        else:
+            encoded_image = np.asarray(image.convert("RGB"))
+        class_ids = self._colors_to_ids(np.asarray(mask.convert("RGB")), files.mask)
+        return {
+            "image": encoded_image,
+            "mask": _encode_png(class_ids),
+            "file_name": files.name,
+        }
+
+    def _decode(self, data, path):
+        """Decodes image bytes with PIL, naming the file if they are corrupt."""
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise InputError(
+                f"{self._where(self._relative(path))}: cannot decode image "
+                f"({type(error).__name__}: {error})."
+            ) from error
+        return image
+
+    def _colors_to_ids(self, rgb, mask_path):
+        """Maps an RGB mask `(H, W, 3)` uint8 to class ids `(H, W)` uint8 by exact colour."""
+        packed = (
+            (rgb[..., 0].astype(np.uint32) << 16)
+            | (rgb[..., 1].astype(np.uint32) << 8)
+            | rgb[..., 2].astype(np.uint32)
+        )
+        positions = np.searchsorted(self._sorted_colors, packed)
+        positions = np.minimum(positions, len(self._sorted_colors) - 1)
+        known = self._sorted_colors[positions] == packed
+        if not known.all():
+            raise InputError(self._unknown_colors_message(packed[~known], mask_path))
+        return self._ids_of_sorted_colors[positions]
+
+    def _unknown_colors_message(self, unknown_packed, mask_path):
+        colors, counts = np.unique(unknown_packed, return_counts=True)
+        order = np.argsort(-counts, kind="stable")[:_MAX_UNKNOWN_COLORS_SHOWN]
+        shown = ", ".join(
+            f"{_unpack_color(colors[index])} in {counts[index]} pixel(s)" for index in order
+        )
+        more = f", and {len(colors) - len(order)} more" if len(colors) > len(order) else ""
+        return (
+            f"{self._where(self._relative(mask_path))}: {len(colors)} colour(s) not in "
+            f"{LABELMAP_FILE} ({counts.sum()} pixels): {shown}{more}."
+        )
+
+
+def _pack_color(color):
+    red, green, blue = color
+    return (red << 16) | (green << 8) | blue
+
+
+def _unpack_color(packed):
+    packed = int(packed)
+    return ((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)
+
+
+def _size_text(size):
+    width, height = size
+    return f"{width}x{height}"
+
+
+def _encode_png(class_ids):
+    """PNG bytes of a `(H, W)` uint8 array (fast compression)."""
+    buffer = io.BytesIO()
+    Image.fromarray(class_ids).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

@@ -1,0 +1,52 @@
+"""Segment image files with a trained run: colour masks and overlays.
+
+Examples:
+
+    python predict.py --work_dir runs/camvid_ddrnet --input photos/ --output predictions/
+    python predict.py --work_dir runs/camvid_ddrnet --input a.jpg b.png --output out/ --alpha 0.4
+
+Writes OUTPUT/masks/NAME.png in the dataset's colours (importable into CVAT as
+"Segmentation mask 1.1" annotations for correction) and OUTPUT/overlays/NAME.jpg.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from semseg.errors import InputError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
+    parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in overlays")
+    parser.add_argument(
+        "--checkpoint", default="best", help="best, last, or the path of a .keras file"
+    )
+    return parser.parse_args(argv)
+
+
+def main(args):
+    import tqdm
+
+    from semseg.inference import Predictor, list_images, predict_images
+
+    paths = list_images(args.input)
+    predictor = Predictor.from_work_dir(args.work_dir, args.checkpoint)
+    count = predict_images(predictor, paths, args.output, args.alpha, progress=tqdm.tqdm)
+    print(f"{count} images segmented into {args.output}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main(parse_args())
+    except InputError as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,1 @@
+"""Shared core of the toolkit: input pipeline, losses, metrics, evaluation, inference."""

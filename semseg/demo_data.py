@@ -1,0 +1,157 @@
+"""A synthetic CVAT "Segmentation mask 1.1" export for the demo and the tests.
+
+Scenes of discs, boxes and triangles on cluttered backgrounds. Each shape class
+has its own surface texture (discs radial shading, boxes stripes, triangles
+speckles) but random colours, sizes, rotations and overlaps, and the background
+carries distractor strokes and blobs, so a model has to learn shape and texture
+rather than colour. The export has the exact layout CVAT writes, so it goes
+through `tfds build full_semantic --config cvat` like a user's own labels.
+
+Example:
+
+    write_demo_export("build/demo/cvat_export", num_train=300, num_val=60)
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+LABELMAP = (
+    ("background", (0, 0, 0)),
+    ("disc", (230, 25, 75)),
+    ("box", (60, 180, 75)),
+    ("triangle", (0, 130, 200)),
+)
+
+
+def _background(rng, size):
+    height, width = size
+    low, high = rng.uniform(0, 255, (2, 3))
+    ramp = np.linspace(0.0, 1.0, width)[None, :, None]
+    if rng.random() < 0.5:
+        ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+    image = low + (high - low) * ramp * np.ones((height, width, 1))
+    coarse = rng.normal(0, 30, (max(height // 16, 2), max(width // 16, 2), 3))
+    image += cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(rng.integers(2, 6)):
+        color = rng.uniform(0, 255, 3).tolist()
+        start = tuple(int(value) for value in rng.integers(0, [width, height]))
+        end = tuple(int(value) for value in rng.integers(0, [width, height]))
+        cv2.line(image, start, end, color, int(rng.integers(1, 4)), cv2.LINE_AA)
+    for _ in range(rng.integers(0, 3)):
+        center = tuple(int(value) for value in rng.integers(0, [width, height]))
+        axes = tuple(int(value) for value in rng.integers(3, max(min(size) // 10, 4), 2))
+        angle = float(rng.uniform(0, 180))
+        color = rng.uniform(0, 255, 3).tolist()
+        cv2.ellipse(image, center, axes, angle, 0, 360, color, -1, cv2.LINE_AA)
+    return image
+
+
+def _shape_region(rng, class_name, size):
+    height, width = size
+    region = np.zeros(size, dtype=np.uint8)
+    radius = rng.uniform(0.09, 0.22) * min(size)
+    center = rng.uniform(
+        [radius * 0.5, radius * 0.5], [width - radius * 0.5, height - radius * 0.5]
+    )
+    angle = rng.uniform(0, 2 * np.pi)
+    if class_name == "disc":
+        cv2.circle(region, tuple(int(value) for value in center), int(radius), 1, -1)
+        return region
+    corners = 4 if class_name == "box" else 3
+    angles = angle + np.arange(corners) * 2 * np.pi / corners
+    stretch = rng.uniform(0.7, 1.3)
+    points = center + radius * np.stack([np.cos(angles) * stretch, np.sin(angles)], axis=1)
+    cv2.fillPoly(region, [np.round(points).astype(np.int32)], 1)
+    return region
+
+
+def _texture(rng, class_name, size, region):
+    height, width = size
+    color = rng.uniform(30, 255, 3)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    if class_name == "disc":
+        ys, xs = np.nonzero(region)
+        center_y, center_x = ys.mean(), xs.mean()
+        radius = max(np.sqrt(region.sum() / np.pi), 1.0)
+        distance = np.sqrt((rows - center_y) ** 2 + (cols - center_x) ** 2) / radius
+        shade = 1.1 - 0.6 * np.clip(distance, 0, 1) ** 2
+    elif class_name == "box":
+        angle = rng.uniform(0, np.pi)
+        period = rng.uniform(4, 9)
+        phase = (rows * np.sin(angle) + cols * np.cos(angle)) / period
+        shade = 0.75 + 0.35 * np.sign(np.sin(2 * np.pi * phase))
+    else:
+        shade = 0.9 + 0.45 * (rng.random(size) < 0.18) - 0.3 * (rng.random(size) < 0.12)
+    return color * shade[..., None]
+
+
+def draw_scene(rng, size=(160, 160), max_shapes=4):
+    """One random scene.
+
+    Args:
+        rng: `np.random.Generator`.
+        size: `(height, width)`.
+        max_shapes: at most this many shapes (at least one).
+
+    Returns:
+        `(image uint8 (H, W, 3) RGB, class_ids uint8 (H, W))` with ids in `LABELMAP` order.
+    """
+    image = _background(rng, size)
+    class_ids = np.zeros(size, dtype=np.uint8)
+    for _ in range(rng.integers(1, max_shapes + 1)):
+        class_id = int(rng.integers(1, len(LABELMAP)))
+        class_name = LABELMAP[class_id][0]
+        region = _shape_region(rng, class_name, size).astype(bool)
+        image[region] = _texture(rng, class_name, size, region)[region]
+        class_ids[region] = class_id
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), class_ids
+
+
+def write_demo_export(output_dir, num_train=300, num_val=60, size=(160, 160), seed=0):
+    """Writes a CVAT "Segmentation mask 1.1" export of random scenes.
+
+    The export is written to a temporary folder beside `output_dir` and renamed
+    into place when complete; an existing `output_dir` is replaced.
+
+    Args:
+        output_dir: destination folder.
+        num_train: examples listed in `ImageSets/Segmentation/train.txt`.
+        num_val: examples listed in `ImageSets/Segmentation/val.txt`.
+        size: `(height, width)` of the images.
+        seed: the same seed writes the same export.
+
+    Returns:
+        `Path` of the export.
+    """
+    output_dir = Path(output_dir)
+    temp_dir = output_dir.with_name(f".{output_dir.name}.tmp")
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (temp_dir / folder).mkdir(parents=True)
+    lines = ["# label:color_rgb:parts:actions"]
+    lines += [f"{name}:{r},{g},{b}::" for name, (r, g, b) in LABELMAP]
+    (temp_dir / "labelmap.txt").write_text("\n".join(lines) + "\n")
+    palette = np.array([color for _, color in LABELMAP], dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", num_train), ("val", num_val)):
+        names = [f"{split}_{index:04d}" for index in range(count)]
+        for name in names:
+            image, class_ids = draw_scene(rng, size)
+            cv2.imwrite(
+                str(temp_dir / "JPEGImages" / f"{name}.jpg"),
+                cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 92],
+            )
+            colors = cv2.cvtColor(palette[class_ids], cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(temp_dir / "SegmentationClass" / f"{name}.png"), colors)
+        (temp_dir / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(
+            "\n".join(names) + "\n"
+        )
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.replace(temp_dir, output_dir)
+    return output_dir

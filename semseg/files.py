@@ -1,0 +1,52 @@
+"""Writing files so that a crash never leaves a half-written one behind.
+
+Everything the toolkit writes (config, checkpoints, reports, images, videos)
+goes to a temporary name in the destination folder first and is renamed into
+place only once complete; `os.replace` makes the rename atomic.
+"""
+
+import contextlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import cv2
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
+
+    The temporary name keeps the suffix of `path` (writers such as Keras and
+    OpenCV choose the format by extension). On error the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp_path = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield temp_path
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def write_text(path, text):
+    with atomic_path(path) as temp_path:
+        temp_path.write_text(text)
+
+
+def write_json(path, values):
+    write_text(path, json.dumps(values, indent=2) + "\n")
+
+
+def write_image(path, image):
+    """Writes an RGB (or single-channel) uint8 image; the format follows the extension."""
+    path = Path(path)
+    if image.ndim == 3 and image.shape[-1] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode an image of shape {image.shape}")
+    with atomic_path(path) as temp_path:
+        temp_path.write_bytes(encoded.tobytes())

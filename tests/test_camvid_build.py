@@ -1,0 +1,138 @@
+"""Builds the real CamVid CVAT export (`../shared/data/camvid_cvat`) with `full_semantic`.
+
+The export is built once per session in-process and once with the `tfds build`
+command users type. A missing export fails the tests: it is part of the test setup.
+
+    .venv/bin/pytest tests/test_camvid_build.py
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from semseg.labels import IGNORE_INDEX
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
+TFDS_COMMAND = pathlib.Path(sys.executable).parent / "tfds"
+CAMVID_CONFIG = {"name": "camvid", "source": "cvat", "void_labels": ["background"]}
+CAMVID_CLASSES = (
+    "sky building pole road sidewalk tree signsymbol fence car pedestrian bicyclist".split()
+)
+BACKGROUND = (0, 0, 0)
+ROAD = (128, 64, 128)
+
+
+def require_camvid():
+    if not (CAMVID_DIR / "labelmap.txt").exists():
+        pytest.fail(
+            f"CamVid CVAT export not found at {CAMVID_DIR}: these tests need the shared data "
+            "folder ../shared/data/camvid_cvat beside the project root (see its README.md)."
+        )
+
+
+@pytest.fixture(scope="module")
+def camvid_builder(tmp_path_factory):
+    """CamVid built in-process into a temporary data_dir, reloaded from disk."""
+    require_camvid()
+    data_dir = tmp_path_factory.mktemp("camvid_in_process")
+    builder = Builder(config=FullSemanticConfig(**CAMVID_CONFIG), data_dir=data_dir)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=CAMVID_DIR)
+    )
+    return tfds.builder_from_directory(data_dir / "full_semantic" / "camvid" / "1.0.0")
+
+
+@pytest.fixture(scope="module")
+def camvid_cli_build(tmp_path_factory):
+    """`tfds build` of CamVid into a temporary data_dir: `(completed process, data_dir)`."""
+    require_camvid()
+    data_dir = tmp_path_factory.mktemp("camvid_cli")
+    result = subprocess.run(
+        [
+            str(TFDS_COMMAND),
+            "build",
+            "full_semantic",
+            "--config",
+            json.dumps(CAMVID_CONFIG),
+            "--manual_dir",
+            str(CAMVID_DIR),
+            "--data_dir",
+            str(data_dir),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return result, data_dir
+
+
+def pick_mask_with(colors):
+    """First train name whose colour mask holds every colour of `colors`, with its RGB mask."""
+    names = (CAMVID_DIR / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    for name in names:
+        mask_path = CAMVID_DIR / "SegmentationClass" / f"{name}.png"
+        rgb = np.asarray(Image.open(mask_path).convert("RGB"))
+        if all((rgb == color).all(axis=-1).any() for color in colors):
+            return name, rgb
+    pytest.fail(f"no CamVid train mask holds all of {colors}")
+
+
+def decoded_example(builder, split, name):
+    dataset = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    dataset = dataset.filter(lambda example: example["file_name"] == name)
+    (example,) = list(tfds.as_numpy(dataset))
+    return example
+
+
+def test_camvid_export_is_present():
+    require_camvid()
+
+
+def test_camvid_splits_and_classes(camvid_builder):
+    info = camvid_builder.info
+    assert info.splits["train"].num_examples == 367
+    assert info.splits["val"].num_examples == 101
+    assert info.metadata["class_names"] == CAMVID_CLASSES
+    assert len(info.metadata["palette"]) == 11
+    assert info.metadata["palette"][CAMVID_CLASSES.index("road")] == list(ROAD)
+    assert info.metadata["ignore_index"] == IGNORE_INDEX
+    assert info.metadata["source"] == "cvat"
+
+
+def test_camvid_mask_pixels_decode_to_class_ids(camvid_builder):
+    name, rgb = pick_mask_with([ROAD, BACKGROUND])
+    road_row, road_column = np.argwhere((rgb == ROAD).all(axis=-1))[0]
+    void_row, void_column = np.argwhere((rgb == BACKGROUND).all(axis=-1))[0]
+
+    example = decoded_example(camvid_builder, "train", name)
+
+    mask = example["mask"][..., 0]
+    assert mask.shape == (360, 480)
+    assert mask[road_row, road_column] == CAMVID_CLASSES.index("road")
+    assert mask[void_row, void_column] == IGNORE_INDEX
+    # The whole mask, by a plain per-colour comparison.
+    expected = np.full(rgb.shape[:2], -1)
+    expected[(rgb == BACKGROUND).all(axis=-1)] = IGNORE_INDEX
+    for class_id, color in enumerate(camvid_builder.info.metadata["palette"]):
+        expected[(rgb == color).all(axis=-1)] = class_id
+    np.testing.assert_array_equal(mask, expected)
+    # The JPEG is stored as it is in the export.
+    assert example["image"] == (CAMVID_DIR / "JPEGImages" / f"{name}.jpg").read_bytes()
+
+
+def test_camvid_tfds_build_command(camvid_cli_build):
+    result, data_dir = camvid_cli_build
+    assert result.returncode == 0, result.stderr[-3000:]
+    builder = tfds.builder_from_directory(data_dir / "full_semantic" / "camvid" / "1.0.0")
+    assert builder.info.splits["train"].num_examples == 367
+    assert builder.info.splits["val"].num_examples == 101
+    assert builder.info.metadata["class_names"] == CAMVID_CLASSES

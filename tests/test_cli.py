@@ -1,0 +1,190 @@
+"""The user's path through the real command lines on a generated tiny CVAT export:
+tfds build -> train.py (1 epoch of 2 steps) -> eval.py -> predict.py."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semseg.demo_data import LABELMAP, write_demo_export
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(*command, check=True):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
+    return result
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last_line, last_line
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    export = write_demo_export(base / "export", num_train=8, num_val=3, size=(64, 80), seed=1)
+    run(
+        BIN / "tfds",
+        "build",
+        "full_semantic",
+        "--config",
+        "cvat",
+        "--manual_dir",
+        export,
+        "--data_dir",
+        base / "tfds",
+    )
+    work_dir = base / "run"
+    run(
+        sys.executable,
+        "train.py",
+        "--dataset",
+        "full_semantic/cvat",
+        "--data_dir",
+        base / "tfds",
+        "--model",
+        "ddrnet23_slim",
+        "--image_size",
+        "64",
+        "64",
+        "--batch_size",
+        "2",
+        "--epochs",
+        "1",
+        "--steps_per_epoch",
+        "2",
+        "--work_dir",
+        work_dir,
+    )
+    return base, export, work_dir
+
+
+def test_train_writes_the_work_dir(trained):
+    _, _, work_dir = trained
+    config = json.loads((work_dir / "config.json").read_text())
+    assert config["class_names"] == [name for name, _ in LABELMAP]
+    assert config["palette"] == [list(color) for _, color in LABELMAP]
+    assert config["image_size"] == [64, 64] and config["model"] == "ddrnet23_slim"
+    for name in ("best.keras", "last.keras", "best.json"):
+        assert (work_dir / "checkpoints" / name).is_file()
+    assert len((work_dir / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
+    assert list((work_dir / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_eval_writes_metrics_json_and_panels(trained):
+    _, _, work_dir = trained
+    result = run(sys.executable, "eval.py", "--work_dir", work_dir, "--split", "val", "--visualize")
+    assert "mIoU" in result.stdout and "background" in result.stdout
+    metrics = json.loads((work_dir / "eval" / "val" / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["num_examples"] == 3
+    for key in ("mIoU", "mAcc", "aAcc"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert set(metrics["per_class"]) == {name for name, _ in LABELMAP}
+    assert set(metrics["per_class"]["background"]) >= {"iou", "precision", "recall", "f1"}
+    panels = sorted((work_dir / "eval" / "val" / "vis").glob("*.png"))
+    assert len(panels) == 3
+    panel = cv2.imread(str(panels[0]))
+    assert panel.shape[1] == 3 * 80 and panel.shape[0] > 64
+    assert (work_dir / "eval" / "val" / "report.md").read_text().startswith("# Evaluation")
+
+
+def test_predict_writes_masks_in_dataset_colours_and_overlays(trained):
+    base, export, work_dir = trained
+    output = base / "predictions"
+    run(
+        sys.executable,
+        "predict.py",
+        "--work_dir",
+        work_dir,
+        "--input",
+        export / "JPEGImages",
+        "--output",
+        output,
+    )
+    masks = sorted((output / "masks").glob("*.png"))
+    assert len(masks) == 11 and len(list((output / "overlays").glob("*.jpg"))) == 11
+    mask = cv2.cvtColor(cv2.imread(str(masks[0])), cv2.COLOR_BGR2RGB)
+    assert mask.shape == (64, 80, 3)
+    allowed = {color for _, color in LABELMAP}
+    assert {tuple(color) for color in np.unique(mask.reshape(-1, 3), axis=0)} <= allowed
+
+
+def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
+    base, export, work_dir = trained
+    assert_one_line_error(
+        run(sys.executable, "eval.py", "--work_dir", tmp_path / "nowhere", check=False),
+        "config.json: not found",
+    )
+    assert_one_line_error(
+        run(
+            sys.executable,
+            "train.py",
+            "--dataset",
+            "full_semantic/missing",
+            "--data_dir",
+            base / "tfds",
+            "--work_dir",
+            tmp_path / "run",
+            check=False,
+        ),
+        "no built dataset 'full_semantic/missing'",
+        "tfds build",
+    )
+    assert_one_line_error(
+        run(
+            sys.executable,
+            "train.py",
+            "--dataset",
+            "full_semantic/cvat",
+            "--data_dir",
+            base / "tfds",
+            "--work_dir",
+            work_dir,
+            "--image_size",
+            "64",
+            "64",
+            check=False,
+        ),
+        "a finished run is already there",
+    )
+    assert_one_line_error(
+        run(sys.executable, "eval.py", "--work_dir", work_dir, "--split", "test", check=False),
+        "no split 'test'",
+    )
+    assert_one_line_error(
+        run(
+            sys.executable,
+            "predict.py",
+            "--work_dir",
+            work_dir,
+            "--input",
+            tmp_path / "missing.jpg",
+            "--output",
+            tmp_path / "out",
+            check=False,
+        ),
+        "missing.jpg: no such file",
+    )
+    assert not (tmp_path / "run").exists(), "a failed train.py left a work dir behind"

@@ -1,0 +1,24 @@
+import cv2
+import numpy as np
+
+from semseg.demo_data import LABELMAP, write_demo_export
+
+
+def test_demo_export_has_cvat_layout_exact_colours_and_is_reproducible(tmp_path):
+    first = write_demo_export(tmp_path / "a", num_train=6, num_val=3, size=(64, 80), seed=7)
+    second = write_demo_export(tmp_path / "b", num_train=6, num_val=3, size=(64, 80), seed=7)
+    lists = first / "ImageSets" / "Segmentation"
+    assert len((lists / "train.txt").read_text().split()) == 6
+    assert len((lists / "val.txt").read_text().split()) == 3
+    assert (first / "labelmap.txt").read_text().splitlines()[1] == "background:0,0,0::"
+    allowed = {color for _, color in LABELMAP}
+    for name in (lists / "train.txt").read_text().split():
+        image = cv2.imread(str(first / "JPEGImages" / f"{name}.jpg"))
+        mask = cv2.cvtColor(
+            cv2.imread(str(first / "SegmentationClass" / f"{name}.png")), cv2.COLOR_BGR2RGB
+        )
+        assert image.shape == (64, 80, 3) and mask.shape == (64, 80, 3)
+        assert {tuple(color) for color in np.unique(mask.reshape(-1, 3), axis=0)} <= allowed
+        again = cv2.imread(str(second / "SegmentationClass" / f"{name}.png"))
+        np.testing.assert_array_equal(cv2.cvtColor(mask, cv2.COLOR_RGB2BGR), again)
+    assert not list(tmp_path.glob(".*")), "temporary folder left behind"
