@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= build/demo
-DEMO_EPOCHS ?= 12
+DEMO_EPOCHS ?= 15
 
 .PHONY: install demo test lint clean
 

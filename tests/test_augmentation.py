@@ -37,7 +37,11 @@ def test_augmented_pair_has_target_shape_dtypes_and_label_set(seed):
 def test_image_and_mask_get_the_same_geometry(seed):
     image, mask = coded_pair()
     out_image, out_mask = augment_pair(
-        image, mask, tf.constant(seed, tf.int64), (40, 56), scale_range=(1.0, 2.0),
+        image,
+        mask,
+        tf.constant(seed, tf.int64),
+        (40, 56),
+        scale_range=(1.0, 2.0),
         photometric=False,
     )
     out_image, out_mask = out_image.numpy(), out_mask.numpy()

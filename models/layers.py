@@ -1,0 +1,80 @@
+"""Custom Keras layers shared by the models of the zoo.
+
+Every layer here is serialisable (registered under the `semseg` package) and
+written with `keras.ops` only, so the models stay backend-agnostic Keras 3.
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="semseg")
+class ResizeToMatch(keras.layers.Layer):
+    """Bilinearly resizes a feature map to the spatial size of a reference tensor.
+
+    The target size is read from the reference tensor when the model runs, so a
+    model with a dynamic input size `(None, None, C)` upsamples to the exact size
+    of any input, including sizes that are not multiples of the output stride.
+    Sampling uses half-pixel centres without antialiasing, which is
+    `torch.nn.functional.interpolate(mode="bilinear", align_corners=False)` and
+    `tf.image.resize(method="bilinear")`.
+
+    When the target size is static (always with the JAX and PyTorch backends, and
+    with TensorFlow when the shape is known at trace time), this calls
+    `keras.ops.image.resize`. Keras 3.15 rejects a tensor-valued size there
+    (regression from keras-team/keras#22079, fixed by keras-team/keras#23315), so
+    a dynamic target size falls back to the same interpolation written with
+    `keras.ops.take`; the two paths agree to float32 rounding.
+
+    Call arguments:
+        inputs: float tensor `(B, h, w, C)`, the feature map to resize.
+        reference: tensor `(B, H, W, C')`; only its spatial size is used.
+
+    Returns:
+        Tensor `(B, H, W, C)` with the dtype of the layer's compute dtype.
+
+    Example:
+        >>> features = keras.Input((None, None, 64))
+        >>> image = keras.Input((None, None, 3))
+        >>> ResizeToMatch()(features, image).shape
+        (None, None, None, 64)
+    """
+
+    def call(self, inputs, reference):
+        reference_shape = ops.shape(reference)
+        height, width = reference_shape[1], reference_shape[2]
+        if isinstance(height, int) and isinstance(width, int):
+            return ops.image.resize(
+                inputs, (height, width), interpolation="bilinear", data_format="channels_last"
+            )
+        inputs_shape = ops.shape(inputs)
+        outputs = _interpolate_axis(inputs, axis=1, input_size=inputs_shape[1], output_size=height)
+        return _interpolate_axis(outputs, axis=2, input_size=inputs_shape[2], output_size=width)
+
+    def compute_output_shape(self, inputs_shape, reference_shape):
+        return (inputs_shape[0], reference_shape[1], reference_shape[2], inputs_shape[3])
+
+
+def _interpolate_axis(tensor, axis, input_size, output_size):
+    """Linear interpolation of a 4D tensor along one spatial axis (half-pixel centres).
+
+    Args:
+        tensor: float tensor `(B, H, W, C)`.
+        axis: 1 (height) or 2 (width).
+        input_size: int or scalar int tensor, `tensor.shape[axis]`.
+        output_size: int or scalar int tensor, the new size of `axis`.
+
+    Returns:
+        Tensor of the dtype of `tensor` whose `axis` has `output_size` elements.
+    """
+    scale = ops.cast(input_size, "float32") / ops.cast(output_size, "float32")
+    position = (ops.cast(ops.arange(output_size), "float32") + 0.5) * scale - 0.5
+    position = ops.maximum(position, 0.0)
+    lower_position = ops.floor(position)
+    fraction = ops.cast(position - lower_position, tensor.dtype)
+    lower_index = ops.cast(lower_position, "int32")
+    upper_index = ops.minimum(lower_index + 1, ops.cast(input_size, "int32") - 1)
+    lower = ops.take(tensor, lower_index, axis=axis)
+    upper = ops.take(tensor, upper_index, axis=axis)
+    fraction_shape = (1, -1, 1, 1) if axis == 1 else (1, 1, -1, 1)
+    return lower + (upper - lower) * ops.reshape(fraction, fraction_shape)
