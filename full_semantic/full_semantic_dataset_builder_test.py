@@ -15,8 +15,6 @@ class FullSemanticCvatTest(tfds.testing.DatasetBuilderTestCase):
     BUILDER_CONFIG_NAMES_TO_TEST = ["cvat"]
     SPLITS = {"train": 3, "val": 2}
     SKIP_CHECKSUMS = True
-    # tf.test.TestCase's `test_session` is a helper, not a test; hide it from pytest.
-    test_session = None
 
 
 if __name__ == "__main__":
