@@ -1,13 +1,26 @@
-"""Evaluate a trained run: per-class IoU, precision, recall, F1 and mIoU / mAcc / aAcc.
+"""Evaluate a trained run: quality, cost and speed in one report.
 
 Examples:
 
-    python eval.py --work_dir runs/camvid_ddrnet --split val
-    python eval.py --work_dir runs/camvid_ddrnet --split val --max_examples 20 --visualize
-    python eval.py --work_dir runs/camvid_ddrnet --split test --checkpoint last
+    # The work dir's best checkpoint on the validation split, with pictures
+    python eval.py --work_dir runs/camvid_ddrnet --split val --visualize
 
-Writes W/eval/<split>/metrics.json and report.md, and with --visualize
-image | ground truth | prediction panels under W/eval/<split>/vis/.
+    # Metrics per value of a dataset feature (UTokyo day/night)
+    python eval.py --work_dir runs/utokyo --split test --group_by daytime
+
+    # Test-time augmentation, and sliding windows for images larger than training crops
+    python eval.py --work_dir runs/camvid_ddrnet --flip --scales 0.75 1.0 1.25
+    python eval.py --work_dir runs/cityscapes --mode slide --crop 512 1024 --stride 341 683
+
+    # Another checkpoint, another build with the same classes, or a plain folder
+    python eval.py --work_dir runs/camvid_ddrnet --checkpoint last
+    python eval.py --work_dir runs/camvid_ddrnet --dataset full_semantic/camvid_test --split test
+    python eval.py --work_dir runs/camvid_ddrnet --images new/images --masks new/masks
+
+Prints the per-class table (IoU, precision, recall, F1), mIoU / mAcc / aAcc,
+parameters, GFLOPs, latency and FPS, and writes W/eval/<split>/: metrics.json,
+report.md, confusion_matrix.csv and .png, per_class_iou.png, and with
+--visualize the best and worst images as image | truth | prediction | error panels.
 """
 
 import argparse
@@ -25,14 +38,35 @@ def parse_args(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--max_examples", type=int, help="evaluate only the first N examples")
+    parser.add_argument("--split", default="val", help="split of the dataset to evaluate")
     parser.add_argument(
         "--checkpoint", default="best", help="best, last, or the path of a .keras file"
     )
-    parser.add_argument("--data_dir", help="TFDS data dir, if the dataset has moved since training")
-    parser.add_argument("--visualize", action="store_true", help="write comparison panels")
-    parser.add_argument("--num_vis", type=int, default=16, help="panels to write")
+    parser.add_argument("--dataset", help="another built dataset with the same classes")
+    parser.add_argument("--data_dir", help="TFDS data dir (default: the run's)")
+    parser.add_argument("--images", help="folder of images to evaluate instead of a dataset")
+    parser.add_argument("--masks", help="folder of masks (class-id or colour PNGs) for --images")
+    parser.add_argument("--max_examples", type=int, help="evaluate only the first N examples")
+    parser.add_argument("--group_by", help="dataset feature to report metrics by, e.g. daytime")
+    parser.add_argument("--flip", action="store_true", help="add horizontally flipped views")
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("whole", "slide"),
+        default="whole",
+        help="whole: resize to the training size; slide: windows of --crop at full resolution",
+    )
+    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="slide window")
+    parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step")
+    parser.add_argument("--visualize", action="store_true", help="write best/worst panels")
+    parser.add_argument("--num_vis", type=int, default=8, help="best and worst images to draw")
+    parser.add_argument(
+        "--latency_runs", type=int, default=50, help="timed batch-1 runs (0 skips cost and speed)"
+    )
+    parser.add_argument("--batch_size", type=int, default=1, help="also measure throughput")
+    parser.add_argument("--output_dir", help="default: WORK_DIR/eval/<split or folder name>")
     parser.add_argument(
         "--fail_under", type=float, help="exit with status 1 if mIoU (0..1) is below this"
     )
@@ -40,29 +74,27 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from semseg import data
-    from semseg.evaluation import evaluate, write_report
-    from semseg.inference import Predictor
+    from semseg.evaluation import run_evaluation
     from semseg.metrics import format_table
-    from semseg.run_config import load_run
 
-    run = load_run(args.work_dir)
-    predictor = Predictor.from_work_dir(args.work_dir, args.checkpoint)
-    builder, _ = data.load_builder(run.config.dataset, args.data_dir or run.config.data_dir)
-    output_dir = run.config.work_path / "eval" / args.split
-    metrics = evaluate(
-        predictor,
-        builder,
-        args.split,
-        max_examples=args.max_examples,
-        vis_dir=output_dir / "vis" if args.visualize else None,
-        num_vis=args.num_vis,
-    )
-    write_report(metrics, output_dir)
+    options = {key: value for key, value in vars(args).items() if key != "fail_under"}
+    metrics, output_dir = run_evaluation(**options)
     print(format_table(metrics))
+    for value, group in metrics["groups"].items():
+        print(f"\n{args.group_by} = {value} ({group['num_examples']} images)")
+        print(format_table(group))
+    if "latency_ms" in metrics:
+        latency = metrics["latency_ms"]
+        print(
+            f"\n{metrics['model']}: {metrics['params']['total']:,} parameters, "
+            f"{metrics['flops'] / 1e9:.2f} GFLOPs ({metrics['macs'] / 1e9:.2f} GMACs) at "
+            f"{metrics['image_size'][0]}x{metrics['image_size'][1]}; latency mean "
+            f"{latency['mean']:.1f} / p50 {latency['p50']:.1f} / p95 {latency['p95']:.1f} ms, "
+            f"{metrics['fps']:.1f} FPS on {metrics['device']} ({metrics['threads']} threads)"
+        )
     print(f"report: {output_dir}")
     if args.fail_under is not None and (metrics["mIoU"] or 0.0) < args.fail_under:
-        sys.exit(f"error: mIoU {metrics['mIoU']} is below --fail_under {args.fail_under}")
+        sys.exit(f"error: mIoU {metrics['mIoU']:.4f} is below --fail_under {args.fail_under}")
 
 
 if __name__ == "__main__":

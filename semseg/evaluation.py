@@ -1,67 +1,492 @@
-"""Evaluation of a trained run on a dataset split at the labels' own resolution.
+"""Evaluation of a trained model on labelled images, at the labels' own resolution.
 
 Each image is segmented by the `Predictor` (resized to the training size, logits
-resized back), and a confusion matrix is accumulated over the whole split, so
-memory does not grow with the split.
+resized back) and a confusion matrix is accumulated over the whole split (and
+one per group value with `group_by`), so memory stays constant however many
+images are evaluated. The best and worst images by per-image mIoU are kept for
+the visual report.
 
 Example:
 
     predictor = Predictor.from_work_dir("runs/camvid")
     builder, _ = data.load_builder("full_semantic/camvid")
-    metrics = evaluate(predictor, builder, "val", vis_dir="runs/camvid/eval/val/vis")
-    print(format_table(metrics))
+    examples, total = tfds_examples(builder, "val")
+    result = evaluate(predictor, examples, total, num_vis=8)
+    write_report(result, "runs/camvid/eval/val")
 """
 
+import dataclasses
+import heapq
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
 import tqdm
 
-from semseg import data
+from semseg import data, plots
+from semseg.errors import InputError
 from semseg.files import write_image, write_json, write_text
+from semseg.labels import IGNORE_INDEX
 from semseg.metrics import ConfusionMatrix, format_table, segmentation_metrics
 from semseg.visualization import comparison_panel
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-def evaluate(predictor, builder, split, max_examples=None, vis_dir=None, num_vis=16):
-    """Segments every example of `split` and measures the result.
+
+def tfds_examples(builder, split, max_examples=None, group_by=None):
+    """Examples of a built dataset split as dicts of numpy arrays.
 
     Args:
-        predictor: `semseg.inference.Predictor`.
-        builder: dataset builder of a `full_semantic` dataset (see `data.load_builder`).
+        builder: dataset builder (see `semseg.data.load_builder`).
         split: split name.
-        max_examples: evaluate only the first N examples.
-        vis_dir: when given, write image | truth | prediction panels of the first
-            `num_vis` examples there as PNG files.
-        num_vis: number of panels to write.
+        max_examples: only the first N examples.
+        group_by: name of a feature to group the metrics by (e.g. `"daytime"`);
+            it must be a scalar feature of the dataset.
 
     Returns:
-        dict: `mIoU`, `mAcc`, `aAcc`, `per_class`, `num_examples`, `split`
-        (see `semseg.metrics.segmentation_metrics`).
+        `(iterator, total)`: dicts with `image` uint8 `(H, W, C)`, `mask` uint8
+        `(H, W)`, `file_name` str and, with `group_by`, `group` str; and their count.
     """
     total = data.num_examples(builder, split)
+    features = builder.info.features
+    if group_by is not None and group_by not in features:
+        scalar = sorted(name for name in features if name not in ("image", "mask"))
+        raise InputError(
+            f"--group_by {group_by}: the dataset {builder.data_dir} has no such feature; "
+            f"it has {', '.join(scalar) or 'none besides image and mask'}"
+        )
     examples = builder.as_dataset(split=split)
     if max_examples:
         examples = examples.take(max_examples)
         total = min(total, max_examples)
-    labels = predictor.labels
-    confusion = ConfusionMatrix(labels.num_classes)
-    count = 0
-    for example in tqdm.tqdm(examples.as_numpy_iterator(), total=total, desc=f"eval {split}"):
-        truth = example["mask"][..., 0]
-        prediction = predictor.predict(example["image"])
-        confusion.update(truth, prediction)
-        if vis_dir is not None and count < num_vis:
-            name = example["file_name"].decode()
-            panel = comparison_panel(
-                example["image"], truth, prediction, labels.class_names, labels.palette
+
+    def generate():
+        for example in examples.as_numpy_iterator():
+            item = {
+                "image": example["image"],
+                "mask": example["mask"][..., 0],
+                "file_name": _text(example.get("file_name", b"")),
+            }
+            if group_by is not None:
+                item["group"] = _text(example[group_by])
+            yield item
+
+    return generate(), total
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _text(value.item())
+    return str(value)
+
+
+def folder_examples(images_dir, masks_dir, labels, num_channels=3, max_examples=None):
+    """Examples from a folder of images and a folder of masks with the same stems.
+
+    Masks are either single-channel PNGs of class ids (`IGNORE_INDEX` for void)
+    or RGB colour masks in the dataset's palette (black = void unless black is a
+    class colour). No TFDS build is needed.
+
+    Returns:
+        `(iterator, total)` as `tfds_examples`.
+    """
+    from semseg.inference import read_image
+
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder")
+    images = sorted(
+        path for path in images_dir.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    masks = {path.stem: path for path in masks_dir.iterdir() if path.suffix.lower() == ".png"}
+    pairs = [(image, masks.get(image.stem)) for image in images]
+    missing = [image.name for image, mask in pairs if mask is None]
+    if missing:
+        raise InputError(
+            f"{masks_dir}: no mask PNG for {len(missing)} image(s) of {images_dir} "
+            f"(first: {', '.join(missing[:3])})"
+        )
+    if not pairs:
+        raise InputError(f"{images_dir}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    if max_examples:
+        pairs = pairs[:max_examples]
+    colors_to_ids = {tuple(color): index for index, color in enumerate(labels.palette)}
+
+    def generate():
+        for image_path, mask_path in pairs:
+            image = read_image(image_path, num_channels)
+            mask = _read_mask(mask_path, colors_to_ids, labels.num_classes)
+            if mask.shape != image.shape[:2]:
+                raise InputError(
+                    f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but {image_path} is "
+                    f"{image.shape[1]}x{image.shape[0]} (width x height)"
+                )
+            yield {"image": image, "mask": mask, "file_name": image_path.stem}
+
+    return generate(), len(pairs)
+
+
+def _read_mask(path, colors_to_ids, num_classes):
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.dtype != np.uint8:
+        raise InputError(f"{path}: not an 8-bit PNG mask")
+    if mask.ndim == 2:
+        invalid = (mask >= num_classes) & (mask != IGNORE_INDEX)
+        if invalid.any():
+            raise InputError(
+                f"{path}: class ids {sorted(np.unique(mask[invalid]).tolist())[:5]} are outside "
+                f"0..{num_classes - 1} and not {IGNORE_INDEX}"
             )
-            write_image(f"{vis_dir}/{count:04d}_{name}.png", panel)
+        return mask
+    rgb = cv2.cvtColor(mask[..., :3], cv2.COLOR_BGR2RGB)
+    ids = np.full(rgb.shape[:2], IGNORE_INDEX, dtype=np.uint8)
+    known = np.zeros(rgb.shape[:2], dtype=bool)
+    for color, class_id in colors_to_ids.items():
+        match = np.all(rgb == color, axis=-1)
+        ids[match] = class_id
+        known |= match
+    unknown = ~known & ~np.all(rgb == 0, axis=-1)
+    if unknown.any():
+        colors = np.unique(rgb[unknown], axis=0)
+        raise InputError(
+            f"{path}: {len(colors)} colour(s) not in the dataset palette "
+            f"({int(unknown.sum())} pixels), e.g. {tuple(colors[0].tolist())}"
+        )
+    return ids
+
+
+@dataclasses.dataclass
+class ScoredExample:
+    """One image kept for the visual report, with its per-image mIoU."""
+
+    score: float
+    file_name: str
+    image: np.ndarray
+    truth: np.ndarray
+    prediction: np.ndarray
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """What `evaluate` measured.
+
+    Attributes:
+        metrics: dict `mIoU`, `mAcc`, `aAcc`, `per_class`, `num_examples` and
+            `groups` (`{value: metrics}`, empty without `group_by`).
+        confusion: int64 `(C, C)` confusion matrix over all images.
+        best: up to `num_vis` `ScoredExample`s, best first.
+        worst: up to `num_vis` `ScoredExample`s, worst first.
+    """
+
+    metrics: dict
+    confusion: np.ndarray
+    best: list
+    worst: list
+
+
+def image_score(truth, prediction, num_classes):
+    """mIoU of one image over the classes present in its truth or prediction (None if the
+    image has no labelled pixel)."""
+    confusion = ConfusionMatrix(num_classes)
+    confusion.update(truth, prediction)
+    if confusion.matrix.sum() == 0:
+        return None
+    return segmentation_metrics(confusion.matrix, range(num_classes))["mIoU"]
+
+
+def evaluate(predictor, examples, total=None, num_vis=0, segment=None):
+    """Segments every example and measures the result.
+
+    Args:
+        predictor: `semseg.inference.Predictor` (its `labels` name the classes).
+        examples: iterable of dicts from `tfds_examples` or `folder_examples`.
+        total: number of examples, for the progress bar.
+        num_vis: keep the `num_vis` best and worst images by per-image mIoU.
+        segment: function `image -> class ids (H, W)`; `predictor.predict` by
+            default (pass e.g. a test-time-augmented variant).
+
+    Returns:
+        `EvaluationResult`.
+    """
+    labels = predictor.labels
+    segment = segment or predictor.predict
+    confusion = ConfusionMatrix(labels.num_classes)
+    groups = {}
+    best, worst = [], []  # min-heaps of (score, counter, example) and (-score, ...)
+    counter = itertools.count()
+    count = 0
+    for example in tqdm.tqdm(examples, total=total, desc="evaluating", unit="image"):
+        truth = example["mask"]
+        prediction = segment(example["image"])
+        confusion.update(truth, prediction)
+        if "group" in example:
+            group = groups.setdefault(example["group"], [ConfusionMatrix(labels.num_classes), 0])
+            group[0].update(truth, prediction)
+            group[1] += 1
+        if num_vis:
+            score = image_score(truth, prediction, labels.num_classes)
+            if score is not None:
+                kept = ScoredExample(
+                    score, example["file_name"], example["image"], truth, prediction
+                )
+                entry = next(counter)
+                _push(best, (score, entry, kept), num_vis)
+                _push(worst, (-score, entry, kept), num_vis)
         count += 1
+    if count == 0:
+        raise InputError("no example to evaluate")
     metrics = segmentation_metrics(confusion.matrix, labels.class_names)
-    metrics.update(num_examples=count, split=split)
-    return metrics
+    metrics["num_examples"] = count
+    metrics["groups"] = {}
+    for value in sorted(groups):
+        group_confusion, group_count = groups[value]
+        group_metrics = segmentation_metrics(group_confusion.matrix, labels.class_names)
+        group_metrics["num_examples"] = group_count
+        metrics["groups"][value] = group_metrics
+    return EvaluationResult(
+        metrics=metrics,
+        confusion=confusion.matrix,
+        best=[item for _, _, item in sorted(best, key=lambda entry: -entry[0])],
+        worst=[item for _, _, item in sorted(worst, key=lambda entry: -entry[0])],
+    )
 
 
-def write_report(metrics, output_dir):
-    """Writes `metrics.json` and `report.md` (the per-class table) into `output_dir`."""
-    write_json(f"{output_dir}/metrics.json", metrics)
-    title = f"# Evaluation on split `{metrics['split']}` ({metrics['num_examples']} images)"
-    write_text(f"{output_dir}/report.md", f"{title}\n\n{format_table(metrics)}\n")
+def _push(heap, entry, limit):
+    if len(heap) < limit:
+        heapq.heappush(heap, entry)
+    elif entry[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, entry)
+
+
+def write_confusion_csv(matrix, class_names, path):
+    """Pixel counts, rows truth and columns prediction, with a header row and column."""
+    lines = ["truth\\prediction," + ",".join(class_names)]
+    for name, row in zip(class_names, np.asarray(matrix)):
+        lines.append(name + "," + ",".join(str(int(value)) for value in row))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def format_report(metrics):
+    """The Markdown report: summary, cost and speed, per-class table, tables per group."""
+
+    def number(value, digits=2, scale=1.0):
+        return "n/a" if value is None else f"{value * scale:.{digits}f}"
+
+    lines = [f"# Evaluation on `{metrics.get('split', '?')}` ({metrics['num_examples']} images)"]
+    lines.append("")
+    summary = [
+        ("mIoU (%)", number(metrics["mIoU"], scale=100)),
+        ("mAcc (%)", number(metrics["mAcc"], scale=100)),
+        ("aAcc (%)", number(metrics["aAcc"], scale=100)),
+    ]
+    if "params" in metrics:
+        summary += [
+            ("model", metrics.get("model", "?")),
+            (
+                "parameters (trainable / total)",
+                f"{metrics['params']['trainable']:,} / {metrics['params']['total']:,}",
+            ),
+            ("GFLOPs (= 2 x GMACs)", number(metrics["flops"], scale=1e-9)),
+            ("GMACs", number(metrics["macs"], scale=1e-9)),
+        ]
+    if "latency_ms" in metrics:
+        latency = metrics["latency_ms"]
+        summary += [
+            ("image size (H x W)", " x ".join(str(size) for size in metrics["image_size"])),
+            (
+                "latency batch 1 (ms): mean / p50 / p95",
+                f"{latency['mean']:.1f} / {latency['p50']:.1f} / {latency['p95']:.1f}",
+            ),
+            ("FPS (batch 1, median)", f"{metrics['fps']:.1f}"),
+            ("device", f"{metrics['device']}, {metrics['threads']} threads"),
+        ]
+    if "throughput" in metrics:
+        throughput = metrics["throughput"]
+        summary.append(
+            (f"throughput batch {throughput['batch_size']} (images/s)", f"{throughput['fps']:.1f}")
+        )
+    if metrics.get("tta"):
+        summary.append(("test-time augmentation", str(metrics["tta"])))
+    lines += ["| measure | value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in summary]
+    lines += ["", "## Per class", "", format_table(metrics)]
+    for value, group in metrics.get("groups", {}).items():
+        lines += [
+            "",
+            f"## {metrics.get('group_by', 'group')} = {value} ({group['num_examples']} images)",
+            "",
+            format_table(group),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result, output_dir, labels, visualize=False):
+    """Writes the evaluation outputs into `output_dir`.
+
+    Files: `metrics.json`, `report.md`, `confusion_matrix.csv`,
+    `confusion_matrix.png` (row-normalised), `per_class_iou.png`, and with
+    `visualize` `vis/best_NN_*.png` and `vis/worst_NN_*.png` panels
+    (image | truth | prediction | error, with a legend).
+    """
+    output_dir = Path(output_dir)
+    metrics = result.metrics
+    write_json(output_dir / "metrics.json", metrics)
+    write_text(output_dir / "report.md", format_report(metrics))
+    write_confusion_csv(result.confusion, labels.class_names, output_dir / "confusion_matrix.csv")
+    plots.confusion_heatmap(
+        result.confusion,
+        labels.class_names,
+        output_dir / "confusion_matrix.png",
+        title=f"Confusion matrix, {metrics.get('split', '')} (rows sum to 1)",
+    )
+    plots.per_class_iou_bars(
+        metrics["per_class"],
+        labels.palette,
+        output_dir / "per_class_iou.png",
+        title=f"Per-class IoU, {metrics.get('split', '')}: mIoU {100 * (metrics['mIoU'] or 0):.1f}",
+    )
+    if visualize:
+        for old in (output_dir / "vis").glob("*.png"):
+            old.unlink()
+        for kind, examples in (("best", result.best), ("worst", result.worst)):
+            for rank, example in enumerate(examples, start=1):
+                panel = comparison_panel(
+                    example.image,
+                    example.truth,
+                    example.prediction,
+                    labels.class_names,
+                    labels.palette,
+                    title=f"{example.file_name}: mIoU {100 * example.score:.1f} "
+                    "(errors: red = wrong, grey = void)",
+                )
+                name = f"{kind}_{rank:02d}_{_safe_name(example.file_name)}.png"
+                write_image(output_dir / "vis" / name, panel)
+
+
+def _safe_name(name):
+    return "".join(char if char.isalnum() or char in "-_." else "_" for char in name)[:80]
+
+
+def measure_cost(predictor, latency_runs=50, batch_size=1):
+    """Parameters, FLOPs at the evaluation size, batch-1 latency and optional throughput.
+
+    Returns:
+        dict with `params`, `flops`, `macs`, `latency_ms`, `fps`, `device`,
+        `threads`, `image_size` and, for `batch_size > 1`, `throughput`.
+    """
+    from semseg import cost, latency
+
+    model = predictor.model
+    flops = cost.count_flops(model, predictor.image_size, predictor.num_channels)
+    timing = latency.measure_latency(
+        model, predictor.image_size, predictor.num_channels, runs=latency_runs
+    )
+    values = {
+        "model": model.name,
+        "params": cost.count_params(model),
+        "flops": int(flops),
+        "macs": int(flops) // 2,
+        "image_size": list(predictor.image_size),
+        "latency_ms": {key: timing[key] for key in ("mean", "p50", "p95")},
+        "fps": timing["fps"],
+        "device": timing["device"],
+        "threads": timing["threads"],
+    }
+    if batch_size > 1:
+        throughput = latency.measure_latency(
+            model,
+            predictor.image_size,
+            predictor.num_channels,
+            batch_size=batch_size,
+            runs=max(latency_runs // 5, 10),
+        )
+        values["throughput"] = {
+            "batch_size": batch_size,
+            "fps": throughput["fps"],
+            "latency_ms": {key: throughput[key] for key in ("mean", "p50", "p95")},
+        }
+    return values
+
+
+def run_evaluation(
+    work_dir,
+    split="val",
+    checkpoint="best",
+    dataset=None,
+    data_dir=None,
+    images=None,
+    masks=None,
+    max_examples=None,
+    group_by=None,
+    flip=False,
+    scales=(1.0,),
+    mode="whole",
+    crop=None,
+    stride=None,
+    visualize=False,
+    num_vis=8,
+    latency_runs=50,
+    batch_size=1,
+    output_dir=None,
+):
+    """Everything `eval.py` does: load the run, segment the split, measure, write the report.
+
+    Args are `eval.py`'s flags (see its `--help`).
+
+    Returns:
+        `(metrics, output_dir)`.
+    """
+    from semseg.inference import Predictor
+    from semseg.run_config import load_run
+
+    run = load_run(work_dir)
+    if (images is None) != (masks is None):
+        raise InputError("--images and --masks go together: a folder of images and their masks")
+    if images is not None and group_by is not None:
+        raise InputError("--group_by needs a dataset feature; folders given by --images have none")
+    if mode == "slide" and crop is None:
+        raise InputError("--mode slide needs --crop H W (e.g. the training --image_size)")
+    predictor = Predictor.from_work_dir(work_dir, checkpoint)
+    if images is not None:
+        examples, total = folder_examples(images, masks, run.labels, run.num_channels, max_examples)
+        name = f"folder_{Path(images).name}"
+    else:
+        dataset = dataset or run.config.dataset
+        builder, labels = data.load_builder(dataset, data_dir or run.config.data_dir)
+        if labels.class_names != run.labels.class_names:
+            raise InputError(
+                f"{builder.data_dir}: its classes {labels.class_names} differ from the run's "
+                f"{run.labels.class_names}"
+            )
+        examples, total = tfds_examples(builder, split, max_examples, group_by)
+        name = split
+    output_dir = Path(output_dir) if output_dir else run.config.work_path / "eval" / name
+
+    tta = {}
+    if flip or list(scales) != [1.0] or mode != "whole":
+        tta = {"flip": flip, "scales": list(scales), "mode": mode}
+        if mode == "slide":
+            tta.update(crop=list(crop), stride=list(stride) if stride else None)
+    if tta:
+        options = dict(tta)
+
+        def segment(image):
+            return predictor.predict_augmented(image, **options)
+    else:
+        segment = predictor.predict
+
+    result = evaluate(
+        predictor, examples, total, num_vis=num_vis if visualize else 0, segment=segment
+    )
+    metrics = result.metrics
+    metrics.update(split=name, checkpoint=str(run.checkpoint_path(checkpoint)), tta=tta)
+    if group_by:
+        metrics["group_by"] = group_by
+    if latency_runs:
+        metrics.update(measure_cost(predictor, latency_runs, batch_size))
+    write_report(result, output_dir, run.labels, visualize=visualize)
+    return metrics, output_dir

@@ -108,6 +108,104 @@ class Predictor:
         """The image with the mask's colours blended over it, `(H, W, 3)` uint8."""
         return overlay(image, mask, self.labels.palette, alpha)
 
+    # === Test-time augmentation and sliding windows ===
+
+    def _logits(self, images):
+        """Model logits `(B, h, w, K)` float32 for float32 pixels `(B, h, w, C)` of any size."""
+        if not hasattr(self, "_forward"):
+            self._forward = tf.function(
+                lambda inputs: tf.cast(self.model(inputs, training=False), tf.float32),
+                input_signature=[tf.TensorSpec([None, None, None, self.num_channels], tf.float32)],
+            )
+        return self._forward(images)
+
+    def _slide_logits(self, image, crop, stride):
+        """Logits of a float32 `(H, W, C)` image from overlapping `crop` windows.
+
+        Windows start every `stride` pixels and the last one is aligned with the
+        image border, so every pixel is covered; overlapping logits are averaged.
+        An image smaller than the window is zero-padded, and the padding cut off.
+        """
+        height, width = image.shape[:2]
+        crop_height, crop_width = crop
+        stride_height, stride_width = stride
+        rows = max(-(-(height - crop_height) // stride_height), 0) + 1
+        columns = max(-(-(width - crop_width) // stride_width), 0) + 1
+        total = None
+        count = np.zeros((height, width, 1), dtype=np.float32)
+        for row in range(rows):
+            for column in range(columns):
+                top = max(min(row * stride_height, height - crop_height), 0)
+                left = max(min(column * stride_width, width - crop_width), 0)
+                window = image[top : top + crop_height, left : left + crop_width]
+                window_height, window_width = window.shape[:2]
+                padded = np.zeros((crop_height, crop_width, image.shape[2]), np.float32)
+                padded[:window_height, :window_width] = window
+                logits = self._logits(padded[None]).numpy()[0, :window_height, :window_width]
+                if total is None:
+                    total = np.zeros((height, width, logits.shape[-1]), dtype=np.float32)
+                total[top : top + window_height, left : left + window_width] += logits
+                count[top : top + window_height, left : left + window_width] += 1.0
+        return total / count
+
+    def probabilities(self, image, flip=False, scales=(1.0,), mode="whole", crop=None, stride=None):
+        """Class probabilities `(H, W, K)` of one image, averaged over augmented views.
+
+        Args:
+            image: uint8 `(H, W, C)`.
+            flip: also segment the horizontally flipped image (flipped back).
+            scales: factors applied to the model's `image_size` (mode `whole`) or
+                to the image's own size (mode `slide`), e.g. `(0.75, 1.0, 1.25)`.
+            mode: `"whole"` resizes the image to `image_size * scale`;
+                `"slide"` runs `crop`-sized windows over the image at its own
+                resolution (times the scale), for images larger than the training size.
+            crop: `(height, width)` of the windows in slide mode (default `image_size`).
+            stride: `(height, width)` step between windows (default two thirds of `crop`).
+
+        Returns:
+            float32 `(H, W, K)`; with a one-logit (binary) model, K = 2.
+        """
+        if mode not in ("whole", "slide"):
+            raise InputError(f"--mode must be whole or slide. Received: {mode!r}")
+        crop = tuple(crop or self.image_size)
+        stride = tuple(stride or (max(crop[0] * 2 // 3, 1), max(crop[1] * 2 // 3, 1)))
+        if min(crop) < 1 or min(stride) < 1 or any(scale <= 0 for scale in scales):
+            raise InputError(
+                f"--crop, --stride and --scales must be positive. Received: crop={crop}, "
+                f"stride={stride}, scales={list(scales)}"
+            )
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = image[..., None]
+        height, width = image.shape[:2]
+        views = [False, True] if flip else [False]
+        total = None
+        for scale in scales:
+            for flipped in views:
+                view = tf.cast(image[:, ::-1] if flipped else image, tf.float32)
+                if mode == "whole":
+                    size = [max(round(side * scale), 1) for side in self.image_size]
+                    logits = self._logits(tf.image.resize(view, size)[None])[0]
+                else:
+                    size = [max(round(height * scale), 1), max(round(width * scale), 1)]
+                    scaled = tf.image.resize(view, size).numpy()
+                    logits = self._slide_logits(scaled, crop, stride)
+                logits = tf.image.resize(logits, (height, width))
+                if logits.shape[-1] == 1:
+                    foreground = tf.sigmoid(logits)
+                    probabilities = tf.concat([1.0 - foreground, foreground], axis=-1)
+                else:
+                    probabilities = tf.nn.softmax(logits, axis=-1)
+                probabilities = probabilities.numpy()
+                if flipped:
+                    probabilities = probabilities[:, ::-1]
+                total = probabilities if total is None else total + probabilities
+        return total / (len(scales) * len(views))
+
+    def predict_augmented(self, image, **options):
+        """Class ids `(H, W)` uint8 from `probabilities(image, **options)`."""
+        return np.argmax(self.probabilities(image, **options), axis=-1).astype(np.uint8)
+
 
 def read_image(path, num_channels=3):
     """Reads an image file as uint8 RGB (or 1/4-channel) `(H, W, num_channels)`.

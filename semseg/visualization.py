@@ -10,6 +10,8 @@ import numpy as np
 from semseg.labels import IGNORE_INDEX, colorize
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+ERROR_COLOR = (255, 0, 0)
+IGNORED_COLOR = (128, 128, 128)
 
 
 def to_rgb(image):
@@ -85,15 +87,28 @@ def _title(panel, text):
     return panel
 
 
-def comparison_panel(image, truth, prediction, class_names, palette, alpha=0.6):
-    """Image | ground truth | prediction side by side over a legend of the classes shown.
+def error_map(image, truth, prediction):
+    """The image dimmed, with wrong pixels in red and ignored pixels in grey."""
+    tile = (to_rgb(image).astype(np.float32) * 0.4).astype(np.uint8)
+    truth = np.asarray(truth)
+    ignored = truth == IGNORE_INDEX
+    tile[~ignored & (truth != np.asarray(prediction))] = ERROR_COLOR
+    tile[ignored] = IGNORED_COLOR
+    return tile
+
+
+def comparison_panel(image, truth, prediction, class_names, palette, alpha=0.6, title=None):
+    """Image | ground truth | prediction | error side by side, over a legend.
 
     Args:
         image: uint8 `(H, W, C)`.
-        truth: integer `(H, W)` class ids (or `None` when there is no ground truth).
+        truth: integer `(H, W)` class ids, or `None` when there is no ground
+            truth (then only image | prediction).
         prediction: integer `(H, W)` class ids.
         class_names: names of all classes.
         palette: `[r, g, b]` per class.
+        alpha: weight of the mask colours.
+        title: optional line written above the tiles.
 
     Returns:
         uint8 RGB panel.
@@ -105,7 +120,14 @@ def comparison_panel(image, truth, prediction, class_names, palette, alpha=0.6):
         tiles.append(_title(overlay(image, truth, palette, alpha), "ground truth"))
         shown |= set(np.unique(truth).tolist())
     tiles.append(_title(overlay(image, prediction, palette, alpha), "prediction"))
+    if truth is not None:
+        tiles.append(_title(error_map(image, truth, prediction), "errors"))
     row = np.concatenate(tiles, axis=1)
     shown.discard(IGNORE_INDEX)
     shown = {index for index in shown if index < len(class_names)}
-    return np.concatenate([row, legend(class_names, palette, row.shape[1], shown)], axis=0)
+    parts = [row, legend(class_names, palette, row.shape[1], shown)]
+    if title:
+        header = np.full((24, row.shape[1], 3), 255, dtype=np.uint8)
+        cv2.putText(header, title, (6, 17), FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        parts.insert(0, header)
+    return np.concatenate(parts, axis=0)

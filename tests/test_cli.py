@@ -93,21 +93,36 @@ def test_train_writes_the_work_dir(trained):
     assert list((work_dir / "logs").rglob("events.out.tfevents.*"))
 
 
-def test_eval_writes_metrics_json_and_panels(trained):
+def test_eval_writes_metrics_json_reports_and_panels(trained):
     _, _, work_dir = trained
-    result = run(sys.executable, "eval.py", "--work_dir", work_dir, "--split", "val", "--visualize")
+    result = run(
+        sys.executable,
+        "eval.py",
+        "--work_dir",
+        work_dir,
+        "--split",
+        "val",
+        "--visualize",
+        "--num_vis",
+        "2",
+        "--latency_runs",
+        "0",
+    )
     assert "mIoU" in result.stdout and "background" in result.stdout
-    metrics = json.loads((work_dir / "eval" / "val" / "metrics.json").read_text())
+    output = work_dir / "eval" / "val"
+    metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["num_examples"] == 3
     for key in ("mIoU", "mAcc", "aAcc"):
         assert 0.0 <= metrics[key] <= 1.0
     assert set(metrics["per_class"]) == {name for name, _ in LABELMAP}
     assert set(metrics["per_class"]["background"]) >= {"iou", "precision", "recall", "f1"}
-    panels = sorted((work_dir / "eval" / "val" / "vis").glob("*.png"))
-    assert len(panels) == 3
-    panel = cv2.imread(str(panels[0]))
-    assert panel.shape[1] == 3 * 80 and panel.shape[0] > 64
-    assert (work_dir / "eval" / "val" / "report.md").read_text().startswith("# Evaluation")
+    panels = sorted(path.name for path in (output / "vis").glob("*.png"))
+    assert [name[:7] for name in panels] == ["best_01", "best_02", "worst_0", "worst_0"]
+    panel = cv2.imread(str(output / "vis" / panels[0]))
+    assert panel.shape[1] == 4 * 80 and panel.shape[0] > 64
+    assert (output / "report.md").read_text().startswith("# Evaluation")
+    for name in ("confusion_matrix.csv", "confusion_matrix.png", "per_class_iou.png"):
+        assert (output / name).is_file()
 
 
 def test_predict_writes_masks_in_dataset_colours_and_overlays(trained):
