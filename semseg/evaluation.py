@@ -371,26 +371,32 @@ def _safe_name(name):
     return "".join(char if char.isalnum() or char in "-_." else "_" for char in name)[:80]
 
 
-def measure_cost(predictor, latency_runs=50, batch_size=1):
+def measure_cost(predictor, cost_model, latency_runs=50, batch_size=1):
     """Parameters, FLOPs at the evaluation size, batch-1 latency and optional throughput.
 
+    Args:
+        predictor: the `Predictor` being evaluated; its runtime is timed.
+        cost_model: the Keras model whose parameters and FLOPs are counted (the
+            predictor's own, or the run's checkpoint for an exported model).
+        latency_runs: timed batch-1 calls.
+        batch_size: when above 1, also the images per second at this batch size.
+
     Returns:
-        dict with `params`, `flops`, `macs`, `latency_ms`, `fps`, `device`,
-        `threads`, `image_size` and, for `batch_size > 1`, `throughput`.
+        dict with `model`, `runtime`, `params`, `flops`, `macs`, `latency_ms`,
+        `fps`, `device`, `threads`, `image_size` and, for `batch_size > 1`, `throughput`.
     """
     from semseg import cost, latency
 
-    model = predictor.model
-    flops = cost.count_flops(model, predictor.image_size, predictor.num_channels)
-    timing = latency.measure_latency(
-        model, predictor.image_size, predictor.num_channels, runs=latency_runs
-    )
+    size, channels = predictor.image_size, predictor.num_channels
+    flops = cost.count_flops(cost_model, size, channels)
+    timing = latency.measure_latency(predictor.runtime, size, channels, runs=latency_runs)
     values = {
-        "model": model.name,
-        "params": cost.count_params(model),
+        "model": cost_model.name,
+        "runtime": predictor.runtime.name,
+        "params": cost.count_params(cost_model),
         "flops": int(flops),
         "macs": int(flops) // 2,
-        "image_size": list(predictor.image_size),
+        "image_size": list(size),
         "latency_ms": {key: timing[key] for key in ("mean", "p50", "p95")},
         "fps": timing["fps"],
         "device": timing["device"],
@@ -398,9 +404,9 @@ def measure_cost(predictor, latency_runs=50, batch_size=1):
     }
     if batch_size > 1:
         throughput = latency.measure_latency(
-            model,
-            predictor.image_size,
-            predictor.num_channels,
+            predictor.runtime,
+            size,
+            channels,
             batch_size=batch_size,
             runs=max(latency_runs // 5, 10),
         )
@@ -442,6 +448,7 @@ def run_evaluation(
     """
     from semseg.inference import Predictor
     from semseg.run_config import load_run
+    from semseg.runtimes import load_runtime
 
     run = load_run(work_dir)
     if (images is None) != (masks is None):
@@ -487,6 +494,9 @@ def run_evaluation(
     if group_by:
         metrics["group_by"] = group_by
     if latency_runs:
-        metrics.update(measure_cost(predictor, latency_runs, batch_size))
+        cost_model = predictor.model
+        if cost_model is None:  # an exported model: count the run's Keras architecture
+            cost_model = load_runtime(run.checkpoint_path("best"), run.num_channels).model
+        metrics.update(measure_cost(predictor, cost_model, latency_runs, batch_size))
     write_report(result, output_dir, run.labels, visualize=visualize)
     return metrics, output_dir

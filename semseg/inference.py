@@ -10,6 +10,7 @@ Example:
     picture = predictor.overlay(frame, mask)  # (H, W, 3) uint8
 """
 
+import json
 from pathlib import Path
 
 import cv2
@@ -17,61 +18,86 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import models  # noqa: F401  (registers the custom layers that checkpoints refer to)
 from semseg.errors import InputError
 from semseg.files import write_image
-from semseg.labels import colorize
+from semseg.labels import LabelSpec, colorize
 from semseg.run_config import load_run
+from semseg.runtimes import KerasRuntime, load_runtime
 from semseg.visualization import overlay
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class Predictor:
-    """Segments uint8 images with a Keras model at its training resolution.
+    """Segments uint8 images with a model at its training resolution.
 
-    Images are resized to `image_size`, segmented, and the logits resized back
-    (bilinear) to the image's own size before the argmax, all in one
-    `tf.function`.
+    Images are resized to `image_size`, run through the model, and the logits
+    resized back (bilinear) to the image's own size before the argmax (or, for
+    a one-logit binary model, the 0.5 threshold of the sigmoid).
 
     Args:
         model: a Keras model taking float32 `(B, H, W, C)` pixel values 0..255 and
-            returning logits `(B, H, W, num_classes)`; with several outputs the
-            first is used.
+            returning logits `(B, H, W, K)` (with several outputs the first is
+            used), or a runtime from `semseg.runtimes` (an exported model).
         labels: `LabelSpec` of the classes.
-        image_size: `(height, width)` the model runs at.
+        image_size: `(height, width)` the model runs at; an exported model's own
+            fixed size takes precedence.
         num_channels: channels of the images the model takes.
     """
 
     def __init__(self, model, labels, image_size, num_channels=3):
-        if len(model.outputs) > 1:
-            model = keras.Model(model.inputs, model.outputs[0], name=model.name)
-        self.model = model
-        self.labels = labels
-        self.image_size = tuple(int(size) for size in image_size)
         self.num_channels = int(num_channels)
-        self._segment = tf.function(
-            self._segment_batch,
+        if isinstance(model, keras.Model):
+            model = KerasRuntime(model, self.num_channels)
+        self.runtime = model
+        # The Keras model when there is one (for parameter and FLOP counts).
+        self.model = model.model if isinstance(model, KerasRuntime) else None
+        self.labels = labels
+        self.image_size = tuple(int(size) for size in (model.fixed_size or image_size))
+        self._preprocess = tf.function(
+            lambda images: tf.image.resize(tf.cast(images, tf.float32), self.image_size),
             input_signature=[tf.TensorSpec([None, None, None, self.num_channels], tf.uint8)],
         )
+        self._postprocess = tf.function(_logits_to_ids, reduce_retracing=True)
 
     @classmethod
-    def from_work_dir(cls, work_dir, checkpoint="best"):
-        """Loads a run's `best` or `last` checkpoint, or a `.keras` file path."""
+    def from_work_dir(cls, work_dir, checkpoint="best", threads=None):
+        """Loads a run's `best` or `last` checkpoint, or a model file or folder.
+
+        Args:
+            work_dir: work dir written by `train.py` (class names, sizes).
+            checkpoint: `"best"`, `"last"`, a `.keras` file, or an exported model
+                (`.tflite`, `.onnx`, SavedModel folder).
+            threads: CPU threads for TFLite and ONNX Runtime (default: all cores).
+        """
         run = load_run(work_dir)
         path = run.checkpoint_path(checkpoint)
+        runtime = load_runtime(path, run.num_channels, threads)
+        return cls(runtime, run.labels, run.config.image_size, run.num_channels)
+
+    @classmethod
+    def from_export(cls, path, threads=None):
+        """Loads an exported model with the `PATH.json` description `export.py` wrote
+        beside it, so a model file can be shipped without its work dir."""
+        description_path = Path(f"{path}.json")
+        if not description_path.is_file():
+            raise InputError(
+                f"{description_path}: not found; export.py writes it beside every exported model"
+            )
         try:
-            model = keras.saving.load_model(path, compile=False)
-        except (ValueError, OSError) as error:
-            raise InputError(f"{path}: not a loadable Keras model ({error})") from error
-        return cls(model, run.labels, run.config.image_size, run.num_channels)
+            description = json.loads(description_path.read_text())
+            labels = LabelSpec.from_dict(description)
+            image_size = description["image_size"]
+            num_channels = description["num_channels"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise InputError(f"{description_path}: not a model description ({error})") from error
+        runtime = load_runtime(path, num_channels, threads)
+        return cls(runtime, labels, image_size, num_channels)
 
     def _segment_batch(self, images):
         original_size = tf.shape(images)[1:3]
-        inputs = tf.image.resize(tf.cast(images, tf.float32), self.image_size)
-        logits = tf.cast(self.model(inputs, training=False), tf.float32)
-        logits = tf.image.resize(logits, original_size, method="bilinear")
-        return tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
+        logits = self.runtime(self._preprocess(images))
+        return self._postprocess(tf.convert_to_tensor(logits, tf.float32), original_size)
 
     def _check(self, images):
         if images.ndim != 4 or images.shape[-1] != self.num_channels:
@@ -91,7 +117,7 @@ class Predictor:
         """
         images = np.asarray(images, dtype=np.uint8)
         self._check(images)
-        return self._segment(images).numpy()
+        return self._segment_batch(images).numpy()
 
     def predict(self, image):
         """Segments one uint8 `(H, W, C)` image into `(H, W)` uint8 class ids."""
@@ -111,13 +137,14 @@ class Predictor:
     # === Test-time augmentation and sliding windows ===
 
     def _logits(self, images):
-        """Model logits `(B, h, w, K)` float32 for float32 pixels `(B, h, w, C)` of any size."""
-        if not hasattr(self, "_forward"):
-            self._forward = tf.function(
-                lambda inputs: tf.cast(self.model(inputs, training=False), tf.float32),
-                input_signature=[tf.TensorSpec([None, None, None, self.num_channels], tf.float32)],
+        """Model logits `(B, h, w, K)` float32 for float32 pixels `(B, h, w, C)`."""
+        fixed_size = self.runtime.fixed_size
+        if fixed_size is not None and tuple(images.shape[1:3]) != tuple(fixed_size):
+            raise InputError(
+                f"this exported model runs at {fixed_size[0]}x{fixed_size[1]} only; use the "
+                "Keras checkpoint for other --scales or --mode slide windows of another size"
             )
-        return self._forward(images)
+        return tf.convert_to_tensor(self.runtime(images), tf.float32)
 
     def _slide_logits(self, image, crop, stride):
         """Logits of a float32 `(H, W, C)` image from overlapping `crop` windows.
@@ -205,6 +232,15 @@ class Predictor:
     def predict_augmented(self, image, **options):
         """Class ids `(H, W)` uint8 from `probabilities(image, **options)`."""
         return np.argmax(self.probabilities(image, **options), axis=-1).astype(np.uint8)
+
+
+def _logits_to_ids(logits, size):
+    """Logits `(B, h, w, K)` to uint8 class ids `(B, *size)`: bilinear resize, then
+    argmax, or `logit >= 0` (sigmoid >= 0.5) for a one-logit binary model."""
+    logits = tf.image.resize(logits, size, method="bilinear")
+    if logits.shape[-1] == 1:
+        return tf.cast(logits[..., 0] >= 0.0, tf.uint8)
+    return tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
 
 
 def read_image(path, num_channels=3):

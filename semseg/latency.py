@@ -10,6 +10,7 @@ import os
 import platform
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -70,11 +71,12 @@ def summarize(durations, batch_size=1):
     }
 
 
-def measure_latency(model, image_size, channels=3, batch_size=1, runs=50, warmup=10):
-    """Times the model's forward pass on random input in a compiled `tf.function`.
+def measure_latency(forward, image_size, channels=3, batch_size=1, runs=50, warmup=10):
+    """Times a model's forward pass on random input.
 
     Args:
-        model: Keras model taking float32 `(B, H, W, channels)` pixel values.
+        forward: a Keras model or a runtime from `semseg.runtimes` (any callable
+            from float32 `(B, H, W, channels)` pixels to logits).
         image_size: `(height, width)`.
         channels: input channels.
         batch_size: images per call; `fps` counts images, so batch > 1 gives throughput.
@@ -85,13 +87,20 @@ def measure_latency(model, image_size, channels=3, batch_size=1, runs=50, warmup
         dict `mean`, `p50`, `p95` (ms per call), `runs`, `fps` (images per second
         at the median), `batch_size`, plus `device` and `threads`.
     """
+    from semseg.runtimes import KerasRuntime
+
+    if isinstance(forward, keras.Model):
+        forward = KerasRuntime(forward, channels)
     images = tf.random.uniform((batch_size, *image_size, channels), 0.0, 255.0, seed=0)
-    forward = tf.function(lambda inputs: model(inputs, training=False))
+    fixed_size = getattr(forward, "fixed_size", None)
+    if fixed_size is not None and tuple(fixed_size) != tuple(image_size):
+        raise ValueError(
+            f"this model runs at {forward.fixed_size} only. Received: image_size={image_size}"
+        )
 
     def call():
         outputs = forward(images)
-        first = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-        return first.numpy()
+        return outputs.numpy() if hasattr(outputs, "numpy") else np.asarray(outputs)
 
     stats = summarize(time_function(call, runs, warmup), batch_size)
     stats["batch_size"] = batch_size

@@ -109,12 +109,13 @@ class Run:
     num_channels: int = 3
 
     def checkpoint_path(self, which="best"):
-        """Path of the `best` or `last` checkpoint, or `which` itself if it is a file path."""
+        """Path of the `best` or `last` checkpoint, or `which` itself if it is a path (a
+        `.keras` file or an exported model)."""
         if which in ("best", "last"):
             path = self.config.work_path / "checkpoints" / f"{which}.keras"
         else:
             path = Path(which)
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{path}: no checkpoint there (has the run finished an epoch?)")
         return path
 
