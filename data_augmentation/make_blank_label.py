@@ -1,0 +1,71 @@
+"""Give images without a mask an all-background one, so an export can be built.
+
+CVAT exports no mask for an image without annotations; `tfds build` and
+`augment_data.py` then stop on that image. If such images are truly background
+only, this writes their masks: the size of the image, every pixel in the
+background class's labelmap colour. Existing masks are never overwritten.
+
+Examples:
+
+    # A CVAT export folder: completes SegmentationClass/ (and SegmentationObject/ with
+    # black, "no object", if the export has that folder):
+    .venv/bin/python data_augmentation/make_blank_label.py --rgb_path my_export --dry_run
+    .venv/bin/python data_augmentation/make_blank_label.py --rgb_path my_export
+
+    # Plain folders, painting the class 'road' instead of 'background':
+    .venv/bin/python data_augmentation/make_blank_label.py --rgb_path photos/ \
+        --mask_path masks/ --label_map_path labelmap.txt --background_label road
+
+The background class is the labelmap entry named `background`, else the first
+entry. Every written file is listed.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+if not __package__:
+    # Run as `python data_augmentation/make_blank_label.py`: import from the project root.
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from semseg.errors import InputError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rgb_path", required=True, help="CVAT export folder or image folder")
+    parser.add_argument("--mask_path", help="folder of class masks (SegmentationClass/)")
+    parser.add_argument(
+        "--obj_mask_path", help="folder of instance masks to complete too (SegmentationObject/)"
+    )
+    parser.add_argument("--label_map_path", help="CVAT labelmap.txt")
+    parser.add_argument(
+        "--background_label",
+        help="class to paint (default: 'background', else the first labelmap class)",
+    )
+    parser.add_argument("--dry_run", action="store_true", help="list, write nothing")
+    return parser.parse_args(argv)
+
+
+def main(args):
+    from data_augmentation.blank_labels import write_blank_labels
+
+    report = write_blank_labels(**vars(args))
+    verb = "would write" if args.dry_run else "wrote"
+    for path in report.written:
+        print(f"{verb} {path}")
+    print(
+        f"{verb} {len(report.written)} blank mask(s) in class {report.label!r} {report.color}; "
+        f"{report.num_existing} of {report.num_images} images already had a mask."
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main(parse_args())
+    except InputError as error:
+        sys.exit(f"error: {error}")
