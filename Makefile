@@ -1,21 +1,28 @@
 # `make demo`: install everything, then run the whole path on the built-in demo data:
 #   synthetic CVAT export -> tfds build -> train DDRNet-23-slim -> eval -> predict.
 # `make test`: install everything, then lint and run the test suite.
+# `make lock`: re-pin requirements.lock after a requirements file changed.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= build/demo
 DEMO_EPOCHS ?= 15
 
-.PHONY: install demo test lint clean
+.PHONY: install lock demo test lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# The one install script, shared with docker/Dockerfile.cpu and docker/Dockerfile.gpu:
+# requirements-dev.txt (which includes requirements.txt) at the versions of requirements.lock.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock \
+		docker/install_requirements.sh docker/lock_requirements.py
+	docker/install_requirements.sh --python $(PYTHON) --dev $(VENV)
 	touch $@
+
+# After editing a requirements file: re-resolve requirements.lock (keeps the old versions
+# where they still fit; `make lock LOCK_FLAGS=--upgrade` moves everything forward).
+lock:
+	$(PYTHON) docker/lock_requirements.py $(LOCK_FLAGS)
 
 demo: install
 	$(BIN)/python make_demo_data.py --output $(DEMO)/cvat_export
