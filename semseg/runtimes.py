@@ -51,11 +51,12 @@ class SavedModelRuntime:
     """A SavedModel written by `semseg.export` (its `serve` endpoint)."""
 
     name = "saved_model"
-    fixed_size = None
 
     def __init__(self, path):
         self.model = tf.saved_model.load(str(path))
         self._serve = self.model.serve
+        height, width = self._serve.input_signature[0].shape[1:3]
+        self.fixed_size = (height, width) if height and width else None
 
     def __call__(self, images):
         return tf.cast(self._serve(tf.convert_to_tensor(images, tf.float32)), tf.float32)
@@ -104,12 +105,15 @@ class OnnxRuntime:
         )
         model_input = self.session.get_inputs()[0]
         self._input_name = model_input.name
-        height, width = model_input.shape[1:3]
+        batch, height, width = model_input.shape[:3]
         fixed = isinstance(height, int) and isinstance(width, int)
         self.fixed_size = (height, width) if fixed else None
+        self._batch_of_one = batch == 1
 
     def __call__(self, images):
         images = np.asarray(images, dtype=np.float32)
+        if self._batch_of_one and len(images) != 1:
+            return np.concatenate([self(image[None]) for image in images])
         return self.session.run(None, {self._input_name: images})[0].astype(np.float32)
 
 

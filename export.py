@@ -1,0 +1,82 @@
+"""Export a trained run to SavedModel, TFLite or ONNX, optionally quantized, and verify it.
+
+Examples:
+
+    python export.py --work_dir runs/camvid_ddrnet --format tflite --quantize int8
+    python export.py --work_dir runs/camvid_ddrnet --format onnx
+    python export.py --work_dir runs/camvid_ddrnet --format tflite --quantize fp16 \
+        --output deploy/camvid_fp16.tflite
+    python export.py --work_dir runs/camvid_ddrnet --format saved_model
+
+Writes W/export/<model>_<precision>.<ext> (or --output) and, beside it,
+<file>.json with the classes, palette and input size, so predict_video.py and
+predict_realtime.py can run the file with --model alone. After exporting, it
+prints the largest logit difference to the Keras model on validation images and
+the mIoU change.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from semseg.errors import InputError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
+    parser.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
+    parser.add_argument("--quantize", choices=("fp16", "int8"), help="reduced precision")
+    parser.add_argument(
+        "--calibration_steps",
+        type=int,
+        default=100,
+        help="training images used to calibrate int8 quantization",
+    )
+    parser.add_argument("--checkpoint", default="best", help="best, last or a .keras file")
+    parser.add_argument("--output", help="destination (default: WORK_DIR/export/...)")
+    parser.add_argument(
+        "--verify_examples",
+        type=int,
+        default=20,
+        help="validation images to compare the export with Keras on",
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
+    return parser.parse_args(argv)
+
+
+def main(args):
+    from semseg.export import export_run
+
+    path, description = export_run(
+        args.work_dir,
+        args.format,
+        quantize=args.quantize,
+        checkpoint=args.checkpoint,
+        output=args.output,
+        calibration_steps=args.calibration_steps,
+        verify_examples=args.verify_examples,
+        threads=args.threads,
+    )
+    print(f"exported: {path} ({description['format']}, {description['quantize'] or 'fp32'})")
+    print(
+        f"max |logit difference| to Keras on {description['verified_on']}: "
+        f"{description['max_abs_logit_diff']:.2e}"
+    )
+    print(
+        f"mIoU: Keras {100 * description['miou_keras']:.2f}, exported "
+        f"{100 * description['miou_exported']:.2f} ({description['miou_change']:+.2f} points)"
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main(parse_args())
+    except InputError as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,381 @@
+"""Exporting a trained model to SavedModel, TFLite or ONNX, with optional quantization.
+
+Exported models take float32 pixels `(B, H, W, C)` at the run's fixed
+`image_size` (batch size free for SavedModel, 1 for TFLite and ONNX) and return logits; a JSON
+description `PATH.json` beside each (classes, palette, size, how it was made,
+how close it is to Keras) lets `Predictor.from_export` run it without the work dir.
+
+| format      | quantize      | how                                                    |
+|-------------|---------------|--------------------------------------------------------|
+| saved_model | -             | `keras.Model.export`                                   |
+| tflite      | -, fp16, int8 | `tf.lite.TFLiteConverter`; int8 calibrated on training |
+|             |               | images, float32 input and output                       |
+| onnx        | -, int8       | tf2onnx on the frozen graph (opset 18); int8 by ONNX   |
+|             |               | Runtime's static QDQ quantization                      |
+
+Example:
+
+    path = export_model(model, "runs/camvid/export/ddrnet23_slim_int8.tflite", "tflite",
+                        image_size=(360, 480), quantize="int8",
+                        calibration_images=images)  # iterable of float32 (H, W, 3)
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from semseg.errors import InputError
+from semseg.files import atomic_path
+
+FORMATS = {"saved_model": "", "tflite": ".tflite", "onnx": ".onnx"}
+QUANTIZATIONS = {"saved_model": (None,), "tflite": (None, "fp16", "int8"), "onnx": (None, "int8")}
+ONNX_OPSET = 18
+
+
+def check_format(format_name, quantize):
+    """Raises `InputError` for an unknown format or a quantization it does not offer."""
+    if format_name not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}. Received: {format_name!r}")
+    if quantize not in QUANTIZATIONS[format_name]:
+        offered = [value for value in QUANTIZATIONS[format_name] if value] or ["none"]
+        raise InputError(
+            f"--quantize {quantize} is not available for {format_name} (offered: "
+            f"{', '.join(offered)}); fp16 and int8 TFLite run best on CPUs and phones"
+        )
+
+
+def default_file_name(model_name, format_name, quantize):
+    """e.g. `ddrnet23_slim_int8.tflite`, `ddrnet23_slim_fp32.onnx`, `ddrnet23_slim_saved_model`."""
+    if format_name == "saved_model":
+        return f"{model_name}_saved_model"
+    return f"{model_name}_{quantize or 'fp32'}{FORMATS[format_name]}"
+
+
+def _concrete_function(model, image_size, num_channels, batch_size=None):
+    forward = tf.function(lambda images: model(images, training=False))
+    spec = tf.TensorSpec([batch_size, *image_size, num_channels], tf.float32, name="images")
+    return forward.get_concrete_function(spec)
+
+
+def export_model(
+    model,
+    path,
+    format_name,
+    image_size,
+    num_channels=3,
+    quantize=None,
+    calibration_images=None,
+):
+    """Writes `model` (first output only) in `format_name` to `path`, atomically.
+
+    Args:
+        model: Keras model taking float32 pixels `(B, H, W, C)`.
+        path: destination file (a folder for SavedModel); replaced if present.
+        format_name: `"saved_model"`, `"tflite"` or `"onnx"`.
+        image_size: `(height, width)` the exported model runs at.
+        num_channels: C.
+        quantize: `None`, `"fp16"` (TFLite) or `"int8"` (TFLite, ONNX).
+        calibration_images: for int8, an iterable of float32 `(H, W, C)` images at
+            `image_size` from the training data (100 or so).
+
+    Returns:
+        `Path` of the exported model.
+    """
+    check_format(format_name, quantize)
+    if quantize == "int8" and calibration_images is None:
+        raise InputError("int8 quantization needs calibration images from the training split")
+    if len(model.outputs) > 1:
+        import keras
+
+        model = keras.Model(model.inputs, model.outputs[0], name=model.name)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if format_name == "saved_model":
+        return _export_saved_model(model, path, image_size, num_channels)
+    with atomic_path(path) as temp_path:
+        if format_name == "tflite":
+            temp_path.write_bytes(
+                _tflite_bytes(model, image_size, num_channels, quantize, calibration_images)
+            )
+        else:
+            _write_onnx(model, temp_path, image_size, num_channels, quantize, calibration_images)
+    return path
+
+
+def _export_saved_model(model, path, image_size, num_channels):
+    temp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        spec = tf.TensorSpec([None, *image_size, num_channels], tf.float32, name="images")
+        model.export(
+            str(temp_dir / "model"), format="tf_saved_model", input_signature=[spec], verbose=False
+        )
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(temp_dir / "model", path)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    return path
+
+
+def _tflite_bytes(model, image_size, num_channels, quantize, calibration_images):
+    # Converting `from_concrete_functions` gives NaN outputs with Keras 3 models
+    # (TF 2.21); going through a SavedModel keeps the weights.
+    with tempfile.TemporaryDirectory() as scratch:
+        saved_model = Path(scratch) / "saved_model"
+        spec = tf.TensorSpec([1, *image_size, num_channels], tf.float32, name="images")
+        model.export(
+            str(saved_model), format="tf_saved_model", input_signature=[spec], verbose=False
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+        return _convert(converter, quantize, calibration_images)
+
+
+def _convert(converter, quantize, calibration_images):
+    if quantize == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        images = [np.asarray(image, dtype=np.float32)[None] for image in calibration_images]
+
+        def representative_dataset():
+            for image in images:
+                yield [image]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def _write_onnx(model, path, image_size, num_channels, quantize, calibration_images):
+    import onnx
+    import tf2onnx
+
+    frozen = convert_variables_to_constants_v2(
+        _concrete_function(model, image_size, num_channels, batch_size=1)
+    )
+    proto, _ = tf2onnx.convert.from_graph_def(
+        frozen.graph.as_graph_def(),
+        input_names=[tensor.name for tensor in frozen.inputs],
+        output_names=[tensor.name for tensor in frozen.outputs],
+        opset=ONNX_OPSET,
+    )
+    resize_to_exact_sizes(proto)
+    if quantize != "int8":
+        onnx.save(proto, str(path))
+        return
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    input_name = proto.graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.images = iter(calibration_images)
+
+        def get_next(self):
+            image = next(self.images, None)
+            if image is None:
+                return None
+            return {input_name: np.asarray(image, dtype=np.float32)[None]}
+
+    with tempfile.TemporaryDirectory() as scratch:
+        float_path = Path(scratch) / "float.onnx"
+        onnx.save(proto, str(float_path))
+        quantize_static(
+            str(float_path),
+            str(path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+
+
+def resize_to_exact_sizes(proto):
+    """Rewrites `Resize(scales)` nodes of a tf2onnx graph to exact output `sizes`.
+
+    tf2onnx turns TensorFlow's resize to a constant size into float `scales`,
+    and ONNX then takes `floor(input * scale)`: 3 -> 20 becomes 19 (scale
+    6.6666665). Where the input's shape is static (the graph is exported at
+    batch 1), the node gets the exact 4-D output size instead. (Sizes on the
+    spatial `axes` only, which would keep the batch free, break ONNX Runtime's
+    layout optimizer on int8 graphs.)
+
+    Args:
+        proto: `onnx.ModelProto`, modified in place.
+
+    Returns:
+        Number of rewritten nodes.
+    """
+    from onnx import numpy_helper, shape_inference
+
+    inferred = shape_inference.infer_shapes(proto)
+    dims = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.input):
+        shape = value.type.tensor_type.shape.dim
+        dims[value.name] = [dim.dim_value if dim.HasField("dim_value") else None for dim in shape]
+    initializers = {initializer.name: initializer for initializer in proto.graph.initializer}
+    rewritten = 0
+    for node in proto.graph.node:
+        if node.op_type != "Resize" or len(node.input) < 3 or node.input[2] not in initializers:
+            continue
+        scales = numpy_helper.to_array(initializers[node.input[2]])
+        shape = dims.get(node.input[0])
+        if scales.shape != (4,) or not shape or None in shape:
+            continue
+        sizes = np.array([round(side * float(scale)) for side, scale in zip(shape, scales)])
+        sizes_name, no_scales_name = f"{node.name}_sizes", f"{node.name}_no_scales"
+        proto.graph.initializer.append(numpy_helper.from_array(sizes.astype(np.int64), sizes_name))
+        # An empty tensor rather than an omitted input: quantization tools drop
+        # empty input names and would shift `sizes` into the `scales` slot.
+        no_scales = numpy_helper.from_array(np.zeros(0, np.float32), no_scales_name)
+        proto.graph.initializer.append(no_scales)
+        unused = node.input[2]
+        del node.input[2:]
+        node.input.extend([no_scales_name, sizes_name])
+        if not any(unused in other.input for other in proto.graph.node):
+            proto.graph.initializer.remove(initializers[unused])
+        rewritten += 1
+    return rewritten
+
+
+def calibration_images(builder, split, image_size, count, seed=0):
+    """`count` shuffled images of `split`, resized to `image_size`, as float32 arrays."""
+    from semseg import data
+
+    examples = data.read_split(builder, split, shuffle_files=True, seed=seed)
+    examples = (
+        examples.shuffle(512, seed=seed)
+        .take(count)
+        .map(
+            lambda image, mask: data.resize_pair(image, mask, image_size)[0],
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    )
+    return [image for image in examples.as_numpy_iterator()]
+
+
+def compare_with_keras(keras_predictor, exported_predictor, builder, split, count):
+    """How far an exported model is from its Keras original on real images.
+
+    Returns:
+        dict: `max_abs_logit_diff` over `count` images of `split` at the model's
+        size, `miou_keras` and `miou_exported` on the same images at their own
+        resolution, and `miou_change` (exported - Keras, in points of percent).
+    """
+    from semseg.evaluation import evaluate, tfds_examples
+
+    images = calibration_images(builder, split, keras_predictor.image_size, count, seed=1)
+    difference = 0.0
+    for image in images:
+        keras_logits = keras_predictor._logits(image[None]).numpy()
+        exported_logits = exported_predictor._logits(image[None]).numpy()
+        if not np.all(np.isfinite(exported_logits)):
+            raise RuntimeError("the exported model returns NaN or infinite logits")
+        difference = max(difference, float(np.max(np.abs(keras_logits - exported_logits))))
+    scores = {}
+    for name, predictor in (("keras", keras_predictor), ("exported", exported_predictor)):
+        examples, total = tfds_examples(builder, split, max_examples=count)
+        scores[name] = evaluate(predictor, examples, total).metrics["mIoU"]
+    return {
+        "max_abs_logit_diff": difference,
+        "miou_keras": scores["keras"],
+        "miou_exported": scores["exported"],
+        "miou_change": 100.0 * (scores["exported"] - scores["keras"]),
+        "verified_on": f"{count} images of {split}",
+    }
+
+
+def export_run(
+    work_dir,
+    format_name,
+    quantize=None,
+    checkpoint="best",
+    output=None,
+    calibration_steps=100,
+    verify_examples=20,
+    threads=None,
+):
+    """Everything `export.py` does: export a run's checkpoint, verify it, describe it.
+
+    The model is exported and verified under a temporary name, so a model that
+    fails to load or to verify never lands at its destination.
+
+    Returns:
+        `(path, description)`: the exported model and the dict written to `PATH.json`.
+    """
+    import datetime
+
+    from semseg import data
+    from semseg.files import write_json
+    from semseg.inference import Predictor
+    from semseg.run_config import load_run
+    from semseg.runtimes import load_runtime
+
+    check_format(format_name, quantize)
+    run = load_run(work_dir)
+    keras_predictor = Predictor.from_work_dir(work_dir, checkpoint)
+    if keras_predictor.model is None:
+        raise InputError(f"--checkpoint {checkpoint}: export starts from a Keras checkpoint")
+    builder, _ = data.load_builder(run.config.dataset, run.config.data_dir)
+    name = default_file_name(run.config.model, format_name, quantize)
+    path = Path(output) if output else run.config.work_path / "export" / name
+    images = None
+    if quantize == "int8":
+        images = calibration_images(
+            builder, run.config.train_split, keras_predictor.image_size, calibration_steps
+        )
+    temp_path = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        export_model(
+            keras_predictor.model,
+            temp_path,
+            format_name,
+            keras_predictor.image_size,
+            run.num_channels,
+            quantize,
+            images,
+        )
+        exported = Predictor(
+            load_runtime(temp_path, run.num_channels, threads),
+            run.labels,
+            run.config.image_size,
+            run.num_channels,
+        )
+        description = run.labels.to_dict()
+        description.update(
+            image_size=list(keras_predictor.image_size),
+            num_channels=run.num_channels,
+            model=run.config.model,
+            format=format_name,
+            quantize=quantize,
+            source=str(run.checkpoint_path(checkpoint)),
+            created=datetime.datetime.now().isoformat(timespec="seconds"),
+            calibration_images=len(images) if images else 0,
+        )
+        description.update(
+            compare_with_keras(
+                keras_predictor, exported, builder, run.config.val_split, verify_examples
+            )
+        )
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(temp_path, path)
+    finally:
+        if temp_path.is_dir():
+            shutil.rmtree(temp_path, ignore_errors=True)
+        else:
+            temp_path.unlink(missing_ok=True)
+    write_json(f"{path}.json", description)
+    return path, description
