@@ -8,7 +8,8 @@ An export is a folder (or a `.zip` of one) laid out as::
     SegmentationClass/NAME.png        # RGB colour mask, one labelmap colour per class
     SegmentationObject/NAME.png       # instance masks, not read
 
-`open_export` is the entry point used by the `full_semantic` TFDS builder:
+`open_export` opens one (`open_source` is the same for the `full_semantic` builder,
+which passes its config):
 
     export = open_export(manual_dir, scratch_dir, void_labels=("background",))
     export.class_names, export.palette  # classes kept, in labelmap order
@@ -21,17 +22,13 @@ All file access goes through `etils.epath`, so any `tf.io.gfile` filesystem work
 
 import collections
 import dataclasses
-import io
 import logging
-import posixpath
-import re
-import shutil
-import zipfile
 
 import numpy as np
 from etils import epath
-from PIL import Image
 
+from full_semantic import archives, raster
+from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_name_list
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -43,10 +40,9 @@ IMAGES_DIR = "JPEGImages"
 MASKS_DIR = "SegmentationClass"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png",)
-# A list `ImageSets/Segmentation/NAME.txt` becomes split NAME; `default.txt` alone is `train`.
-SPLIT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
-# Image formats whose RGB bytes are stored as they are instead of being re-encoded.
-_PASSTHROUGH_FORMATS = ("JPEG", "PNG")
+EXPORT_DESCRIPTION = "a CVAT 'Segmentation mask 1.1' export"
+# The colour of CVAT's `background`, and of the blank masks `blank_missing_masks` stands for.
+BLANK_COLOR = (0, 0, 0)
 _MAX_UNKNOWN_COLORS_SHOWN = 5
 _MAX_NAMES_SHOWN = 3
 
@@ -73,12 +69,13 @@ class ExampleFiles:
     Attributes:
         name: str, the name as listed in `ImageSets/Segmentation/*.txt`.
         image: `epath.Path` of the image in `JPEGImages/`.
-        mask: `epath.Path` of the colour mask in `SegmentationClass/`.
+        mask: `epath.Path` of the colour mask in `SegmentationClass/`, or None
+            for an image built with a blank mask (`blank_missing_masks`).
     """
 
     name: str
     image: epath.Path
-    mask: epath.Path
+    mask: epath.Path | None
 
 
 def read_labelmap(path, display_name=None):
@@ -190,25 +187,7 @@ def read_split_lists(export_dir, describe=None):
                 f"{list_name}: {list_path.stem!r} is not a valid split name; rename the list "
                 "to letters, digits and underscores only (e.g. train.txt, val.txt, test.txt)."
             )
-        names = []
-        line_of_name = {}
-        for line_number, raw_line in enumerate(list_path.read_text().splitlines(), start=1):
-            name = raw_line.strip()
-            if not name:
-                continue
-            if name in line_of_name:
-                raise InputError(
-                    f"{list_name} line {line_number}: name {name!r} is already listed on line "
-                    f"{line_of_name[name]}."
-                )
-            parts = name.replace("\\", "/").split("/")
-            if name.startswith(("/", "\\")) or ".." in parts:
-                raise InputError(
-                    f"{list_name} line {line_number}: name {name!r} points outside the export; "
-                    "expected a name relative to JPEGImages/."
-                )
-            line_of_name[name] = line_number
-            names.append(name)
+        names = list(read_name_list(list_path, lambda path, list_name=list_name: list_name))
         if not names:
             logger.warning("%s lists no name: split %r left out.", list_name, split)
             continue
@@ -233,73 +212,6 @@ def _index_files(folder, extensions):
     return index
 
 
-def is_unsafe_member(member_name):
-    """Whether a zip member would be written outside the extraction folder.
-
-    Args:
-        member_name: str, the member name stored in the zip.
-
-    Returns:
-        bool, True for absolute names (`/x`, `C:x`, `\\\\x`) and names whose `..`
-        parts climb above the extraction folder.
-    """
-    name = member_name.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return True
-    normalized = posixpath.normpath(name)
-    return normalized == ".." or normalized.startswith("../")
-
-
-def extract_zip(zip_path, target_dir):
-    """Extracts a zip, refusing members that would land outside `target_dir`.
-
-    Every member name is checked before anything is written (zip-slip protection).
-
-    Args:
-        zip_path: path-like, the `.zip` file.
-        target_dir: path-like, the folder to extract into (created if needed).
-
-    Raises:
-        InputError: if the zip is corrupt or a member name is absolute or climbs
-            out of `target_dir` with `..`.
-    """
-    zip_path = epath.Path(zip_path)
-    target_dir = epath.Path(target_dir)
-    try:
-        with zip_path.open("rb") as zip_file, zipfile.ZipFile(zip_file) as archive:
-            members = archive.infolist()
-            for member in members:
-                if is_unsafe_member(member.filename):
-                    raise InputError(
-                        f"{zip_path}: member {member.filename!r} would be extracted outside "
-                        "the target folder (absolute path or '..'); refusing to extract."
-                    )
-            target_dir.mkdir(parents=True, exist_ok=True)
-            for member in members:
-                destination = target_dir / posixpath.normpath(member.filename.replace("\\", "/"))
-                if member.is_dir():
-                    destination.mkdir(parents=True, exist_ok=True)
-                    continue
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(member) as source, destination.open("wb") as sink:
-                    shutil.copyfileobj(source, sink)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
-        raise InputError(f"{zip_path} is not a readable zip file: {error}") from error
-
-
-def _find_export_root(extracted_dir, zip_path):
-    """Returns the export folder inside an extracted zip: its root or its single top folder."""
-    if (extracted_dir / LABELMAP_FILE).exists():
-        return extracted_dir
-    entries = [entry for entry in extracted_dir.iterdir() if entry.name != "__MACOSX"]
-    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / LABELMAP_FILE).exists():
-        return entries[0]
-    raise InputError(
-        f"{zip_path}: no {LABELMAP_FILE} at the root of the zip or inside a single top-level "
-        "folder; expected a CVAT 'Segmentation mask 1.1' export."
-    )
-
-
 def locate_export(manual_dir, scratch_dir):
     """Finds the export folder behind `--manual_dir`, extracting a zip if needed.
 
@@ -316,43 +228,19 @@ def locate_export(manual_dir, scratch_dir):
     Raises:
         InputError: if `manual_dir` is none of the above.
     """
-    manual_dir = epath.Path(manual_dir)
-    if not manual_dir.exists():
-        raise InputError(f"--manual_dir {manual_dir} does not exist.")
-    if manual_dir.is_dir():
-        if (manual_dir / LABELMAP_FILE).exists():
-            return manual_dir, None
-        zips = sorted(path for path in manual_dir.iterdir() if path.suffix.lower() == ".zip")
-        if len(zips) != 1:
-            found = ", ".join(path.name for path in zips) if zips else "none"
-            raise InputError(
-                f"{manual_dir / LABELMAP_FILE} not found: --manual_dir must be a CVAT "
-                "'Segmentation mask 1.1' export folder, a .zip of one, or a folder holding "
-                f"exactly one such .zip (zips found: {found})."
-            )
-        zip_path = zips[0]
-    elif manual_dir.suffix.lower() == ".zip":
-        zip_path = manual_dir
-    else:
-        raise InputError(
-            f"--manual_dir {manual_dir} is a file but not a .zip: expected a CVAT export "
-            "folder or a .zip of one."
-        )
-    extracted_dir = epath.Path(scratch_dir) / "export"
-    extract_zip(zip_path, extracted_dir)
-    return _find_export_root(extracted_dir, zip_path), zip_path
+    return archives.locate_root(manual_dir, scratch_dir, LABELMAP_FILE, EXPORT_DESCRIPTION)
 
 
-def open_export(manual_dir, scratch_dir, void_labels=()):
+def open_export(manual_dir, scratch_dir, void_labels=(), blank_missing_masks=False):
     """Opens the CVAT export behind `--manual_dir` (folder, zip, or folder with one zip).
-
-    This is the `cvat` reader of the `full_semantic` builder.
 
     Args:
         manual_dir: path-like, see `locate_export`.
         scratch_dir: path-like, an empty folder for extracting a zip.
         void_labels: sequence of str, labelmap class names mapped to
             `IGNORE_INDEX` and dropped from the class list.
+        blank_missing_masks: bool, build a listed image without a mask as if
+            its mask were all black (CVAT's `background`) instead of failing.
 
     Returns:
         a validated `CvatExport`.
@@ -361,7 +249,31 @@ def open_export(manual_dir, scratch_dir, void_labels=()):
         InputError: for a missing or malformed export (see `CvatExport`).
     """
     export_dir, zip_path = locate_export(manual_dir, scratch_dir)
-    return CvatExport(export_dir, void_labels=void_labels, zip_path=zip_path)
+    return CvatExport(
+        export_dir,
+        void_labels=void_labels,
+        zip_path=zip_path,
+        blank_missing_masks=blank_missing_masks,
+    )
+
+
+def open_source(manual_dir, scratch_dir, config):
+    """The `cvat` reader of the `full_semantic` builder: `open_export` with the config's options.
+
+    Args:
+        manual_dir: path-like, see `locate_export`.
+        scratch_dir: path-like, an empty folder for extracting a zip.
+        config: the builder config; `void_labels` and `blank_missing_masks` are read.
+
+    Returns:
+        a validated `CvatExport`.
+    """
+    return open_export(
+        manual_dir,
+        scratch_dir,
+        void_labels=config.void_labels,
+        blank_missing_masks=config.blank_missing_masks,
+    )
 
 
 class CvatExport:
@@ -376,6 +288,9 @@ class CvatExport:
             dropped from `class_names`; the others are renumbered 0..K-1.
         zip_path: path-like or None, the zip the folder was extracted from,
             named in error messages instead of the temporary folder.
+        blank_missing_masks: bool, give a listed image without a mask an
+            all-black mask (the class coloured `(0, 0, 0)`, CVAT's `background`)
+            instead of failing; the labelmap then needs that colour.
 
     Attributes:
         class_names: list of str, the kept classes in labelmap order.
@@ -388,9 +303,10 @@ class CvatExport:
             an image but no mask (or no listed name of a split has an image).
     """
 
-    def __init__(self, export_dir, void_labels=(), zip_path=None):
+    def __init__(self, export_dir, void_labels=(), zip_path=None, blank_missing_masks=False):
         self.export_dir = epath.Path(export_dir)
         self.zip_path = epath.Path(zip_path) if zip_path is not None else None
+        self.blank_missing_masks = bool(blank_missing_masks)
         entries = read_labelmap(
             self.export_dir / LABELMAP_FILE, display_name=self._where(LABELMAP_FILE)
         )
@@ -423,6 +339,12 @@ class CvatExport:
         self._ids_of_sorted_colors = np.array(
             [packed_to_id[key] for key in sorted(packed_to_id)], dtype=np.uint8
         )
+        self._blank_id = packed_to_id.get(_pack_color(BLANK_COLOR))
+        if self.blank_missing_masks and self._blank_id is None:
+            raise InputError(
+                f"{self._where(LABELMAP_FILE)}: blank_missing_masks needs a class coloured "
+                f"{BLANK_COLOR} (CVAT's background) for the blank masks; the labelmap has none."
+            )
         self._examples = self._resolve_splits(read_split_lists(self.export_dir, self._where))
         self.split_names = list(self._examples)
 
@@ -444,6 +366,7 @@ class CvatExport:
             list_name = self._where(self._relative(list_path))
             examples = []
             missing = []
+            blanked = []
             for name in names:
                 image_paths = images.get(name, [])
                 if not image_paths:
@@ -456,6 +379,10 @@ class CvatExport:
                         "keep one image per name."
                     )
                 mask_paths = masks.get(name, [])
+                if not mask_paths and self.blank_missing_masks:
+                    blanked.append(name)
+                    examples.append(ExampleFiles(name=name, image=image_paths[0], mask=None))
+                    continue
                 if len(mask_paths) != 1:
                     problem = "no mask" if not mask_paths else "several masks"
                     raise InputError(
@@ -477,6 +404,17 @@ class CvatExport:
                     list_name,
                     IMAGES_DIR,
                     ", ".join(missing[:_MAX_NAMES_SHOWN]),
+                )
+            if blanked:
+                logger.warning(
+                    "%d of %d images listed in %s have no mask in %s/: built with all-%s masks "
+                    "(blank_missing_masks; first: %s)",
+                    len(blanked),
+                    len(names),
+                    list_name,
+                    MASKS_DIR,
+                    "ignore" if self._blank_id == IGNORE_INDEX else "background",
+                    ", ".join(blanked[:_MAX_NAMES_SHOWN]),
                 )
             resolved[split] = examples
         return resolved
@@ -507,6 +445,17 @@ class CvatExport:
     def _read_example(self, files):
         image_bytes = files.image.read_bytes()
         image = self._decode(image_bytes, files.image)
+        if image.format in raster.PASSTHROUGH_FORMATS and image.mode == "RGB":
+            encoded_image = image_bytes
+        else:
+            encoded_image = np.asarray(image.convert("RGB"))
+        if files.mask is None:
+            width, height = image.size
+            return {
+                "image": encoded_image,
+                "mask": raster.encode_png(np.full((height, width), self._blank_id, np.uint8)),
+                "file_name": files.name,
+            }
         mask = self._decode(files.mask.read_bytes(), files.mask)
         if image.size != mask.size:
             raise InputError(
@@ -514,28 +463,16 @@ class CvatExport:
                 f"{self._where(self._relative(files.image))} is {_size_text(image.size)} "
                 "(width x height); a mask must have the size of its image."
             )
-        if image.format in _PASSTHROUGH_FORMATS and image.mode == "RGB":
-            encoded_image = image_bytes
-        else:
-            encoded_image = np.asarray(image.convert("RGB"))
         class_ids = self._colors_to_ids(np.asarray(mask.convert("RGB")), files.mask)
         return {
             "image": encoded_image,
-            "mask": _encode_png(class_ids),
+            "mask": raster.encode_png(class_ids),
             "file_name": files.name,
         }
 
     def _decode(self, data, path):
         """Decodes image bytes with PIL, naming the file if they are corrupt."""
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            raise InputError(
-                f"{self._where(self._relative(path))}: cannot decode image "
-                f"({type(error).__name__}: {error})."
-            ) from error
-        return image
+        return raster.decode(data, self._where(self._relative(path)))
 
     def _colors_to_ids(self, rgb, mask_path):
         """Maps an RGB mask `(H, W, 3)` uint8 to class ids `(H, W)` uint8 by exact colour."""
@@ -577,10 +514,3 @@ def _unpack_color(packed):
 def _size_text(size):
     width, height = size
     return f"{width}x{height}"
-
-
-def _encode_png(class_ids):
-    """PNG bytes of a `(H, W)` uint8 array (fast compression)."""
-    buffer = io.BytesIO()
-    Image.fromarray(class_ids).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()

@@ -1,9 +1,11 @@
-"""TFDS builder turning semantic-segmentation exports of labelling tools into TFRecords.
+"""TFDS builder turning semantic-segmentation datasets and labelling-tool exports into TFRecords.
 
 Run from the project root:
 
     tfds build full_semantic --config cvat --manual_dir path/to/cvat_export \
         --data_dir ~/tensorflow_datasets
+    tfds build full_semantic --config cityscapes --manual_dir ~/data/cityscapes
+    tfds build full_semantic --config utokyo_thermal --manual_dir ~/data/ir_seg_dataset
     tfds build full_semantic \
         --config '{"name": "camvid", "source": "cvat", "void_labels": ["background"]}' \
         --manual_dir ../shared/data/camvid_cvat --data_dir ~/tensorflow_datasets
@@ -14,9 +16,11 @@ Then read the classes back from the dataset:
     builder.info.metadata["class_names"], builder.info.metadata["palette"]
 
 Each `source` has a reader in its own module, registered in `SOURCE_READERS`. A
-reader is called as `reader(manual_dir, scratch_dir, void_labels)` and returns an
-object with `class_names`, `palette`, `split_names` and `examples(split)`
-yielding `(key, {"image", "mask", "file_name"})`.
+reader is called as `reader(manual_dir, scratch_dir, config)` (the
+`FullSemanticConfig`) and returns an object with `class_names`, `palette`,
+`split_names` and `examples(split)` yielding `(key, {"image", "mask",
+"file_name", ...})`; a source whose examples carry more string features lists
+them in `SOURCE_TEXT_FEATURES`.
 """
 
 import dataclasses
@@ -28,21 +32,64 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from full_semantic import cvat
+from full_semantic import cityscapes, cvat, folder, satellite, utokyo
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
-# Source name -> reader `(manual_dir, scratch_dir, void_labels) -> source`.
+# Source name -> reader `(manual_dir, scratch_dir, config) -> source`.
 SOURCE_READERS = {
-    "cvat": cvat.open_export,
+    "cvat": cvat.open_source,
+    "cityscapes": cityscapes.open_source,
+    "utokyo": utokyo.open_source,
+    "satellite": satellite.open_source,
+    "folder": folder.open_source,
 }
+# Source name -> the image channel counts it can produce (config field `channels`).
+SOURCE_CHANNELS = {
+    "cvat": (3,),
+    "cityscapes": cityscapes.CHANNELS,
+    "utokyo": utokyo.CHANNELS,
+    "satellite": satellite.CHANNELS,
+    "folder": folder.CHANNELS,
+}
+# Source name -> its class sets (config field `class_set`), the first being the default.
+SOURCE_CLASS_SETS = {"cityscapes": cityscapes.CLASS_SETS}
+# Source name -> names of the string features its examples carry beside `file_name`.
+SOURCE_TEXT_FEATURES = {"utokyo": utokyo.TEXT_FEATURES}
+# Source name -> what `--manual_dir` must be, for messages.
+SOURCE_MANUAL_DIRS = {
+    "cvat": "a CVAT 'Segmentation mask 1.1' export folder, a .zip of one, or a folder holding "
+    "exactly one such .zip",
+    "cityscapes": "the Cityscapes (or MiniCity) folder holding leftImg8bit/ and gtFine/",
+    "utokyo": "the UTokyo multispectral release folder (images/, labels/, train.txt, ...) or a "
+    ".zip of it",
+    "satellite": "the satellite folder (images/, labels/building/, labels/road/) or a .zip of it",
+    "folder": "the dataset folder (classes.json, images/, labels/) or a .zip of it",
+}
+SOURCE_HOMEPAGES = {
+    "cvat": "https://www.cvat.ai/",
+    "cityscapes": "https://www.cityscapes-dataset.com/",
+    "utokyo": "https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/",
+    "satellite": "https://www.aihub.or.kr/",
+    "folder": "https://mmsegmentation.readthedocs.io/en/latest/advanced_guides/add_datasets.html",
+}
+# The fields a JSON `--config` may set.
+JSON_FIELDS = (
+    "name",
+    "source",
+    "void_labels",
+    "channels",
+    "class_set",
+    "blank_missing_masks",
+    "description",
+)
 
 
 @dataclasses.dataclass(eq=False)
 class FullSemanticConfig(tfds.core.BuilderConfig):
-    """A `full_semantic` variant: which reader to use and which classes to ignore.
+    """A `full_semantic` variant: which reader to use, with which options.
 
     Custom variants come from JSON on the command line, e.g.
     `--config '{"name": "camvid", "source": "cvat", "void_labels": ["background"]}'`.
@@ -52,24 +99,62 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
         void_labels: tuple of str, class names mapped to `IGNORE_INDEX` (255) and
             dropped from the class list; the remaining ids are renumbered 0..K-1
             in the order of the source's class list. A JSON list is accepted.
+        channels: int, channels of the `image` feature, one of
+            `SOURCE_CHANNELS[source]`: 3 everywhere; `utokyo` also 1 (thermal)
+            and 4 (RGB + thermal), `folder` also 1 and 4.
+        class_set: str, the classes of a source that has several sets
+            (`SOURCE_CLASS_SETS`): `cityscapes` takes `"train_ids"` (19 classes,
+            the default) or `"categories"` (8). Empty for the default.
+        blank_missing_masks: bool, `cvat` only: build a listed image that has no
+            mask with an all-background mask instead of failing.
     """
 
     source: str = "cvat"
     void_labels: tuple[str, ...] = ()
+    channels: int = 3
+    class_set: str = ""
+    blank_missing_masks: bool = False
 
     def __post_init__(self):
+        where = f"--config {self.name!r}"
         if self.source not in SOURCE_READERS:
             raise InputError(
-                f"--config {self.name!r}: unknown source {self.source!r}; expected one of "
+                f"{where}: unknown source {self.source!r}; expected one of "
                 f"{sorted(SOURCE_READERS)}."
             )
         void_labels = self.void_labels
         if isinstance(void_labels, str) or not all(isinstance(name, str) for name in void_labels):
             raise InputError(
-                f"--config {self.name!r}: void_labels must be a list of class names, "
+                f"{where}: void_labels must be a list of class names, "
                 f'e.g. ["background"]. Received: void_labels={void_labels!r}'
             )
         self.void_labels = tuple(void_labels)
+        allowed_channels = SOURCE_CHANNELS[self.source]
+        if isinstance(self.channels, bool) or self.channels not in allowed_channels:
+            raise InputError(
+                f"{where}: source {self.source!r} gives images with "
+                f"{' or '.join(str(count) for count in allowed_channels)} channel(s). "
+                f"Received: channels={self.channels!r}"
+            )
+        class_sets = SOURCE_CLASS_SETS.get(self.source, ())
+        if class_sets:
+            self.class_set = self.class_set or class_sets[0]
+        if self.class_set and self.class_set not in class_sets:
+            expected = f"one of {list(class_sets)}" if class_sets else "none (leave it out)"
+            raise InputError(
+                f"{where}: class_set {self.class_set!r} is not a class set of source "
+                f"{self.source!r}; expected {expected}."
+            )
+        if not isinstance(self.blank_missing_masks, bool):
+            raise InputError(
+                f"{where}: blank_missing_masks must be true or false. "
+                f"Received: {self.blank_missing_masks!r}"
+            )
+        if self.blank_missing_masks and self.source != "cvat":
+            raise InputError(
+                f"{where}: blank_missing_masks applies to source 'cvat' only. "
+                f"Received: source={self.source!r}"
+            )
 
 
 def config_from_json_fields(**fields):
@@ -78,25 +163,24 @@ def config_from_json_fields(**fields):
     `tfds build --config '{...}'` calls `Builder.builder_config_cls(**fields)`;
     the dataclass constructor alone would end a typo in a `TypeError` traceback.
     """
-    known = [field.name for field in dataclasses.fields(FullSemanticConfig) if field.init]
-    unknown = sorted(set(fields) - set(known))
+    unknown = sorted(set(fields) - set(JSON_FIELDS))
     if unknown:
         raise InputError(
-            f"--config: unknown field(s) {unknown}; expected some of "
-            f"{['name', 'source', 'void_labels', 'description']}."
+            f"--config: unknown field(s) {unknown}; expected some of {list(JSON_FIELDS)}."
         )
     return FullSemanticConfig(**fields)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """Semantic-segmentation dataset built from a labelling tool's export."""
+    """Semantic-segmentation dataset built from a labelling tool's export or a public dataset."""
 
     # What `tfds build --config '{...json...}'` calls to make a custom config.
     builder_config_cls = staticmethod(config_from_json_fields)
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {
-        "1.0.0": "Initial release: CVAT 'Segmentation mask 1.1' exports.",
+        "1.0.0": "Initial release: CVAT exports, Cityscapes and MiniCity, UTokyo multispectral, "
+        "AIHub satellite building/road and plain folders.",
     }
     BUILDER_CONFIGS = [
         FullSemanticConfig(
@@ -104,27 +188,76 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             source="cvat",
             description="CVAT 'Segmentation mask 1.1' export, every labelmap class kept.",
         ),
+        FullSemanticConfig(
+            name="cityscapes",
+            source="cityscapes",
+            class_set="train_ids",
+            description="Cityscapes or MiniCity fine annotations, the 19 evaluated classes.",
+        ),
+        FullSemanticConfig(
+            name="cityscapes_categories",
+            source="cityscapes",
+            class_set="categories",
+            description="Cityscapes or MiniCity fine annotations, the 8 categories as classes.",
+        ),
+        FullSemanticConfig(
+            name="utokyo_rgb",
+            source="utokyo",
+            channels=3,
+            description="UTokyo multispectral (MFNet), RGB channels, 9 classes, day/night.",
+        ),
+        FullSemanticConfig(
+            name="utokyo_thermal",
+            source="utokyo",
+            channels=1,
+            description="UTokyo multispectral (MFNet), thermal channel, 9 classes, day/night.",
+        ),
+        FullSemanticConfig(
+            name="utokyo_rgbt",
+            source="utokyo",
+            channels=4,
+            description="UTokyo multispectral (MFNet), RGB + thermal, 9 classes, day/night.",
+        ),
+        FullSemanticConfig(
+            name="satellite",
+            source="satellite",
+            description="AIHub satellite tiles, background/building/road from GeoJSON polygons.",
+        ),
+        FullSemanticConfig(
+            name="folder",
+            source="folder",
+            description="Plain folder: images/, 8-bit index labels/, splits/, classes.json.",
+        ),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-    Pass the export with `--manual_dir`: a CVAT "Segmentation mask 1.1" export
-    folder (holding labelmap.txt, ImageSets/Segmentation/, JPEGImages/ and
-    SegmentationClass/), a .zip of it, or a folder holding exactly one such .zip.
+    Pass the source data with `--manual_dir` (layouts in full_semantic/README.md):
+    * cvat: a CVAT "Segmentation mask 1.1" export folder (labelmap.txt,
+      ImageSets/Segmentation/, JPEGImages/, SegmentationClass/), a .zip of it, or
+      a folder holding exactly one such .zip.
+    * cityscapes, cityscapes_categories: the folder where leftImg8bit_trainvaltest.zip
+      and gtFine_trainvaltest.zip were extracted (leftImg8bit/, gtFine/); MiniCity too.
+    * utokyo_rgb, utokyo_thermal, utokyo_rgbt: the released ir_seg_dataset/ folder
+      (images/, labels/, train.txt, val.txt, test.txt) or a .zip of it.
+    * satellite: images/, labels/building/*.json, labels/road/*.json, optional splits/.
+    * folder: classes.json, images/, labels/, optional splits/.
     """
 
     def _info(self):
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-                    "mask": tfds.features.Image(
-                        shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
-                    ),
-                    "file_name": tfds.features.Text(),
-                }
+        config = self.builder_config
+        features = {
+            "image": tfds.features.Image(shape=(None, None, config.channels), dtype=np.uint8),
+            "mask": tfds.features.Image(
+                shape=(None, None, 1), dtype=np.uint8, encoding_format="png"
             ),
+            "file_name": tfds.features.Text(),
+        }
+        for name in SOURCE_TEXT_FEATURES.get(config.source, ()):
+            features[name] = tfds.features.Text()
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(features),
             supervised_keys=("image", "mask"),
-            homepage="https://www.cvat.ai/",
-            # Filled in `_split_generators`, once the export's classes are known.
+            homepage=SOURCE_HOMEPAGES[config.source],
+            # Filled in `_split_generators`, once the source's classes are known.
             metadata=tfds.core.MetadataDict(),
         )
 
@@ -159,7 +292,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         scratch_dir = getattr(self, "_scratch_dir", None)
         if scratch_dir is None:
             raise RuntimeError("full_semantic builds only through `download_and_prepare`.")
-        source = reader(_manual_path(dl_manager), scratch_dir, config.void_labels)
+        source = reader(_manual_path(dl_manager, config.source), scratch_dir, config)
         self.info.metadata.update(
             {
                 "class_names": list(source.class_names),
@@ -181,7 +314,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         yield from source.examples(split)
 
 
-def _manual_path(dl_manager):
+def _manual_path(dl_manager, source):
     """The `--manual_dir` path: a folder, or a `.zip` (which `dl_manager.manual_dir` rejects)."""
     given = getattr(dl_manager, "_manual_dir", None)
     if given is not None and epath.Path(given).is_file():
@@ -190,8 +323,7 @@ def _manual_path(dl_manager):
         return epath.Path(dl_manager.manual_dir)
     except AssertionError:
         raise InputError(
-            f"--manual_dir {given} does not exist or is empty: pass a CVAT 'Segmentation mask "
-            "1.1' export folder, a .zip of one, or a folder holding exactly one such .zip."
+            f"--manual_dir {given} does not exist or is empty: pass {SOURCE_MANUAL_DIRS[source]}."
         ) from None
 
 

@@ -7,8 +7,8 @@
     zip_folder(export, tmp_path / "export.zip", top_level="task_1")
 
 Masks follow `class_index_pattern`, so tests know the class of every pixel.
-`full_semantic/dummy_data/` was written with
-`write_cvat_export("full_semantic/dummy_data", image_extensions={"b": ".png"})`.
+`full_semantic/dummy_data/cvat/` was written with
+`write_cvat_export("full_semantic/dummy_data/cvat", image_extensions={"b": ".png"})`.
 """
 
 import io

@@ -392,7 +392,8 @@ def test_corrupt_zip(tmp_path):
 
 
 def test_unknown_source_lists_valid_ones():
-    with pytest.raises(InputError, match=r"unknown source 'labelme'.*\['cvat'\]"):
+    expected = r"\['cityscapes', 'cvat', 'folder', 'satellite', 'utokyo'\]"
+    with pytest.raises(InputError, match=r"unknown source 'labelme'.*" + expected):
         FullSemanticConfig(name="mine", source="labelme")
 
 

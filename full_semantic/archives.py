@@ -1,0 +1,158 @@
+"""Finding a dataset behind `--manual_dir`: a folder, a `.zip` of one, or a folder with one zip.
+
+Every reader of the `full_semantic` builder that accepts zips calls `locate_root`
+with the file (or folder) that marks the root of its layout:
+
+    root, zip_path = locate_root(manual_dir, scratch_dir, "classes.json", "a dataset folder")
+
+A zip is extracted into `scratch_dir` (deleted by the builder after the build);
+member names that would land outside it are refused before anything is written.
+"""
+
+import posixpath
+import re
+import shutil
+import zipfile
+
+from etils import epath
+
+from semseg.errors import InputError
+
+# Folders that zip tools add beside the real content.
+_IGNORED_TOP_LEVEL = ("__MACOSX",)
+
+
+def is_unsafe_member(member_name):
+    """Whether a zip member would be written outside the extraction folder.
+
+    Args:
+        member_name: str, the member name stored in the zip.
+
+    Returns:
+        bool, True for absolute names (`/x`, `C:x`, `\\\\x`) and names whose `..`
+        parts climb above the extraction folder.
+    """
+    name = member_name.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return True
+    normalized = posixpath.normpath(name)
+    return normalized == ".." or normalized.startswith("../")
+
+
+def extract_zip(zip_path, target_dir):
+    """Extracts a zip, refusing members that would land outside `target_dir`.
+
+    Every member name is checked before anything is written (zip-slip protection).
+
+    Args:
+        zip_path: path-like, the `.zip` file.
+        target_dir: path-like, the folder to extract into (created if needed).
+
+    Raises:
+        InputError: if the zip is corrupt or a member name is absolute or climbs
+            out of `target_dir` with `..`.
+    """
+    zip_path = epath.Path(zip_path)
+    target_dir = epath.Path(target_dir)
+    try:
+        with zip_path.open("rb") as zip_file, zipfile.ZipFile(zip_file) as archive:
+            members = archive.infolist()
+            for member in members:
+                if is_unsafe_member(member.filename):
+                    raise InputError(
+                        f"{zip_path}: member {member.filename!r} would be extracted outside "
+                        "the target folder (absolute path or '..'); refusing to extract."
+                    )
+            target_dir.mkdir(parents=True, exist_ok=True)
+            for member in members:
+                destination = target_dir / posixpath.normpath(member.filename.replace("\\", "/"))
+                if member.is_dir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, destination.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
+        raise InputError(f"{zip_path} is not a readable zip file: {error}") from error
+
+
+def _find_root_in(extracted_dir, zip_path, marker, description):
+    """The dataset folder inside an extracted zip: its root or its single top folder."""
+    if (extracted_dir / marker).exists():
+        return extracted_dir
+    entries = [entry for entry in extracted_dir.iterdir() if entry.name not in _IGNORED_TOP_LEVEL]
+    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / marker).exists():
+        return entries[0]
+    raise InputError(
+        f"{zip_path}: no {marker} at the root of the zip or inside a single top-level "
+        f"folder; expected {description}."
+    )
+
+
+def locate_root(manual_dir, scratch_dir, marker, description):
+    """Finds the dataset folder behind `--manual_dir`, extracting a zip if needed.
+
+    Args:
+        manual_dir: path-like, a folder holding `marker`, a `.zip` of such a
+            folder (at the root of the zip or inside one top-level folder), or a
+            folder holding exactly one such `.zip` and no `marker`.
+        scratch_dir: path-like, an empty folder where a zip is extracted; the
+            caller deletes it once the examples are written.
+        marker: str, the file or folder name at the root of the layout, e.g.
+            `"labelmap.txt"`.
+        description: str, what the folder is, for messages, e.g.
+            `"a CVAT 'Segmentation mask 1.1' export"`.
+
+    Returns:
+        `(root, zip_path)`: the `epath.Path` of the dataset folder, and the zip
+        it came from (None for a folder), for error messages.
+
+    Raises:
+        InputError: if `manual_dir` is none of the above.
+    """
+    manual_dir = epath.Path(manual_dir)
+    if not manual_dir.exists():
+        raise InputError(f"--manual_dir {manual_dir} does not exist.")
+    if manual_dir.is_dir():
+        if (manual_dir / marker).exists():
+            return manual_dir, None
+        zips = sorted(path for path in manual_dir.iterdir() if path.suffix.lower() == ".zip")
+        if len(zips) != 1:
+            found = ", ".join(path.name for path in zips) if zips else "none"
+            raise InputError(
+                f"{manual_dir / marker} not found: --manual_dir must be {description} folder, "
+                f"a .zip of one, or a folder holding exactly one such .zip (zips found: {found})."
+            )
+        zip_path = zips[0]
+    elif manual_dir.suffix.lower() == ".zip":
+        zip_path = manual_dir
+    else:
+        raise InputError(
+            f"--manual_dir {manual_dir} is a file but not a .zip: expected {description} "
+            "folder or a .zip of one."
+        )
+    extracted_dir = epath.Path(scratch_dir) / "extracted"
+    extract_zip(zip_path, extracted_dir)
+    return _find_root_in(extracted_dir, zip_path, marker, description), zip_path
+
+
+def describer(root, zip_path=None):
+    """A function naming a path under `root` in messages.
+
+    Args:
+        root: path-like, the dataset folder.
+        zip_path: path-like or None, the zip `root` was extracted from.
+
+    Returns:
+        callable `path -> str`: the full path for a folder, or `"RELATIVE (in ZIP)"`
+        for a file extracted from a zip (the temporary folder means nothing to users).
+    """
+    root = epath.Path(root)
+    if zip_path is None:
+        return str
+
+    def describe(path):
+        relative = epath.Path(path).relative_to(root).as_posix()
+        return f"{relative} (in {zip_path})"
+
+    return describe

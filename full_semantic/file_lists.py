@@ -1,0 +1,180 @@
+"""Listing the files of a source folder and reading its split lists.
+
+Readers name every example by a key: the file's path relative to its folder,
+without extension (`images/city/a.png` -> `city/a`). `index_files` maps keys to
+files and refuses two files with the same key; `read_split_lists` reads
+`splits/train.txt`-style lists of keys, one per line.
+
+All functions take `describe`, a callable turning an `epath.Path` into the text
+naming it in messages (its path, or its place inside a zip).
+"""
+
+import collections
+import logging
+import re
+
+from etils import epath
+
+from semseg.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+# A list `NAME.txt` becomes split NAME.
+SPLIT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+_MAX_NAMES_SHOWN = 3
+
+
+def _default_describe(path):
+    return str(path)
+
+
+def walk_files(folder):
+    """Every file under `folder`, recursively, in sorted order (`rglob` is not on every fs)."""
+    folder = epath.Path(folder)
+    found = []
+    pending = [folder] if folder.is_dir() else []
+    while pending:
+        for path in sorted(pending.pop().iterdir()):
+            if path.is_dir():
+                pending.append(path)
+            else:
+                found.append(path)
+    return sorted(found)
+
+
+def index_files(folder, extensions, describe=_default_describe, what="image"):
+    """Maps the key of every file with one of `extensions` under `folder` to its path.
+
+    Args:
+        folder: path-like, the folder to list recursively (missing: empty result).
+        extensions: tuple of lower-case suffixes, e.g. `(".png", ".jpg")`.
+        describe: callable naming a path in messages.
+        what: str, what the files are, for messages.
+
+    Returns:
+        dict key -> `epath.Path`, in sorted key order; the key is the path
+        relative to `folder` without its extension, with `/` separators.
+
+    Raises:
+        InputError: if two files have the same key (e.g. `a.png` and `a.jpg`).
+    """
+    folder = epath.Path(folder)
+    index = {}
+    for path in walk_files(folder):
+        if path.suffix.lower() not in extensions:
+            continue
+        relative = path.relative_to(folder).as_posix()
+        key = relative[: -len(path.suffix)]
+        if key in index:
+            raise InputError(
+                f"{describe(path)} and {describe(index[key])}: two {what}s with the same key "
+                f"{key!r}; keep one file per name."
+            )
+        index[key] = path
+    return dict(sorted(index.items()))
+
+
+def read_name_list(path, describe=_default_describe, strip_suffixes=()):
+    """Reads a list of example keys, one per line; blank lines are ignored.
+
+    Args:
+        path: path-like, the `.txt` list.
+        describe: callable naming a path in messages.
+        strip_suffixes: lower-case suffixes removed from listed names (e.g.
+            `(".png",)` for lists written with file names).
+
+    Returns:
+        dict name -> 1-based line number, in file order.
+
+    Raises:
+        InputError: if a name is listed twice or points outside the folder.
+    """
+    path = epath.Path(path)
+    names = {}
+    for line_number, raw_line in enumerate(path.read_text().splitlines(), start=1):
+        name = raw_line.strip().replace("\\", "/")
+        if not name:
+            continue
+        for suffix in strip_suffixes:
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+        if name in names:
+            raise InputError(
+                f"{describe(path)} line {line_number}: name {name!r} is already listed on line "
+                f"{names[name]}."
+            )
+        if name.startswith("/") or ".." in name.split("/"):
+            raise InputError(
+                f"{describe(path)} line {line_number}: name {name!r} points outside the dataset "
+                "folder; expected a file name relative to the images folder, without extension."
+            )
+        names[name] = line_number
+    return names
+
+
+def read_split_lists(list_paths, describe=_default_describe, strip_suffixes=()):
+    """Reads split lists: `NAME.txt` becomes split NAME.
+
+    Args:
+        list_paths: iterable of paths of `.txt` lists.
+        describe: callable naming a path in messages.
+        strip_suffixes: see `read_name_list`.
+
+    Returns:
+        dict split -> `(list_path, {name: line_number})`; empty lists are left
+        out with a warning. A key listed in two splits is logged as a warning.
+
+    Raises:
+        InputError: for an invalid split name or a malformed list.
+    """
+    splits = {}
+    split_of_name = {}
+    overlapping = collections.Counter()
+    for list_path in list_paths:
+        list_path = epath.Path(list_path)
+        split = list_path.stem
+        if not SPLIT_NAME_PATTERN.match(split):
+            raise InputError(
+                f"{describe(list_path)}: {split!r} is not a valid split name; rename the list "
+                "to letters, digits and underscores only (e.g. train.txt, val.txt, test.txt)."
+            )
+        names = read_name_list(list_path, describe, strip_suffixes)
+        if not names:
+            logger.warning("%s lists no name: split %r left out.", describe(list_path), split)
+            continue
+        for name in names:
+            if name in split_of_name:
+                overlapping[(split_of_name[name], split)] += 1
+            else:
+                split_of_name[name] = split
+        splits[split] = (list_path, names)
+    for (first, second), count in sorted(overlapping.items()):
+        logger.warning("%d name(s) are listed in both split %r and split %r", count, first, second)
+    return splits
+
+
+def resolve_names(names, files, list_path, describe=_default_describe, folder_text="images/"):
+    """Matches the names of one split list to files; every name must have one.
+
+    Args:
+        names: dict name -> line number, from `read_name_list`.
+        files: dict key -> path, from `index_files`.
+        list_path: path of the list, for messages.
+        describe: callable naming a path in messages.
+        folder_text: str naming the folder searched, for messages.
+
+    Returns:
+        list of `(name, path)` in list order.
+
+    Raises:
+        InputError: naming the list, the line and the name of the first name
+            without a file (and how many are missing).
+    """
+    missing = [name for name in names if name not in files]
+    if missing:
+        shown = ", ".join(missing[:_MAX_NAMES_SHOWN])
+        raise InputError(
+            f"{describe(list_path)} line {names[missing[0]]}: no file in {folder_text} for name "
+            f"{missing[0]!r} ({len(missing)} of {len(names)} listed names are missing: {shown})."
+        )
+    return [(name, files[name]) for name in names]
