@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import tensorflow_datasets as tfds
 import tqdm
 
 from semseg import data, plots
@@ -56,7 +57,9 @@ def tfds_examples(builder, split, max_examples=None, group_by=None):
             f"--group_by {group_by}: the dataset {builder.data_dir} has no such feature; "
             f"it has {', '.join(scalar) or 'none besides image and mask'}"
         )
-    examples = builder.as_dataset(split=split)
+    # No automatic caching: with `take` it would warn and discard a partial cache.
+    read_config = tfds.ReadConfig(try_autocache=False)
+    examples = builder.as_dataset(split=split, read_config=read_config)
     if max_examples:
         examples = examples.take(max_examples)
         total = min(total, max_examples)

@@ -165,7 +165,7 @@ def _write_onnx(model, path, image_size, num_channels, quantize, calibration_ima
         output_names=[tensor.name for tensor in frozen.outputs],
         opset=ONNX_OPSET,
     )
-    resize_to_exact_sizes(proto)
+    resize_to_exact_sizes(proto, frozen.graph)
     if quantize != "int8":
         onnx.save(proto, str(path))
         return
@@ -202,41 +202,47 @@ def _write_onnx(model, path, image_size, num_channels, quantize, calibration_ima
         )
 
 
-def resize_to_exact_sizes(proto):
+def resize_to_exact_sizes(proto, tf_graph):
     """Rewrites `Resize(scales)` nodes of a tf2onnx graph to exact output `sizes`.
 
     tf2onnx turns TensorFlow's resize to a constant size into float `scales`,
     and ONNX then takes `floor(input * scale)`: 3 -> 20 becomes 19 (scale
-    6.6666665). Where the input's shape is static (the graph is exported at
-    batch 1), the node gets the exact 4-D output size instead. (Sizes on the
-    spatial `axes` only, which would keep the batch free, break ONNX Runtime's
-    layout optimizer on int8 graphs.)
+    6.6666665). tf2onnx names the transpose after each `Resize` like the
+    TensorFlow resize op it replaces, so the exact output shape is read from the
+    TensorFlow graph (traced at batch 1, so fully static) and written as 4-D
+    `sizes`. (Sizes on the spatial `axes` only, which would keep the batch free,
+    break ONNX Runtime's layout optimizer on int8 graphs.)
 
     Args:
         proto: `onnx.ModelProto`, modified in place.
+        tf_graph: the `tf.Graph` it was converted from.
 
     Returns:
         Number of rewritten nodes.
     """
-    from onnx import numpy_helper, shape_inference
+    from onnx import numpy_helper
 
-    inferred = shape_inference.infer_shapes(proto)
-    dims = {}
-    for value in list(inferred.graph.value_info) + list(inferred.graph.input):
-        shape = value.type.tensor_type.shape.dim
-        dims[value.name] = [dim.dim_value if dim.HasField("dim_value") else None for dim in shape]
+    consumers = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     initializers = {initializer.name: initializer for initializer in proto.graph.initializer}
     rewritten = 0
     for node in proto.graph.node:
-        if node.op_type != "Resize" or len(node.input) < 3 or node.input[2] not in initializers:
+        if node.op_type != "Resize" or len(node.input) != 3 or node.input[2] not in initializers:
             continue
-        scales = numpy_helper.to_array(initializers[node.input[2]])
-        shape = dims.get(node.input[0])
-        if scales.shape != (4,) or not shape or None in shape:
-            continue
-        sizes = np.array([round(side * float(scale)) for side, scale in zip(shape, scales)])
+        shape = None
+        for consumer in consumers.get(node.output[0], []):
+            try:
+                shape = tf_graph.get_operation_by_name(consumer.name).outputs[0].shape
+            except KeyError:
+                continue
+        if shape is None or not shape.is_fully_defined():
+            raise RuntimeError(f"ONNX export: no static TensorFlow shape for {node.name}")
+        batch, height, width, channels = shape.as_list()
+        sizes = np.array([batch, channels, height, width], dtype=np.int64)
         sizes_name, no_scales_name = f"{node.name}_sizes", f"{node.name}_no_scales"
-        proto.graph.initializer.append(numpy_helper.from_array(sizes.astype(np.int64), sizes_name))
+        proto.graph.initializer.append(numpy_helper.from_array(sizes, sizes_name))
         # An empty tensor rather than an omitted input: quantization tools drop
         # empty input names and would shift `sizes` into the `scales` slot.
         no_scales = numpy_helper.from_array(np.zeros(0, np.float32), no_scales_name)

@@ -14,16 +14,22 @@ from pathlib import Path
 import cv2
 
 
+def temporary_sibling(path):
+    """A unique hidden temporary name beside `path` that keeps its suffix (writers such as
+    Keras and OpenCV choose the format by extension)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
 
-    The temporary name keeps the suffix of `path` (writers such as Keras and
-    OpenCV choose the format by extension). On error the temporary file is removed.
+    On error the temporary file is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp_path = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    temp_path = temporary_sibling(path)
     try:
         yield temp_path
         os.replace(temp_path, path)

@@ -6,6 +6,7 @@ RGB palette travel with the dataset (TFDS metadata) and with the run
 (`config.json`), never as command-line flags.
 """
 
+import cv2
 import numpy as np
 
 IGNORE_INDEX = 255
@@ -44,10 +45,13 @@ def colorize(mask, palette):
     Returns:
         uint8 array `(H, W, 3)`.
     """
-    lookup = np.zeros((256, 3), dtype=np.uint8)
-    lookup[: len(palette)] = np.asarray(palette, dtype=np.uint8)
-    lookup[IGNORE_INDEX] = IGNORE_COLOR
-    return lookup[np.asarray(mask, dtype=np.uint8)]
+    lookup = np.zeros((256, 1, 3), dtype=np.uint8)
+    lookup[: len(palette), 0] = np.asarray(palette, dtype=np.uint8)
+    lookup[IGNORE_INDEX, 0] = IGNORE_COLOR
+    # OpenCV's colour map with a 256-entry table is several times faster than numpy
+    # indexing on full-HD frames; it works in BGR, hence the conversions.
+    colors_bgr = cv2.applyColorMap(np.asarray(mask, dtype=np.uint8), lookup[..., ::-1].copy())
+    return cv2.cvtColor(colors_bgr, cv2.COLOR_BGR2RGB)
 
 
 class LabelSpec:

@@ -42,9 +42,13 @@ def overlay(image, mask, palette, alpha=0.5):
         uint8 `(H, W, 3)`.
     """
     image = to_rgb(image)
+    mask = np.asarray(mask, dtype=np.uint8)
     colors = colorize(mask, palette)
     blended = cv2.addWeighted(image, 1.0 - alpha, colors, alpha, 0.0)
-    return np.where((np.asarray(mask) == IGNORE_INDEX)[..., None], image, blended)
+    ignored = mask == IGNORE_INDEX
+    if ignored.any():
+        blended[ignored] = image[ignored]
+    return blended
 
 
 def legend(class_names, palette, width, class_ids=None, row_height=18):

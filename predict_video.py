@@ -1,0 +1,66 @@
+"""Segment a video file into an overlay video of the same size and frame rate.
+
+Examples:
+
+    python predict_video.py --work_dir runs/camvid_ddrnet --input drive.mp4 --output drive_seg.mp4
+    python predict_video.py --work_dir runs/camvid_ddrnet --input drive.mp4 --output out.mp4 \
+        --alpha 0.4 --show_fps
+    # A shipped model (export.py writes the .json description beside it)
+    python predict_video.py --model deploy/ddrnet23_slim_int8.tflite --input drive.mp4 \
+        --output out.mp4 --threads 2
+
+Prints the end-to-end FPS of the tool next to the FPS of the model alone.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from semseg.errors import InputError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work_dir", help="work dir written by train.py")
+    parser.add_argument("--model", help="an exported model (instead of --work_dir)")
+    parser.add_argument("--checkpoint", default="best", help="with --work_dir: best, last, file")
+    parser.add_argument("--input", required=True, help="video file")
+    parser.add_argument("--output", required=True, help="output .mp4")
+    parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
+    parser.add_argument("--show_fps", action="store_true", help="draw the FPS on the frames")
+    parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
+    return parser.parse_args(argv)
+
+
+def main(args):
+    import tqdm
+
+    from semseg.inference import Predictor
+    from semseg.video import segment_video
+
+    predictor = Predictor.load(args.work_dir, args.checkpoint, args.model, args.threads)
+    stats = segment_video(
+        predictor, args.input, args.output, args.alpha, args.show_fps, progress=tqdm.tqdm
+    )
+    width, height = stats["size"]
+    print(
+        f"{stats['frames']} frames of {width}x{height} at {stats['frame_rate']:g} fps written "
+        f"to {stats['output']}"
+    )
+    print(
+        f"end-to-end {stats['fps']:.1f} FPS; model alone {stats['model_fps']:.1f} FPS at "
+        f"{predictor.image_size[0]}x{predictor.image_size[1]} ({predictor.runtime.name})"
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main(parse_args())
+    except InputError as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,97 @@
+"""export.py: every format and precision, verified against Keras on a trained run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semseg import export
+from semseg.errors import InputError
+from semseg.inference import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("format_name", ["tflite", "onnx", "saved_model"])
+def test_fp32_exports_match_keras_logits(demo_run, format_name):
+    path, description = export.export_run(demo_run, format_name, verify_examples=8)
+    assert description["max_abs_logit_diff"] < 1e-4
+    assert abs(description["miou_change"]) < 0.01
+    assert description["miou_keras"] > 0.3, "the fixture run should have learned something"
+    shipped = Predictor.from_export(path)
+    assert shipped.runtime.name == format_name and shipped.image_size == (72, 88)
+    keras_predictor = Predictor.from_work_dir(demo_run)
+    image = np.random.default_rng(0).integers(0, 256, (50, 61, 3), dtype=np.uint8)
+    agreement = np.mean(shipped.predict(image) == keras_predictor.predict(image))
+    assert agreement > 0.999
+    saved = json.loads(Path(f"{path}.json").read_text())
+    assert saved["class_names"] == keras_predictor.labels.class_names
+    assert not [item for item in path.parent.iterdir() if item.name.startswith(".")]
+
+
+@pytest.mark.parametrize("format_name, quantize", [("tflite", "int8"), ("onnx", "int8")])
+def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
+    path, description = export.export_run(
+        demo_run, format_name, quantize, calibration_steps=32, verify_examples=16
+    )
+    assert abs(description["miou_change"]) <= 2.0, description
+    assert description["calibration_images"] == 32
+    assert path.stat().st_size < 0.4 * (demo_run / "checkpoints" / "best.keras").stat().st_size
+
+
+def test_fp16_tflite_is_close_to_keras(demo_run):
+    _, description = export.export_run(demo_run, "tflite", "fp16", verify_examples=8)
+    assert description["max_abs_logit_diff"] < 0.1
+    assert abs(description["miou_change"]) <= 1.0
+
+
+def test_a_failed_verification_leaves_no_file(demo_run, monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the exported model returns NaN or infinite logits")
+
+    monkeypatch.setattr(export, "compare_with_keras", broken)
+    output = tmp_path / "model.onnx"
+    with pytest.raises(RuntimeError):
+        export.export_run(demo_run, "onnx", output=output)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unsupported_combinations_are_one_line_errors(demo_run):
+    with pytest.raises(InputError, match="--quantize fp16 is not available for onnx"):
+        export.check_format("onnx", "fp16")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "export.py",
+            "--work_dir",
+            str(demo_run),
+            "--format",
+            "saved_model",
+            "--quantize",
+            "int8",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --quantize int8")
+
+
+def test_onnx_resizes_use_exact_sizes(demo_run, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    path, _ = export.export_run(demo_run, "onnx", output=tmp_path / "m.onnx", verify_examples=2)
+    proto = onnx.load(str(path))
+    initializers = {item.name: numpy_helper.to_array(item) for item in proto.graph.initializer}
+    resizes = [node for node in proto.graph.node if node.op_type == "Resize"]
+    # Every resize has an exact output size (DDRNet upsamples 2 -> 9 and 2 -> 11
+    # here): none is left to ONNX's floor(input * float scale).
+    assert resizes and all(len(node.input) == 4 for node in resizes)
+    sizes = {tuple(initializers[node.input[3]][2:]) for node in resizes}
+    assert (9, 11) in sizes and (72, 88) in sizes
