@@ -11,6 +11,19 @@ Examples:
     python train.py --dataset full_semantic/camvid --image_size 360 480 --epochs 2 \
         --steps_per_epoch 5 --work_dir runs/smoke
 
+    # DeepLabV3+ on an ImageNet EfficientNet-B0, cross-entropy + Lovasz, auto class weights
+    python train.py --dataset full_semantic/camvid --model effdeeplabv3plus_b0 \
+        --weights imagenet --loss ce:1.0,lovasz:0.5 --class_weights auto \
+        --image_size 360 480 --work_dir runs/camvid_effdeeplab
+
+    # DDRNet with the reference recipe: OHEM cross-entropy, auxiliary head weighted 0.4
+    python train.py --dataset full_semantic/camvid --loss "ohem(thresh=0.7)" \
+        --aux_weight 0.4 --image_size 360 480 --work_dir runs/camvid_ohem
+
+    # Binary segmentation (a dataset with 2 classes): one logit, BCE + Dice
+    python train.py --dataset full_semantic/cracks --binary --loss bce:1.0,dice:1.0 \
+        --image_size 512 512 --work_dir runs/cracks
+
 Rerunning an interrupted command resumes it from its last completed epoch. The
 work dir receives config.json, checkpoints/{best,last}.keras, history.csv and
 TensorBoard logs; eval.py and the predictors read everything from there.
@@ -25,7 +38,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import InputError  # noqa: E402
-from semseg.run_config import LOSSES, OPTIMIZERS, SCHEDULES, RunConfig  # noqa: E402
+from semseg.run_config import (  # noqa: E402
+    OPTIMIZERS,
+    OUTPUT_STRIDES,
+    PRETRAINED_WEIGHTS,
+    SCHEDULES,
+    RunConfig,
+)
 
 DEFAULTS = RunConfig(work_dir="", dataset="builder/config")
 
@@ -58,7 +77,37 @@ def parse_args(argv=None):
     parser.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="SGD only")
     parser.add_argument("--weight_decay", type=float, default=DEFAULTS.weight_decay)
     parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule)
-    parser.add_argument("--loss", choices=LOSSES, default=DEFAULTS.loss)
+    parser.add_argument(
+        "--loss",
+        default=DEFAULTS.loss,
+        help="loss spec: comma-separated NAME[(OPTION=VALUE,...)][:WEIGHT] terms, NAME one of "
+        "ce, focal, ohem, lovasz, dice, bce, binary_focal, lovasz_hinge; e.g. "
+        "'ce:1.0,lovasz:0.5' or 'ohem(thresh=0.7,min_kept=100000)' (see semseg/losses.py)",
+    )
+    parser.add_argument(
+        "--class_weights",
+        help="class weights of ce/ohem: auto (inverse frequency on the train split), median "
+        "(median frequency balancing) or one comma-separated number per class",
+    )
+    parser.add_argument(
+        "--binary",
+        action="store_true",
+        help="binary segmentation of a 2-class dataset: one logit (sigmoid), class 1 is "
+        "the foreground; ce/focal/lovasz mean bce/binary_focal/lovasz_hinge (implied by a "
+        "binary loss)",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=PRETRAINED_WEIGHTS,
+        help="pretrained encoder weights (downloaded through Keras; default: random "
+        "initialisation)",
+    )
+    parser.add_argument(
+        "--output_stride",
+        type=int,
+        choices=OUTPUT_STRIDES,
+        help="output stride of keras.applications encoders (default: the model's own)",
+    )
     parser.add_argument(
         "--aux_weight",
         type=float,

@@ -8,7 +8,22 @@ that returns a functional `keras.Model`. Every model follows one contract:
   `input_shape`); the model normalises them itself;
 * output: float32 logits `(B, H, W, num_classes)` at the input size from a layer
   named `logits`, for any H and W when they are dynamic (`None`);
-* with `aux_head=True` (where supported): the list `[logits, aux_logits]`.
+* with `aux_head=True`: the list `[logits, aux_logits]` (DDRNet: head on the
+  high-resolution branch; DeepLabV3+ and FPN: an FCN head on the stride-16
+  features; OCRNet: its soft object regions).
+
+Families (see `models/README.md` for parameters and GFLOPs of every model):
+
+* `ddrnet23_slim`, `ddrnet23`: DDRNet (`models/ddrnet.py`);
+* `effdeeplabv3plus_b0` .. `_b7`, `effdeeplabv3plus_lite`,
+  `mnv3deeplabv3plus_large` / `_small`, `deeplabv3plus_resnet50` / `_resnet101`:
+  DeepLabV3+ on `keras.applications` encoders (`models/deeplab_v3_plus.py`,
+  `models/encoders.py`); options `weights=None|"imagenet"`, `output_stride=16|8`;
+* `fpn_resnet50`, `fpn_resnet101`, `fpn_effb0`: semantic FPN
+  (`models/semantic_fpn.py`);
+* `ocrnet_resnet50`: OCRNet on a dilated ResNet-50 (`models/ocrnet.py`).
+
+Binary segmentation: `num_classes=1` gives one logit channel (sigmoid).
 
 Example:
     >>> from models import build_model
@@ -19,15 +34,44 @@ Example:
 
 import numbers
 
+from models import deeplab_v3_plus, ocrnet, semantic_fpn
 from models.ddrnet import DDRNet, ddrnet23, ddrnet23_slim
+from models.deeplab_v3_plus import DeepLabV3Plus
+from models.encoders import ENCODERS, build_encoder
 from models.layers import ResizeToMatch
+from models.ocrnet import OCRNet
+from models.semantic_fpn import SemanticFPN
 
 MODELS = {
     "ddrnet23_slim": ddrnet23_slim,
     "ddrnet23": ddrnet23,
+    **{
+        f"effdeeplabv3plus_{variant}": getattr(deeplab_v3_plus, f"effdeeplabv3plus_{variant}")
+        for variant in ("b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "lite")
+    },
+    "mnv3deeplabv3plus_large": deeplab_v3_plus.mnv3deeplabv3plus_large,
+    "mnv3deeplabv3plus_small": deeplab_v3_plus.mnv3deeplabv3plus_small,
+    "deeplabv3plus_resnet50": deeplab_v3_plus.deeplabv3plus_resnet50,
+    "deeplabv3plus_resnet101": deeplab_v3_plus.deeplabv3plus_resnet101,
+    "fpn_resnet50": semantic_fpn.fpn_resnet50,
+    "fpn_resnet101": semantic_fpn.fpn_resnet101,
+    "fpn_effb0": semantic_fpn.fpn_effb0,
+    "ocrnet_resnet50": ocrnet.ocrnet_resnet50,
 }
 
-__all__ = ["MODELS", "DDRNet", "ResizeToMatch", "build_model", "ddrnet23", "ddrnet23_slim"]
+__all__ = [
+    "ENCODERS",
+    "MODELS",
+    "DDRNet",
+    "DeepLabV3Plus",
+    "OCRNet",
+    "ResizeToMatch",
+    "SemanticFPN",
+    "build_encoder",
+    "build_model",
+    "ddrnet23",
+    "ddrnet23_slim",
+]
 
 
 def build_model(name, num_classes, input_shape=(None, None, 3), **options):
@@ -39,7 +83,9 @@ def build_model(name, num_classes, input_shape=(None, None, 3), **options):
         input_shape: `(height, width, channels)`; height and width are `None`
             (any size, the default) or positive ints, channels a positive int.
         **options: model-specific options passed to the builder, e.g.
-            `aux_head=True`, `mean=...`, `std=...`.
+            `aux_head=True`, `mean=...`, `std=...`, and for the models on
+            `keras.applications` encoders `weights="imagenet"` and
+            `output_stride=8`.
 
     Returns:
         A `keras.Model` named `name` mapping float32 `(B, H, W, C)` pixels in 0..255 to float32

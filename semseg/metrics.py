@@ -6,6 +6,7 @@ prediction), so memory stays constant however many images are evaluated.
 
 import keras
 import numpy as np
+from keras import ops
 
 from semseg.labels import IGNORE_INDEX
 
@@ -15,6 +16,36 @@ def mean_iou_metric(num_classes, name="mean_iou"):
     return keras.metrics.MeanIoU(
         num_classes=num_classes, ignore_class=IGNORE_INDEX, sparse_y_pred=False, name=name
     )
+
+
+@keras.saving.register_keras_serializable(package="semseg")
+class BinaryMeanIoU(keras.metrics.MeanIoU):
+    """Streaming mIoU of background (0) and foreground (1) for a one-logit model.
+
+    The logit is turned into a class by `sigmoid(logit) >= threshold` (as the
+    `Predictor` does); pixels
+    labelled `IGNORE_INDEX` are skipped.
+
+    Args:
+        threshold: float in (0, 1), the foreground probability threshold.
+        name: str, the metric name (`mean_iou`, like the multi-class metric, so
+            the monitored `val_mean_iou` is the same key).
+        dtype: the metric's dtype.
+    """
+
+    def __init__(self, threshold=0.5, name="mean_iou", dtype=None):
+        super().__init__(
+            num_classes=2, ignore_class=IGNORE_INDEX, sparse_y_pred=True, name=name, dtype=dtype
+        )
+        self.threshold = float(threshold)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        probability = ops.sigmoid(ops.cast(y_pred, "float32"))[..., 0]
+        prediction = ops.cast(probability >= self.threshold, "int32")
+        return super().update_state(y_true, prediction, sample_weight)
+
+    def get_config(self):
+        return {"threshold": self.threshold, "name": self.name, "dtype": self.dtype}
 
 
 class ConfusionMatrix:

@@ -26,7 +26,9 @@ from semseg.labels import LabelSpec
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("poly", "cosine", "constant")
-LOSSES = ("ce",)
+CLASS_WEIGHT_METHODS = ("auto", "median")
+PRETRAINED_WEIGHTS = ("imagenet",)
+OUTPUT_STRIDES = (8, 16, 32)
 
 
 @dataclasses.dataclass
@@ -47,6 +49,10 @@ class RunConfig:
     weight_decay: float = 5e-4
     schedule: str = "poly"
     loss: str = "ce"
+    class_weights: str | None = None
+    binary: bool = False
+    weights: str | None = None
+    output_stride: int | None = None
     aux_weight: float = 0.0
     augment: bool = True
     scale_range: tuple[float, float] = (0.5, 2.0)
@@ -74,7 +80,21 @@ class RunConfig:
             (self.learning_rate > 0, "learning_rate", "positive"),
             (self.weight_decay >= 0, "weight_decay", "zero or positive"),
             (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
-            (self.loss in LOSSES, "loss", f"one of {', '.join(LOSSES)}"),
+            (
+                _valid_class_weights(self.class_weights),
+                "class_weights",
+                "auto, median or a comma-separated list of non-negative numbers, one per class",
+            ),
+            (
+                self.weights is None or self.weights in PRETRAINED_WEIGHTS,
+                "weights",
+                f"omitted (random initialisation) or one of {', '.join(PRETRAINED_WEIGHTS)}",
+            ),
+            (
+                self.output_stride is None or self.output_stride in OUTPUT_STRIDES,
+                "output_stride",
+                f"omitted (the model's default) or one of {', '.join(map(str, OUTPUT_STRIDES))}",
+            ),
             (self.aux_weight >= 0, "aux_weight", "zero or positive"),
             (
                 len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
@@ -88,10 +108,31 @@ class RunConfig:
                 raise InputError(
                     f"--{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
                 )
+        # The loss spec has its own grammar; its errors name --loss.
+        from semseg.losses import parse_loss_spec
+
+        parse_loss_spec(self.loss)
 
     @property
     def work_path(self):
         return Path(self.work_dir)
+
+
+def _valid_class_weights(value):
+    if value is None or value in CLASS_WEIGHT_METHODS:
+        return True
+    try:
+        weights = [float(item) for item in str(value).split(",")]
+    except ValueError:
+        return False
+    return all(0 <= weight < float("inf") for weight in weights) and max(weights) > 0
+
+
+def parse_class_weights(value):
+    """The `--class_weights` value as a method name, a list of floats, or `None`."""
+    if value is None or value in CLASS_WEIGHT_METHODS:
+        return value
+    return [float(item) for item in value.split(",")]
 
 
 @dataclasses.dataclass

@@ -19,8 +19,8 @@ import models
 from semseg import data, losses
 from semseg.errors import InputError
 from semseg.files import atomic_path, write_json
-from semseg.metrics import mean_iou_metric
-from semseg.run_config import Run, load_run, save_run
+from semseg.metrics import BinaryMeanIoU, mean_iou_metric
+from semseg.run_config import Run, load_run, parse_class_weights, save_run
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,70 @@ class SaveCheckpoints(keras.callbacks.Callback):
             )
 
 
+def binary_mode(config, labels):
+    """Whether the run trains a one-logit binary model, checking the dataset fits.
+
+    Binary mode is asked for by `--binary` or implied by a binary loss
+    (`bce`, `binary_focal`, `lovasz_hinge`); it needs exactly 2 classes (class 1
+    is the foreground).
+    """
+    binary = config.binary or losses.is_binary_spec(config.loss)
+    if binary and labels.num_classes != 2:
+        reason = "--binary" if config.binary else f"--loss {config.loss}"
+        raise InputError(
+            f"{reason}: binary segmentation needs a dataset with exactly 2 classes; "
+            f"{config.dataset} has {labels.num_classes}: {', '.join(labels.class_names)}"
+        )
+    return binary
+
+
+def resolve_class_weights(config, builder, labels):
+    """The `--class_weights` of a run as one float per class, or `None`.
+
+    `auto` is inverse class frequency and `median` median frequency balancing,
+    both measured on the training split by `full_semantic.stats`; an explicit
+    list must have one non-negative number per class.
+    """
+    value = parse_class_weights(config.class_weights)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if len(value) != labels.num_classes:
+            raise InputError(
+                f"--class_weights: expected {labels.num_classes} numbers, one per class "
+                f"({', '.join(labels.class_names)}). Received: {len(value)}"
+            )
+        return value
+    from full_semantic import stats
+
+    statistics = stats.class_statistics(builder, config.train_split)
+    method = "inverse" if value == "auto" else "median"
+    weights = stats.class_weights(statistics.pixels, method, image_pixels=statistics.image_pixels)
+    weights = [float(weight) for weight in weights]
+    logger.info(
+        "class weights (%s, split %s): %s",
+        method,
+        config.train_split,
+        ", ".join(f"{name} {weight:.3f}" for name, weight in zip(labels.class_names, weights)),
+    )
+    return weights
+
+
+def build_run_model(config, num_outputs, channels, aux_head):
+    """Builds `config.model` for the run, turning a bad model option into an `InputError`."""
+    options = {"aux_head": True} if aux_head else {}
+    if config.weights is not None:
+        options["weights"] = config.weights
+    if config.output_stride is not None:
+        options["output_stride"] = config.output_stride
+    try:
+        return models.build_model(
+            config.model, num_outputs, input_shape=(None, None, channels), **options
+        )
+    except ValueError as error:
+        raise InputError(f"--model {config.model}: {error}") from error
+
+
 def _with_aux_targets(dataset):
     return dataset.map(
         lambda images, masks: (images, {"logits": masks, "aux_logits": masks}),
@@ -136,6 +200,9 @@ def train(config):
     keras.utils.set_random_seed(config.seed)
     builder, labels = data.load_builder(config.dataset, config.data_dir)
     channels = data.num_channels(builder)
+    binary = binary_mode(config, labels)
+    class_weights = resolve_class_weights(config, builder, labels)
+    loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
     train_batches, steps_in_split = data.train_dataset(
         builder,
         config.train_split,
@@ -149,36 +216,34 @@ def train(config):
     steps_per_epoch = config.steps_per_epoch or steps_in_split
 
     use_aux = config.aux_weight > 0
-    model = models.build_model(
-        config.model,
-        labels.num_classes,
-        input_shape=(None, None, channels),
-        **({"aux_head": True} if use_aux else {}),
-    )
-    loss = losses.build_loss(config.loss)
+    num_outputs = 1 if binary else labels.num_classes
+    model = build_run_model(config, num_outputs, channels, aux_head=use_aux)
     optimizer = build_optimizer(config, steps_per_epoch * config.epochs)
+    metric = BinaryMeanIoU() if binary else mean_iou_metric(labels.num_classes)
     if use_aux:
+        aux_loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
         model.compile(
             optimizer=optimizer,
-            loss={"logits": loss, "aux_logits": losses.build_loss(config.loss)},
+            loss={"logits": loss, "aux_logits": aux_loss},
             loss_weights={"logits": 1.0, "aux_logits": config.aux_weight},
-            metrics={"logits": [mean_iou_metric(labels.num_classes)]},
+            metrics={"logits": [metric]},
         )
         train_batches = _with_aux_targets(train_batches)
         val_batches = _with_aux_targets(val_batches)
         monitor = "val_logits_mean_iou"
     else:
-        model.compile(optimizer=optimizer, loss=loss, metrics=[mean_iou_metric(labels.num_classes)])
+        model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
         monitor = "val_mean_iou"
 
     work_path = config.work_path
     work_path.mkdir(parents=True, exist_ok=True)
     save_run(Run(config=config, labels=labels, num_channels=channels))
     logger.info(
-        "training %s on %s: %d classes, %d steps per epoch, %d epochs",
+        "training %s on %s: %d classes%s, %d steps per epoch, %d epochs",
         config.model,
         config.dataset,
         labels.num_classes,
+        " (binary, one logit)" if binary else "",
         steps_per_epoch,
         config.epochs,
     )

@@ -1,0 +1,115 @@
+"""Print the model card table: parameters and GFLOPs of every registered model.
+
+Examples:
+
+    # The table of models/README.md: 19 classes, 512x1024 and 480x640
+    python -m bench.model_table
+
+    # Some models, other sizes and class count
+    python -m bench.model_table --models ddrnet23_slim fpn_effb0 --sizes 360x480 720x960 \
+        --num_classes 11
+
+Parameters are the trainable ones (`semseg.cost.count_params`); GFLOPs are
+`semseg.cost.count_flops` at batch 1 (2 x multiply-adds, TensorFlow's profiler),
+without auxiliary heads. Models are built with random weights (`weights=None`).
+"""
+
+import argparse
+import gc
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from semseg.errors import InputError  # noqa: E402
+
+# Paper of each architecture family, by model name prefix.
+PAPERS = (
+    ("ddrnet", "DDRNet", "https://arxiv.org/abs/2101.06085"),
+    ("effdeeplabv3plus", "DeepLabV3+", "https://arxiv.org/abs/1802.02611"),
+    ("mnv3deeplabv3plus", "DeepLabV3+", "https://arxiv.org/abs/1802.02611"),
+    ("deeplabv3plus", "DeepLabV3+", "https://arxiv.org/abs/1802.02611"),
+    ("fpn", "Semantic FPN", "https://arxiv.org/abs/1901.02446"),
+    ("ocrnet", "OCRNet", "https://arxiv.org/abs/1909.11065"),
+)
+
+
+def parse_size(text):
+    try:
+        height, width = (int(value) for value in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 512x1024. Received: {text!r}")
+    if min(height, width) < 32:
+        raise argparse.ArgumentTypeError(f"sizes must be at least 32. Received: {text!r}")
+    return height, width
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", nargs="+", help="model names (default: every model)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        default=[(512, 1024), (480, 640)],
+        metavar="HxW",
+        help="input sizes (default: 512x1024 480x640)",
+    )
+    parser.add_argument("--num_classes", type=int, default=19)
+    return parser.parse_args(argv)
+
+
+def describe(name, model):
+    """`(architecture link, encoder)` cells of one model's row."""
+    architecture = next(
+        f"[{title}]({url})" for prefix, title, url in PAPERS if name.startswith(prefix)
+    )
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:
+        return architecture, "-"
+    return architecture, f"{encoder}, OS {model.output_stride}"
+
+
+def model_rows(names, sizes, num_classes):
+    """Yields one Markdown table row per model."""
+    from models import build_model
+    from semseg import cost
+
+    for name in names:
+        model = build_model(name, num_classes)
+        architecture, encoder = describe(name, model)
+        params = cost.count_params(model)["trainable"]
+        flops = [cost.count_flops(model, size) / 1e9 for size in sizes]
+        cells = [f"`{name}`", architecture, encoder, f"{params:,}"]
+        cells += [f"{value:.2f}" for value in flops]
+        yield "| " + " | ".join(cells) + " |"
+        del model
+        gc.collect()
+
+
+def main(args):
+    from models import MODELS
+
+    names = args.models or list(MODELS)
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        raise InputError(f"--models: unknown {unknown}; expected names from {sorted(MODELS)}")
+    if args.num_classes < 1:
+        raise InputError(f"--num_classes must be at least 1. Received: {args.num_classes}")
+    size_columns = [f"GFLOPs {height}x{width}" for height, width in args.sizes]
+    header = ["name", "architecture", "encoder", "trainable parameters", *size_columns]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] * 3 + ["---:"] * (1 + len(args.sizes))) + "|")
+    for row in model_rows(names, args.sizes, args.num_classes):
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main(parse_args())
+    except InputError as error:
+        sys.exit(f"error: {error}")
