@@ -398,7 +398,7 @@ def measure_cost(predictor, cost_model, latency_runs=50, batch_size=1):
         "runtime": predictor.runtime.name,
         "params": cost.count_params(cost_model),
         "flops": int(flops),
-        "macs": int(flops) // 2,
+        "macs": flops / 2,
         "image_size": list(size),
         "latency_ms": {key: timing[key] for key in ("mean", "p50", "p95")},
         "fps": timing["fps"],

@@ -203,3 +203,32 @@ def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
         "missing.jpg: no such file",
     )
     assert not (tmp_path / "run").exists(), "a failed train.py left a work dir behind"
+
+
+def test_eval_reports_cost_and_speed(trained, tmp_path):
+    _, _, work_dir = trained
+    result = run(
+        sys.executable,
+        "eval.py",
+        "--work_dir",
+        work_dir,
+        "--split",
+        "val",
+        "--latency_runs",
+        "5",
+        "--batch_size",
+        "2",
+        "--output_dir",
+        tmp_path / "report",
+    )
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["params"]["trainable"] > 5_000_000
+    assert metrics["flops"] == 2 * metrics["macs"] > 0 and isinstance(metrics["flops"], int)
+    assert metrics["image_size"] == [64, 64] and metrics["groups"] == {}
+    latency = metrics["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] and metrics["fps"] > 0
+    assert metrics["throughput"]["batch_size"] == 2
+    assert "(CPU)" in metrics["device"] and metrics["threads"] >= 1
+    assert "GFLOPs" in result.stdout and "FPS" in result.stdout
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "latency batch 1 (ms)" in report and "GMACs" in report
