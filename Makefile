@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= build/demo
 DEMO_EPOCHS ?= 15
+TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 
 .PHONY: install lock demo test lint clean
 
@@ -41,8 +42,51 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(TCMALLOC)
 	$(BIN)/python -m pytest
+
+# tcmalloc (Debian libtcmalloc-minimal4): README's LD_PRELOAD for long runs; a test trains under it.
+$(TCMALLOC):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+		libtcmalloc-minimal4
 
 clean:
 	rm -rf build $(VENV)
+
+# `make bench`: latency of every runtime and precision, training steps, the input pipeline,
+# multi-device steps, memory with and without tcmalloc,
+# and reduced-precision accuracy on the demo run (trained by `make demo` if missing), then
+# bench/RESULTS.md. Run it on a quiet machine: other work on the cores slows every figure.
+BENCH ?= build/bench
+BENCH_RUN ?= $(DEMO)/run
+BENCH_LATENCY = keras:fp32 xla:fp32 saved_model:fp32 tflite:fp32 onnx:fp32 \
+	keras:bf16 saved_model:bf16 tflite:fp16 tflite:int8 onnx:int8
+BENCH_TRAIN = "--precision fp32" "--precision bf16" "--precision fp32 --jit"
+BENCH_ACCURACY = onnx:int8 tflite:int8 keras:bf16
+
+.PHONY: bench
+bench: install
+	mkdir -p $(BENCH)
+	rm -f $(BENCH)/results.jsonl
+	$(BIN)/python bench/report.py machine --output $(BENCH)/machine.json
+	for spec in $(BENCH_LATENCY); do \
+		$(BIN)/python bench/latency.py --model ddrnet23_slim --image_size 480 640 \
+			--runtime $${spec%:*} --precision $${spec#*:} >> $(BENCH)/results.jsonl || exit 1; \
+	done
+	for flags in $(BENCH_TRAIN); do \
+		$(BIN)/python bench/train_step.py --model ddrnet23_slim --image_size 360 480 \
+			--batch_size 8 $$flags >> $(BENCH)/results.jsonl || exit 1; \
+	done
+	$(BIN)/python bench/input_pipeline.py --image_size 360 480 --batch_size 8 \
+		>> $(BENCH)/results.jsonl
+	$(BIN)/python bench/distributed.py --image_size 360 480 --batch_size 8 \
+		>> $(BENCH)/results.jsonl
+	$(BIN)/python bench/memory.py --epochs 5 >> $(BENCH)/results.jsonl
+	test -f $(BENCH_RUN)/checkpoints/best.keras || $(MAKE) demo
+	for spec in $(BENCH_ACCURACY); do \
+		$(BIN)/python bench/precision_accuracy.py --work_dir $(BENCH_RUN) \
+			--runtime $${spec%:*} --precision $${spec#*:} >> $(BENCH)/results.jsonl || exit 1; \
+	done
+	$(BIN)/python bench/report.py markdown --machine $(BENCH)/machine.json \
+		--results $(BENCH)/results.jsonl --output bench/RESULTS.md

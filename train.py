@@ -24,9 +24,38 @@ Examples:
     python train.py --dataset full_semantic/cracks --binary --loss bce:1.0,dice:1.0 \
         --image_size 512 512 --work_dir runs/cracks
 
-Rerunning an interrupted command resumes it from its last completed epoch. The
-work dir receives config.json, checkpoints/{best,last}.keras, history.csv and
-TensorBoard logs; eval.py and the predictors read everything from there.
+    # The CamVid recipe (every setting in one JSON file); flags override it
+    python train.py --recipe recipes/camvid_ddrnet23_slim.json --data_dir ~/tensorflow_datasets \
+        --work_dir runs/camvid_recipe
+
+    # Iteration-based: 20000 steps of poly decay after a 1000-step linear warm-up,
+    # validating every 500 steps; AdamW; bfloat16 mixed precision on the CPU
+    python train.py --dataset full_semantic/camvid --steps 20000 --steps_per_epoch 500 \
+        --warmup_steps 1000 --optimizer adamw --learning_rate 0.001 --weight_decay 0.01 \
+        --mixed_precision --image_size 360 480 --work_dir runs/camvid_iterations
+
+    # All GPUs of the machine, 8 images per GPU, learning rate scaled by the GPU count;
+    # tcmalloc keeps the host memory flat over long runs
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python train.py \
+        --dataset full_semantic/camvid --multi_gpu --batch_size 8 --scale_lr linear \
+        --image_size 360 480 --work_dir runs/camvid_4gpu
+
+    # Two machines: the same command on each, TF_CONFIG naming both and this one's index
+    TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},
+                "task": {"type": "worker", "index": 0}}' \
+        python train.py --dataset full_semantic/camvid --image_size 360 480 --work_dir runs/two
+
+    # Fine-tune a Cityscapes run on CamVid: matching layers load, the classifier does not
+    python train.py --dataset full_semantic/camvid --init_from runs/cityscapes \
+        --learning_rate 0.005 --image_size 360 480 --work_dir runs/camvid_finetuned
+
+Rerunning an interrupted (even SIGKILLed) command resumes it from its last
+completed epoch with the optimizer state and learning-rate schedule; a NaN loss
+stops the run with exit status 1 and keeps the last good epoch. The work dir
+receives config.json, checkpoints/{best,last}.keras, history.csv,
+training_curves.png and TensorBoard logs (loss, mIoU, learning rate and
+prediction images); eval.py and the predictors read everything from there.
+See the README section "Training at scale".
 """
 
 import argparse
@@ -39,23 +68,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import InputError  # noqa: E402
 from semseg.run_config import (  # noqa: E402
+    LEARNING_RATE_SCALING,
     OPTIMIZERS,
     OUTPUT_STRIDES,
     PRETRAINED_WEIGHTS,
     SCHEDULES,
     RunConfig,
+    apply_recipe,
 )
 
 DEFAULTS = RunConfig(work_dir="", dataset="builder/config")
 
 
-def parse_args(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--work_dir", required=True, help="output folder of the run")
+    parser.add_argument("--work_dir", help="output folder of the run (required)")
     parser.add_argument(
-        "--dataset", required=True, help="built TFDS dataset, e.g. full_semantic/camvid"
+        "--dataset", help="built TFDS dataset, e.g. full_semantic/camvid (required)"
+    )
+    parser.add_argument(
+        "--recipe",
+        metavar="FILE.json",
+        help="JSON object of these flags without -- (e.g. recipes/camvid_ddrnet23_slim.json); "
+        "flags on the command line override it",
     )
     parser.add_argument("--data_dir", help="TFDS data dir (default ~/tensorflow_datasets)")
     parser.add_argument("--model", default=DEFAULTS.model, help="a name from models.MODELS")
@@ -67,16 +104,57 @@ def parse_args(argv=None):
         metavar=("H", "W"),
         help="training crop and inference size",
     )
-    parser.add_argument("--batch_size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=DEFAULTS.batch_size,
+        help="images per step of each replica (GPU or worker); the global batch is this "
+        "times the number of replicas",
+    )
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     parser.add_argument(
         "--steps_per_epoch", type=int, help="batches per epoch (default: one pass over the split)"
     )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="iteration-based training: total optimiser steps (replaces --epochs; an epoch "
+        "is then a validation interval of --steps_per_epoch steps)",
+    )
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)
-    parser.add_argument("--learning_rate", type=float, default=DEFAULTS.learning_rate)
+    parser.add_argument(
+        "--learning_rate",
+        type=float,
+        default=DEFAULTS.learning_rate,
+        help="peak learning rate (for one replica's batch with --scale_lr linear)",
+    )
+    parser.add_argument(
+        "--scale_lr",
+        choices=LEARNING_RATE_SCALING,
+        default=DEFAULTS.scale_lr,
+        help="learning-rate scaling with the number of replicas: none, or linear (times the "
+        "replicas, i.e. global batch / --batch_size)",
+    )
     parser.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="SGD only")
     parser.add_argument("--weight_decay", type=float, default=DEFAULTS.weight_decay)
-    parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule)
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=DEFAULTS.schedule,
+        help="poly (power 0.9), cosine or constant, over the whole run",
+    )
+    parser.add_argument(
+        "--warmup_steps",
+        type=int,
+        default=DEFAULTS.warmup_steps,
+        help="linear learning-rate warm-up over this many steps",
+    )
+    parser.add_argument(
+        "--warmup_epochs",
+        type=int,
+        default=DEFAULTS.warmup_epochs,
+        help="linear learning-rate warm-up over this many epochs (instead of --warmup_steps)",
+    )
     parser.add_argument(
         "--loss",
         default=DEFAULTS.loss,
@@ -101,6 +179,13 @@ def parse_args(argv=None):
         choices=PRETRAINED_WEIGHTS,
         help="pretrained encoder weights (downloaded through Keras; default: random "
         "initialisation)",
+    )
+    parser.add_argument(
+        "--init_from",
+        metavar="RUN_OR_FILE.keras",
+        help="fine-tune: start from the weights of a work dir (its best checkpoint) or a "
+        ".keras file, layer by layer where names and shapes match (the classifier is "
+        "skipped when the class count differs)",
     )
     parser.add_argument(
         "--output_stride",
@@ -130,17 +215,67 @@ def parse_args(argv=None):
     )
     parser.add_argument("--train_split", default=DEFAULTS.train_split)
     parser.add_argument("--val_split", default=DEFAULTS.val_split)
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULTS.seed, help="seeds weights, data order, augmentation"
+    )
+    parser.add_argument(
+        "--mixed_precision",
+        action="store_true",
+        help="compute in float16 on GPUs, bfloat16 on CPUs; variables, logits, softmax and "
+        "loss stay float32 (float16 with loss scaling)",
+    )
+    parser.add_argument(
+        "--multi_gpu",
+        action="store_true",
+        help="data-parallel training on all visible GPUs (tf.distribute.MirroredStrategy)",
+    )
+    parser.add_argument(
+        "--cpu_devices",
+        type=int,
+        metavar="N",
+        help="with --multi_gpu and no GPU: split the CPU into N devices (tests the "
+        "multi-device path; not faster)",
+    )
+    parser.add_argument(
+        "--vis_every",
+        type=int,
+        default=DEFAULTS.vis_every,
+        metavar="N",
+        help="prediction images of a fixed validation batch in TensorBoard every N epochs "
+        "(0: none)",
+    )
+    return parser
+
+
+def parse_args(argv=None):
+    """The flags as a namespace of `RunConfig` fields, the `--recipe` merged in."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Which flags were given: parse again into a namespace whose values are all a
+    # marker (argparse fills in defaults only for names the namespace lacks).
+    unset = object()
+    marked = parser.parse_args(argv, argparse.Namespace(**{name: unset for name in vars(args)}))
+    given = {name for name, value in vars(marked).items() if value is not unset}
+    return argparse.Namespace(**apply_recipe(vars(args), given))
 
 
 def main(args):
+    from semseg.callbacks import TrainingDiverged
+    from semseg.distribute import is_chief_process
     from semseg.training import train
 
     config = RunConfig(**vars(args))
-    train(config)
-    best = json.loads((config.work_path / "checkpoints" / "best.json").read_text())
-    print(f"best {best['monitor']} {best['value']:.4f} at epoch {best['epoch']}")
+    try:
+        train(config)
+    except TrainingDiverged as error:
+        sys.exit(f"error: {error}")
+    if not is_chief_process():
+        print("worker done; the chief wrote the work dir")
+        return
+    best_file = config.work_path / "checkpoints" / "best.json"
+    if best_file.is_file():
+        best = json.loads(best_file.read_text())
+        print(f"best {best['monitor']} {best['value']:.4f} at epoch {best['epoch']}")
     print(f"checkpoints: {config.work_path / 'checkpoints'}")
 
 

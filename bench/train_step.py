@@ -5,9 +5,13 @@ Examples:
     python bench/train_step.py --model ddrnet23_slim --image_size 360 480 --batch_size 8
     python bench/train_step.py --model ddrnet23_slim --image_size 360 480 --batch_size 8 \
         --precision bf16 --jit
+    # MirroredStrategy over the CPU split into 2 logical devices (4 images each)
+    python bench/train_step.py --model ddrnet23_slim --image_size 360 480 --batch_size 8 \
+        --cpu_devices 2
 
 Prints one JSON line: {"model", "image_size", "batch_size", "precision", "jit",
-"images_per_s", "step_ms_median", "steps"}. Random data, so the input pipeline
+"replicas", "images_per_s", "step_ms_median", "steps"}; `batch_size` is the
+global batch, split over the replicas. Random data, so the input pipeline
 does not count (see bench/input_pipeline.py for that).
 """
 
@@ -20,14 +24,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from semseg.errors import InputError  # noqa: E402
 
-import models  # noqa: E402
-from semseg.latency import summarize, time_function  # noqa: E402
-from semseg.losses import build_loss  # noqa: E402
-
-POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def parse_args(argv=None):
@@ -35,45 +34,148 @@ def parse_args(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="ddrnet23_slim")
-    parser.add_argument("--image_size", type=int, nargs=2, default=(360, 480))
+    parser.add_argument("--image_size", type=int, nargs=2, default=(360, 480), metavar=("H", "W"))
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_classes", type=int, default=11)
-    parser.add_argument("--precision", choices=sorted(POLICIES), default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--jit", action="store_true", help="XLA-compile the training step")
     parser.add_argument("--steps", type=int, default=15, help="timed steps")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--cpu_devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split the CPU into N logical devices and train under MirroredStrategy with "
+        "synchronised batch norm (the --multi_gpu path of train.py); 1: one device",
+    )
     return parser.parse_args(argv)
 
 
-def main(args):
-    keras.mixed_precision.set_global_policy(POLICIES[args.precision])
+def measure_train_step(
+    model_name="ddrnet23_slim",
+    image_size=(360, 480),
+    batch_size=8,
+    num_classes=11,
+    precision="fp32",
+    jit=False,
+    steps=15,
+    warmup=3,
+    replicas=1,
+):
+    """Times full training steps (`train_on_batch`: forward, loss, backward, SGD update).
+
+    The model is built with a static `input_shape=(H, W, 3)` under the Keras
+    dtype policy of `precision` (restored afterwards), compiled with
+    SGD(0.01, momentum 0.9) and cross-entropy, and trained on one random batch.
+
+    Args:
+        model_name: a name of `models.MODELS`.
+        image_size: `(height, width)` of the batch.
+        batch_size: images per step.
+        num_classes: classes of the model and the random masks.
+        precision: `"fp32"`, `"bf16"` or `"fp16"` (see `semseg.precision`).
+        jit: XLA-compile the training step (`compile(jit_compile=True)`).
+        steps: timed steps.
+        warmup: untimed steps first (tracing, compilation).
+        replicas: 1, or the number of logical CPU devices to mirror the model
+            over (`MirroredStrategy`, synchronised batch norm; must come before
+            any other TensorFlow work in the process); `batch_size` is global.
+
+    Returns:
+        dict: `model`, `image_size`, `batch_size`, `precision`, `jit`,
+        `replicas`, `images_per_s` (at the median step), `step_ms_median`, `steps`.
+    """
+    import keras
+    import numpy as np
+
+    import models
+    from semseg.distribute import synchronize_batch_norm
+    from semseg.latency import summarize, time_function
+    from semseg.losses import build_loss
+    from semseg.precision import precision_policy
+
+    if model_name not in models.MODELS:
+        raise InputError(
+            f"--model must be one of {', '.join(models.MODELS)}. Received: {model_name}"
+        )
+    height, width = image_size
+    strategy = _strategy(replicas)
     keras.utils.set_random_seed(0)
-    height, width = args.image_size
-    model = models.build_model(args.model, args.num_classes, input_shape=(height, width, 3))
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-        loss=build_loss("ce"),
-        jit_compile=args.jit,
-    )
+    with precision_policy(precision), strategy.scope():
+        model = models.build_model(model_name, num_classes, input_shape=(height, width, 3))
+        if replicas > 1:
+            synchronize_batch_norm(model)
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+            loss=build_loss("ce"),
+            jit_compile=jit,
+        )
     rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (args.batch_size, height, width, 3)).astype("float32")
-    masks = rng.integers(0, args.num_classes, (args.batch_size, height, width)).astype("int32")
+    images = rng.uniform(0, 255, (batch_size, height, width, 3)).astype("float32")
+    masks = rng.integers(0, num_classes, (batch_size, height, width)).astype("int32")
 
     def step():
         model.train_on_batch(images, masks)
 
-    stats = summarize(time_function(step, args.steps, args.warmup), args.batch_size)
-    print(json.dumps({
-        "model": args.model,
+    stats = summarize(time_function(step, steps, warmup), batch_size)
+    return {
+        "model": model_name,
         "image_size": [height, width],
-        "batch_size": args.batch_size,
-        "precision": args.precision,
-        "jit": args.jit,
+        "batch_size": batch_size,
+        "precision": precision,
+        "jit": jit,
+        "replicas": replicas,
         "images_per_s": round(stats["fps"], 2),
         "step_ms_median": round(stats["p50"], 1),
         "steps": stats["runs"],
-    }))
+    }
+
+
+def _strategy(replicas):
+    """The default strategy, or `MirroredStrategy` over `replicas` logical CPU devices."""
+    import tensorflow as tf
+
+    from semseg.distribute import configure_cpu_devices
+
+    if replicas == 1:
+        return tf.distribute.get_strategy()
+    configure_cpu_devices(replicas)
+    return tf.distribute.MirroredStrategy(
+        [device.name for device in tf.config.list_logical_devices("CPU")]
+    )
+
+
+def main(args):
+    if min(args.image_size) < 1 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
+        raise InputError(
+            "--image_size, --batch_size and --steps must be positive, --warmup not negative. "
+            f"Received: image_size={list(args.image_size)}, batch_size={args.batch_size}, "
+            f"steps={args.steps}, warmup={args.warmup}"
+        )
+    if args.cpu_devices < 1 or args.batch_size % args.cpu_devices:
+        raise InputError(
+            "--cpu_devices must be at least 1 and divide --batch_size. "
+            f"Received: cpu_devices={args.cpu_devices}, batch_size={args.batch_size}"
+        )
+    result = measure_train_step(
+        args.model,
+        tuple(args.image_size),
+        args.batch_size,
+        args.num_classes,
+        args.precision,
+        args.jit,
+        args.steps,
+        args.warmup,
+        args.cpu_devices,
+    )
+    print(json.dumps(result), flush=True)
+    return result
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

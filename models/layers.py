@@ -26,6 +26,16 @@ class ResizeToMatch(keras.layers.Layer):
     a dynamic target size falls back to the same interpolation written with
     `keras.ops.take`; the two paths agree to float32 rounding.
 
+    `method="gather"` uses that interpolation for static sizes too: XLA
+    compiles TensorFlow's bilinear resize wrongly on CPU for some size ratios
+    (5 -> 9, 6 -> 10; tensorflow/tensorflow#118344), so the XLA runtime of
+    `semseg.runtimes` switches its copy of the model to it.
+
+    Args:
+        method: `"auto"` (resize op for static sizes, gather for dynamic ones) or
+            `"gather"` (always the gather interpolation).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
+
     Call arguments:
         inputs: float tensor `(B, h, w, C)`, the feature map to resize.
         reference: tensor `(B, H, W, C')`; only its spatial size is used.
@@ -40,16 +50,31 @@ class ResizeToMatch(keras.layers.Layer):
         (None, None, None, 64)
     """
 
+    METHODS = ("auto", "gather")
+
+    def __init__(self, method="auto", **kwargs):
+        super().__init__(**kwargs)
+        if method not in self.METHODS:
+            raise ValueError(f"`method` must be one of {self.METHODS}. Received: method={method!r}")
+        self.method = method
+
     def call(self, inputs, reference):
         reference_shape = ops.shape(reference)
         height, width = reference_shape[1], reference_shape[2]
-        if isinstance(height, int) and isinstance(width, int):
+        static = isinstance(height, int) and isinstance(width, int)
+        if static and self.method == "auto":
             return ops.image.resize(
                 inputs, (height, width), interpolation="bilinear", data_format="channels_last"
             )
         inputs_shape = ops.shape(inputs)
         outputs = _interpolate_axis(inputs, axis=1, input_size=inputs_shape[1], output_size=height)
         return _interpolate_axis(outputs, axis=2, input_size=inputs_shape[2], output_size=width)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.method != "auto":  # checkpoints of the default stay as they were
+            config["method"] = self.method
+        return config
 
     def compute_output_shape(self, inputs_shape, reference_shape):
         return (inputs_shape[0], reference_shape[1], reference_shape[2], inputs_shape[3])

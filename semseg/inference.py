@@ -35,6 +35,10 @@ class Predictor:
     resized back (bilinear) to the image's own size before the argmax (or, for
     a one-logit binary model, the 0.5 threshold of the sigmoid).
 
+    A Keras model runs through `semseg.runtimes.KerasRuntime`: batch norms folded
+    into the convolutions and one static-size graph per input size, the fastest
+    TensorFlow path with the same logits (to float32 rounding).
+
     Args:
         model: a Keras model taking float32 `(B, H, W, C)` pixel values 0..255 and
             returning logits `(B, H, W, K)` (with several outputs the first is

@@ -14,6 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+# Runtimes of `semseg.runtimes` that take numpy arrays (the others take tensors).
+NUMPY_RUNTIMES = ("tflite", "onnx")
+
 
 def device_description():
     """The device TensorFlow runs on and its thread count, e.g. `{"device": "AMD EPYC (CPU)",
@@ -92,6 +95,8 @@ def measure_latency(forward, image_size, channels=3, batch_size=1, runs=50, warm
     if isinstance(forward, keras.Model):
         forward = KerasRuntime(forward, channels)
     images = tf.random.uniform((batch_size, *image_size, channels), 0.0, 255.0, seed=0)
+    if getattr(forward, "name", None) in NUMPY_RUNTIMES:
+        images = images.numpy()  # their native input: no conversion inside the timing
     fixed_size = getattr(forward, "fixed_size", None)
     if fixed_size is not None and tuple(fixed_size) != tuple(image_size):
         raise ValueError(

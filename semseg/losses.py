@@ -5,7 +5,10 @@ Every loss is a serialisable `keras.losses.Loss` that takes integer masks
 logits (`from_logits=True`): `(B, H, W, C)` for the multi-class losses,
 `(B, H, W, 1)` for the binary ones (masks 0/1). Each returns one float32 scalar
 for the batch, computed in float32 whatever the compute dtype of the model
-(mixed precision), and is 0 for a batch without any valid pixel.
+(mixed precision), and is 0 for a batch without any valid pixel. Under a
+`tf.distribute` strategy each replica's value is divided by the number of
+replicas, as Keras does for its own losses, so the summed gradients are those
+of the global batch.
 
 | name           | loss                                                                 |
 |----------------|----------------------------------------------------------------------|
@@ -106,12 +109,32 @@ def _binary_cross_entropy(logits, targets):
     return ops.relu(logits) - logits * targets + ops.log1p(ops.exp(-ops.abs(logits)))
 
 
+def _scale_for_replicas(loss):
+    """Divides a batch loss by the number of replicas under `tf.distribute`.
+
+    Keras divides a loss by the replica count only when it reduces per-pixel
+    values itself; these losses return the batch mean already, so each replica's
+    mean is scaled here and the summed gradients are those of the global batch.
+    Outside a distribution strategy this is the identity.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
 class _SegmentationLoss(keras.losses.Loss):
     """Base class: a float32 loss with a readable name and a `get_config`."""
 
     def __init__(self, name, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(name=name, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return _scale_for_replicas(super().__call__(y_true, y_pred, sample_weight))
 
     def get_config(self):
         return {"name": self.name}
@@ -528,6 +551,9 @@ class WeightedSum(keras.losses.Loss):
                 "`losses` and `weights` must be non-empty lists of the same length. "
                 f"Received: {len(self.losses)} losses and {len(self.weights)} weights"
             )
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return _scale_for_replicas(super().__call__(y_true, y_pred, sample_weight))
 
     def call(self, y_true, y_pred):
         total = 0.0

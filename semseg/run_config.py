@@ -5,19 +5,27 @@ A run writes one work dir. `config.json` in it holds every field of
 number of image channels), so `eval.py`, the predictors and the exporters read
 their settings from the work dir and never from repeated flags.
 
+A recipe (`train.py --recipe FILE.json`) is a JSON object of `RunConfig`
+fields, e.g. `{"model": "ddrnet23_slim", "image_size": [360, 480], "epochs":
+100}`; flags given on the command line override it, and `config.json` records
+the recipe's path next to every resolved value.
+
 Work dir layout:
 
-    W/config.json            this file
+    W/config.json            this file (+ "training": global batch, replicas, steps, versions)
     W/checkpoints/best.keras best validation mIoU
     W/checkpoints/last.keras end of the last completed epoch
-    W/backup/                Keras BackupAndRestore state for resuming
-    W/logs/                  TensorBoard
-    W/history.csv            one row per epoch
+    W/backup/                training state for resuming (`semseg.backup`)
+    W/logs/                  TensorBoard: train/, validation/ scalars, predictions/ images
+    W/history.csv            one row per epoch (losses, mIoU, learning_rate, step)
+    W/training_curves.png    loss and mIoU per epoch, redrawn every epoch
+    W/init_from.json         what `--init_from` loaded and skipped
     W/eval/<split>/          evaluation reports
 """
 
 import dataclasses
 import json
+import types
 from pathlib import Path
 
 from semseg.errors import InputError
@@ -29,6 +37,7 @@ SCHEDULES = ("poly", "cosine", "constant")
 CLASS_WEIGHT_METHODS = ("auto", "median")
 PRETRAINED_WEIGHTS = ("imagenet",)
 OUTPUT_STRIDES = (8, 16, 32)
+LEARNING_RATE_SCALING = ("none", "linear")
 
 
 @dataclasses.dataclass
@@ -59,6 +68,16 @@ class RunConfig:
     train_split: str = "train"
     val_split: str = "val"
     seed: int = 0
+    steps: int | None = None
+    warmup_steps: int = 0
+    warmup_epochs: int = 0
+    multi_gpu: bool = False
+    cpu_devices: int | None = None
+    scale_lr: str = "none"
+    mixed_precision: bool = False
+    init_from: str | None = None
+    vis_every: int = 5
+    recipe: str | None = None
 
     def __post_init__(self):
         self.image_size = tuple(int(value) for value in self.image_size)
@@ -102,6 +121,25 @@ class RunConfig:
                 "MIN MAX with 0 < MIN <= MAX",
             ),
             (self.dataset.count("/") == 1, "dataset", "BUILDER/CONFIG, e.g. full_semantic/camvid"),
+            (self.steps is None or self.steps >= 1, "steps", "at least 1"),
+            (self.warmup_steps >= 0, "warmup_steps", "zero or positive"),
+            (self.warmup_epochs >= 0, "warmup_epochs", "zero or positive"),
+            (
+                not (self.warmup_steps and self.warmup_epochs),
+                "warmup_epochs",
+                "0 when --warmup_steps is given (one warm-up length)",
+            ),
+            (
+                self.cpu_devices is None or self.cpu_devices >= 1,
+                "cpu_devices",
+                "omitted or at least 1",
+            ),
+            (
+                self.scale_lr in LEARNING_RATE_SCALING,
+                "scale_lr",
+                f"one of {', '.join(LEARNING_RATE_SCALING)}",
+            ),
+            (self.vis_every >= 0, "vis_every", "zero (no images) or positive"),
         ]
         for valid, name, expected in checks:
             if not valid:
@@ -135,6 +173,101 @@ def parse_class_weights(value):
     return [float(item) for item in value.split(",")]
 
 
+def _describe_type(annotation):
+    if isinstance(annotation, types.UnionType):
+        names = [_describe_type(arg) for arg in annotation.__args__ if arg is not type(None)]
+        return " or ".join(names) + " or null"
+    if getattr(annotation, "__origin__", None) is tuple:
+        plural = {int: "integers", float: "numbers", str: "strings"}[annotation.__args__[0]]
+        return f"a list of {len(annotation.__args__)} {plural}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[
+        annotation
+    ]
+
+
+def _has_type(value, annotation):
+    if isinstance(annotation, types.UnionType):
+        return any(_has_type(value, arg) for arg in annotation.__args__)
+    if annotation is type(None):
+        return value is None
+    if getattr(annotation, "__origin__", None) is tuple:
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(annotation.__args__)
+            and all(_has_type(item, arg) for item, arg in zip(value, annotation.__args__))
+        )
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def load_recipe(path):
+    """Reads a recipe: a JSON object whose keys are `RunConfig` fields (train.py's flags).
+
+    Args:
+        path: the recipe file.
+
+    Returns:
+        dict of field values, type-checked (not yet validated together).
+
+    Raises:
+        InputError: naming the file, for a missing or malformed file, an unknown
+            key or a value of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: recipe not found")
+    try:
+        values = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not a JSON recipe ({error})") from error
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: a recipe is a JSON object of train.py flags without --")
+    fields = {
+        field.name: field for field in dataclasses.fields(RunConfig) if field.name != "recipe"
+    }
+    for key, value in values.items():
+        if key not in fields:
+            raise InputError(
+                f"{path}: unknown key {key!r}; recipe keys are train.py flags without --: "
+                f"{', '.join(fields)}"
+            )
+        annotation = fields[key].type
+        if not _has_type(value, annotation):
+            raise InputError(
+                f"{path}: {key} must be {_describe_type(annotation)}. Received: {value!r}"
+            )
+    return values
+
+
+def apply_recipe(flags, given):
+    """Merges `flags["recipe"]` (when set) under the flags given on the command line.
+
+    Args:
+        flags: dict of every `RunConfig` field from the command line, defaults included.
+        given: names of the flags actually given on the command line.
+
+    Returns:
+        dict of every field: a given flag, else the recipe's value, else the default.
+
+    Raises:
+        InputError: for a bad recipe, or when `work_dir` or `dataset` is set nowhere.
+    """
+    values = dict(flags)
+    if values.get("recipe"):
+        for key, value in load_recipe(values["recipe"]).items():
+            if key not in given:
+                values[key] = value
+    for name in ("work_dir", "dataset"):
+        if not values.get(name):
+            raise InputError(f"--{name} is required (on the command line or in the --recipe)")
+    return values
+
+
 @dataclasses.dataclass
 class Run:
     """A trained run as read back from its work dir.
@@ -161,12 +294,22 @@ class Run:
         return path
 
 
-def save_run(run):
-    """Writes `config.json` into the run's work dir."""
+def save_run(run, details=None, work_path=None):
+    """Writes `config.json` into the run's work dir.
+
+    Args:
+        run: `Run`.
+        details: optional dict recorded under `"training"` (what the run derived
+            from its settings: global batch, replicas, steps, library versions).
+        work_path: folder to write into instead of the config's work dir (the
+            temporary folder of a multi-worker run's non-chief worker).
+    """
     values = dataclasses.asdict(run.config)
     values.update(run.labels.to_dict())
     values["num_channels"] = run.num_channels
-    write_json(run.config.work_path / "config.json", values)
+    if details:
+        values["training"] = details
+    write_json(Path(work_path or run.config.work_path) / "config.json", values)
 
 
 def load_run(work_dir):

@@ -1,4 +1,17 @@
-"""Training with `model.fit`: optimiser, schedule, loss, callbacks and the work dir.
+"""Training with `model.fit`: strategy, precision, optimiser, schedule, loss, callbacks, work dir.
+
+One function, `train(config)`, runs a whole training from a `RunConfig`:
+
+1. the distribution strategy (`semseg.distribute`): one device, all GPUs
+   (`--multi_gpu`) or the workers of `TF_CONFIG`;
+2. the model under the dtype policy (`--mixed_precision`: float16 on GPUs,
+   bfloat16 on CPUs, float32 logits and loss), synchronised batch norm when
+   there is more than one replica, and the weights of `--init_from`;
+3. the optimiser (SGD with momentum, AdamW, Adam) and the learning-rate
+   schedule over the whole run (`semseg.schedules`);
+4. the state of the last completed epoch when the work dir holds an unfinished
+   run (`semseg.backup`), so rerunning a killed command resumes it;
+5. `model.fit` with the callbacks of `semseg.callbacks`.
 
 Example:
 
@@ -8,84 +21,61 @@ Example:
 """
 
 import dataclasses
-import json
 import logging
 import math
+import shutil
+import tempfile
+from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import models
-from semseg import data, losses
+from semseg import data, distribute, losses
+from semseg.backup import TrainingBackup, trim_event_files, trim_history
+from semseg.callbacks import (
+    LogLearningRate,
+    PredictionImages,
+    SaveCheckpoints,
+    StopAtStep,
+    StopOnNaN,
+    TensorBoard,
+    TrainingCurves,
+    current_learning_rate,
+    optimizer_step,
+)
 from semseg.errors import InputError
-from semseg.files import atomic_path, write_json
+from semseg.files import write_json
 from semseg.metrics import BinaryMeanIoU, mean_iou_metric
 from semseg.run_config import Run, load_run, parse_class_weights, save_run
+from semseg.schedules import learning_rate_schedule
 
 logger = logging.getLogger(__name__)
 
-
-def learning_rate_schedule(config, total_steps):
-    """The learning rate as a Keras schedule over `total_steps` optimiser steps."""
-    if config.schedule == "poly":
-        return keras.optimizers.schedules.PolynomialDecay(
-            config.learning_rate, decay_steps=total_steps, end_learning_rate=0.0, power=0.9
-        )
-    if config.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
-    return config.learning_rate
+# Validation images shown in TensorBoard (`--vis_every`).
+NUM_VIS_IMAGES = 4
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
-def build_optimizer(config, total_steps):
-    """SGD with momentum, AdamW or Adam with the configured schedule and weight decay."""
-    learning_rate = learning_rate_schedule(config, total_steps)
-    weight_decay = config.weight_decay or None
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate, momentum=config.momentum, weight_decay=weight_decay
-        )
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
-
-
-class SaveCheckpoints(keras.callbacks.Callback):
-    """Saves `last.keras` every epoch and `best.keras` when `monitor` improves.
-
-    Unlike `keras.callbacks.ModelCheckpoint`, each file is written to a
-    temporary name and renamed, so a crash mid-save never leaves a corrupt
-    best or last checkpoint behind. `best.json` records the best epoch and
-    value, so a resumed run keeps comparing against the true best.
+def build_optimizer(config, total_steps, learning_rate=None, warmup_steps=0):
+    """SGD with momentum, AdamW or Adam with the configured schedule and weight decay.
 
     Args:
-        directory: `Path` of the folder for the files.
-        monitor: the log key to maximise, e.g. `"val_mean_iou"`.
+        config: `RunConfig`.
+        total_steps: int, optimiser steps of the whole run (the schedule's length).
+        learning_rate: peak rate; `None` means `config.learning_rate` (pass the
+            rate scaled for the replicas).
+        warmup_steps: int, steps of linear warm-up.
     """
-
-    def __init__(self, directory, monitor):
-        super().__init__()
-        self.directory = directory
-        self.monitor = monitor
-        self.best = -math.inf
-        best_file = directory / "best.json"
-        if best_file.is_file():
-            self.best = json.loads(best_file.read_text())["value"]
-
-    def _save(self, name):
-        with atomic_path(self.directory / name) as temp_path:
-            self.model.save(temp_path)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._save("last.keras")
-        value = (logs or {}).get(self.monitor)
-        if value is not None and value > self.best:
-            logger.info("epoch %d: %s improved to %.4f", epoch + 1, self.monitor, value)
-            self.best = float(value)
-            self._save("best.keras")
-            write_json(
-                self.directory / "best.json",
-                {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best},
-            )
+    rate = config.learning_rate if learning_rate is None else learning_rate
+    schedule = learning_rate_schedule(config.schedule, rate, total_steps, warmup_steps)
+    weight_decay = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=config.momentum, weight_decay=weight_decay)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(schedule, weight_decay=weight_decay)
 
 
 def binary_mode(config, labels):
@@ -187,77 +177,299 @@ def check_work_dir(config):
         raise InputError(f"{work_path}: a finished run is already there; pick a new --work_dir")
 
 
+def precision_of(config):
+    """The precision name of `semseg.precision` for the run: fp32, or fp16/bf16 when mixed."""
+    if not config.mixed_precision:
+        return "fp32"
+    return "fp16" if tf.config.list_logical_devices("GPU") else "bf16"
+
+
+def memory_allocator():
+    """`"tcmalloc"` when this process runs with tcmalloc (`LD_PRELOAD`), else `"malloc"`."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return "tcmalloc" if any("libtcmalloc" in line for line in maps) else "malloc"
+    except OSError:
+        return "malloc"
+
+
+@dataclasses.dataclass
+class Schedule:
+    """How long a run is, in optimiser steps and `fit` epochs.
+
+    Attributes:
+        steps_per_epoch: steps between two validations.
+        epochs: `fit` epochs (the last one may stop early with `--steps`).
+        total_steps: optimiser steps of the whole run.
+        warmup_steps: steps of linear warm-up.
+    """
+
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+    warmup_steps: int
+
+
+def run_schedule(config, steps_in_split):
+    """The `Schedule` of `config` when one pass over the training split is `steps_in_split`.
+
+    Raises:
+        InputError: when the warm-up is not shorter than the run.
+    """
+    steps_per_epoch = config.steps_per_epoch or steps_in_split
+    if config.steps:
+        total_steps = config.steps
+        epochs = math.ceil(total_steps / steps_per_epoch)
+    else:
+        epochs = config.epochs
+        total_steps = steps_per_epoch * epochs
+    warmup_steps = config.warmup_steps or config.warmup_epochs * steps_per_epoch
+    if warmup_steps >= total_steps:
+        flag = "--warmup_steps" if config.warmup_steps else "--warmup_epochs"
+        raise InputError(
+            f"{flag}: the warm-up ({warmup_steps} steps) must be shorter than the run "
+            f"({total_steps} steps)"
+        )
+    return Schedule(steps_per_epoch, epochs, total_steps, warmup_steps)
+
+
+def _val_examples(val_batches, count):
+    """The first `count` validation `(images, masks)` as numpy arrays, or `None` if none."""
+    images, masks = [], []
+    for image, mask in val_batches.unbatch().take(count):
+        images.append(image.numpy())
+        masks.append(mask.numpy())
+    return (np.stack(images), np.stack(masks)) if images else None
+
+
 def train(config):
     """Trains `config.model` on `config.dataset` and fills `config.work_dir`.
+
+    Call it before any other TensorFlow work in the process when the run is
+    distributed (`--cpu_devices`, `TF_CONFIG`): devices and collectives are set
+    up first.
 
     Args:
         config: `RunConfig`.
 
     Returns:
         `keras.callbacks.History` of the epochs run in this call.
+
+    Raises:
+        InputError: for bad settings or data.
+        semseg.callbacks.TrainingDiverged: when the loss becomes NaN or infinite.
     """
+    distribution = distribute.distribution_for(config.multi_gpu, config.cpu_devices)
+    if not distribution.is_chief:
+        # Workers other than the chief write into a temporary folder removed at the end.
+        run_path = Path(tempfile.mkdtemp(prefix=f"semseg-{distribution.task_type}"))
+        try:
+            return _train(config, distribution, run_path)
+        finally:
+            shutil.rmtree(run_path, ignore_errors=True)
     check_work_dir(config)
+    return _train(config, distribution, config.work_path)
+
+
+def _train(config, distribution, run_path):
+    chief = distribution.is_chief
+    strategy = distribution.strategy
     keras.utils.set_random_seed(config.seed)
     builder, labels = data.load_builder(config.dataset, config.data_dir)
     channels = data.num_channels(builder)
     binary = binary_mode(config, labels)
     class_weights = resolve_class_weights(config, builder, labels)
-    loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
-    train_batches, steps_in_split = data.train_dataset(
+
+    replicas = distribution.num_replicas
+    global_batch = config.batch_size * replicas
+    steps_in_split = max(data.num_examples(builder, config.train_split) // global_batch, 1)
+    schedule = run_schedule(config, steps_in_split)
+    learning_rate = distribute.scaled_learning_rate(config.learning_rate, replicas, config.scale_lr)
+    precision = precision_of(config)
+    use_aux = config.aux_weight > 0
+    num_outputs = 1 if binary else labels.num_classes
+
+    from semseg.precision import keras_policy, precision_policy
+
+    with precision_policy(precision), strategy.scope():
+        model = build_run_model(config, num_outputs, channels, aux_head=use_aux)
+        if distribution.kind != "single":
+            # Whatever the replica count, so that the numbers do not depend on it.
+            count = distribute.synchronize_batch_norm(model)
+            logger.info("batch norm synchronised over the replicas (%d layers)", count)
+        transfer = None
+        if config.init_from and chief:
+            from semseg.finetune import load_matching_weights
+
+            transfer = load_matching_weights(model, config.init_from)
+        optimizer = build_optimizer(
+            config, schedule.total_steps, learning_rate, schedule.warmup_steps
+        )
+        loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
+        metric = BinaryMeanIoU() if binary else mean_iou_metric(labels.num_classes)
+        if use_aux:
+            aux_loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
+            model.compile(
+                optimizer=optimizer,
+                loss={"logits": loss, "aux_logits": aux_loss},
+                loss_weights={"logits": 1.0, "aux_logits": config.aux_weight},
+                metrics={"logits": [metric]},
+            )
+            monitor = "val_logits_mean_iou"
+        else:
+            model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
+            monitor = "val_mean_iou"
+        model.optimizer.build(model.trainable_variables)
+
+    backup = TrainingBackup(run_path / "backup")
+    initial_epoch = backup.restore(model) if chief else 0
+    if distribution.kind == "multi_worker":
+        # Workers without the work dir take the chief's weights and training state.
+        restored = bool(initial_epoch) or transfer is not None
+        initial_epoch, restored = (
+            int(value)
+            for value in distribute.broadcast_from_chief(
+                strategy, [np.int64(initial_epoch), np.int64(restored)]
+            )
+        )
+        if restored:
+            distribute.broadcast_variables_from_chief(
+                strategy, list(model.weights) + list(model.optimizer.variables)
+            )
+    if initial_epoch >= schedule.epochs:
+        raise InputError(
+            f"{run_path / 'backup'}: the backup is at epoch {initial_epoch}, the run has "
+            f"{schedule.epochs}; it is finished"
+        )
+
+    # A resumed run draws new data orders and augmentations rather than replaying epoch 1's.
+    data_seed = config.seed + initial_epoch
+    train_batches, _ = data.train_dataset(
         builder,
         config.train_split,
         config.image_size,
-        config.batch_size,
+        global_batch,
         augment=config.augment,
         scale_range=config.scale_range,
-        seed=config.seed,
+        seed=data_seed,
     )
-    val_batches = data.eval_dataset(builder, config.val_split, config.image_size, config.batch_size)
-    steps_per_epoch = config.steps_per_epoch or steps_in_split
-
-    use_aux = config.aux_weight > 0
-    num_outputs = 1 if binary else labels.num_classes
-    model = build_run_model(config, num_outputs, channels, aux_head=use_aux)
-    optimizer = build_optimizer(config, steps_per_epoch * config.epochs)
-    metric = BinaryMeanIoU() if binary else mean_iou_metric(labels.num_classes)
+    val_batches = data.eval_dataset(builder, config.val_split, config.image_size, global_batch)
+    vis_examples = None
+    if config.vis_every and chief:
+        vis_examples = _val_examples(val_batches, NUM_VIS_IMAGES)
+    train_batches = distribute.shard_by_data(train_batches)
+    val_batches = distribute.shard_by_data(val_batches)
     if use_aux:
-        aux_loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
-        model.compile(
-            optimizer=optimizer,
-            loss={"logits": loss, "aux_logits": aux_loss},
-            loss_weights={"logits": 1.0, "aux_logits": config.aux_weight},
-            metrics={"logits": [metric]},
-        )
         train_batches = _with_aux_targets(train_batches)
         val_batches = _with_aux_targets(val_batches)
-        monitor = "val_logits_mean_iou"
-    else:
-        model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
-        monitor = "val_mean_iou"
+    distribute.build_from_element_spec(model, train_batches.element_spec)
 
-    work_path = config.work_path
-    work_path.mkdir(parents=True, exist_ok=True)
-    save_run(Run(config=config, labels=labels, num_channels=channels))
+    run_path.mkdir(parents=True, exist_ok=True)
+    details = {
+        "strategy": distribution.describe(),
+        "num_replicas": replicas,
+        "num_workers": distribution.num_workers,
+        "global_batch_size": global_batch,
+        "learning_rate": learning_rate,
+        "steps_per_epoch": schedule.steps_per_epoch,
+        "epochs": schedule.epochs,
+        "total_steps": schedule.total_steps,
+        "warmup_steps": schedule.warmup_steps,
+        "dtype_policy": keras_policy(precision),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    save_run(Run(config=config, labels=labels, num_channels=channels), details, run_path)
+    if transfer is not None:
+        write_json(run_path / "init_from.json", transfer.to_dict())
+    _log_start(config, labels, binary, distribution, schedule, learning_rate, precision)
+    if chief:
+        trim_history(run_path / "history.csv", initial_epoch)
+        trim_event_files(run_path / "logs", initial_epoch)
+    if initial_epoch:
+        logger.info(
+            "resumed after epoch %d: optimizer step %d, learning rate %.6g",
+            initial_epoch,
+            optimizer_step(model.optimizer),
+            current_learning_rate(model.optimizer),
+        )
+
+    callbacks = [
+        StopOnNaN(config.work_path),
+        LogLearningRate(),
+        SaveCheckpoints(run_path / "checkpoints", monitor),
+        keras.callbacks.CSVLogger(str(run_path / "history.csv"), append=True),
+        TensorBoard(str(run_path / "logs"), write_graph=False),
+    ]
+    if chief:
+        callbacks.append(
+            TrainingCurves(
+                run_path / "history.csv",
+                run_path / "training_curves.png",
+                title=f"{config.model} on {config.dataset}",
+            )
+        )
+    if vis_examples is not None:
+        callbacks.append(
+            PredictionImages(
+                *vis_examples, labels, run_path / "logs" / "predictions", config.vis_every
+            )
+        )
+    if config.steps:
+        callbacks.append(StopAtStep(schedule.total_steps, schedule.steps_per_epoch))
+    callbacks.append(backup)  # last: it commits the epoch
+    history = model.fit(
+        train_batches,
+        epochs=schedule.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=schedule.steps_per_epoch,
+        validation_data=val_batches,
+        callbacks=callbacks,
+        verbose="auto" if chief else 0,
+    )
     logger.info(
-        "training %s on %s: %d classes%s, %d steps per epoch, %d epochs",
+        "finished at epoch %d, optimizer step %d",
+        len(history.epoch) + initial_epoch,
+        optimizer_step(model.optimizer),
+    )
+    return history
+
+
+def _log_start(config, labels, binary, distribution, schedule, learning_rate, precision):
+    logger.info(
+        "training %s on %s: %d classes%s; %s",
         config.model,
         config.dataset,
         labels.num_classes,
         " (binary, one logit)" if binary else "",
-        steps_per_epoch,
-        config.epochs,
+        distribution.describe(),
     )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(work_path / "backup")),
-        SaveCheckpoints(work_path / "checkpoints", monitor),
-        keras.callbacks.CSVLogger(str(work_path / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(work_path / "logs"), write_graph=False),
-    ]
-    return model.fit(
-        train_batches,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_batches,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset is shuffled by tf.data
+    logger.info(
+        "global batch %d = %d per replica x %d replica(s); learning rate %.6g (--scale_lr %s)",
+        config.batch_size * distribution.num_replicas,
+        config.batch_size,
+        distribution.num_replicas,
+        learning_rate,
+        config.scale_lr,
     )
+    logger.info(
+        "%s schedule over %d steps: %d epoch(s) of %d steps%s",
+        config.schedule,
+        schedule.total_steps,
+        schedule.epochs,
+        schedule.steps_per_epoch,
+        f", linear warm-up over {schedule.warmup_steps} steps" if schedule.warmup_steps else "",
+    )
+    if precision != "fp32":
+        logger.info(
+            "mixed precision %s: float32 variables, logits, softmax and loss%s",
+            precision,
+            " (dynamic loss scaling)" if precision == "fp16" else "",
+        )
+    allocator = memory_allocator()
+    if allocator == "tcmalloc":
+        logger.info("memory allocator: tcmalloc")
+    else:
+        logger.info(
+            "memory allocator: malloc (LD_PRELOAD=%s keeps memory flat on long runs)", TCMALLOC
+        )

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,49 @@ def test_missing_or_broken_config_json_names_the_file(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(InputError, match="config.json: not a valid run config"):
         load_run(tmp_path)
+
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "camvid_ddrnet23_slim.json"
+
+
+def test_the_camvid_recipe_holds_the_whole_configuration():
+    args = train.parse_args(["--recipe", str(RECIPE), "--work_dir", "w"])
+    config = RunConfig(**vars(args))
+    assert config.recipe == str(RECIPE)
+    assert config.dataset == "full_semantic/camvid" and config.model == "ddrnet23_slim"
+    assert config.image_size == (360, 480) and config.augment
+    assert config.scale_range == (0.5, 2.0)
+    assert config.loss.startswith("ohem") and config.class_weights == "median"
+    assert config.aux_weight == 0.4 and config.schedule == "poly"
+    assert config.mixed_precision
+    # Every key of the file arrived unchanged.
+    for key, value in json.loads(RECIPE.read_text()).items():
+        expected = tuple(value) if isinstance(value, list) else value
+        assert getattr(config, key) == expected, key
+
+
+def test_flags_on_the_command_line_override_the_recipe(tmp_path):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"dataset": "full_semantic/a", "epochs": 7, "batch_size": 4}))
+    args = train.parse_args(["--recipe", str(recipe), "--work_dir", "w", "--epochs", "100"])
+    assert args.epochs == 100  # given, even though it equals the default
+    assert args.batch_size == 4 and args.dataset == "full_semantic/a"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"epoch": 3}', "unknown key 'epoch'"),
+        ('{"epochs": "3"}', "epochs must be an integer"),
+        ('{"image_size": [360]}', "image_size must be a list of 2 integers"),
+        ("[1, 2]", "a recipe is a JSON object"),
+        ("{oops", "not a JSON recipe"),
+    ],
+)
+def test_a_bad_recipe_is_named_with_what_is_wrong(tmp_path, text, message):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(text)
+    with pytest.raises(InputError, match=f"{recipe}: {message}"):
+        train.parse_args(["--recipe", str(recipe), "--work_dir", "w"])
+    with pytest.raises(InputError, match="recipe not found"):
+        train.parse_args(["--recipe", str(tmp_path / "none.json"), "--work_dir", "w"])

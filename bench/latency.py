@@ -1,0 +1,164 @@
+"""Batch-1 latency of a model on one runtime and precision (random weights).
+
+Examples:
+
+    python bench/latency.py --model ddrnet23_slim --image_size 480 640 --runtime onnx
+    python bench/latency.py --model ddrnet23_slim --image_size 480 640 --runtime tflite \
+        --precision int8 --threads 2
+    python bench/latency.py --model ddrnet23_slim --image_size 480 640 --runtime keras \
+        --precision bf16
+
+Prints one JSON line: {"model", "runtime", "precision", "image_size", "median_ms",
+"p95_ms", "runs", "threads"}. Exported runtimes (saved_model, tflite, onnx) are
+exported from the Keras model with `semseg.export.export_model` into a temporary
+folder first; int8 calibrates on random images (speed does not depend on the
+calibration). Runtimes and precisions:
+
+    keras        fp32, bf16   TensorFlow + oneDNN, batch norms folded, static shapes
+    xla          fp32, bf16   the same graph compiled by XLA
+    saved_model  fp32, bf16   SavedModel export, TensorFlow
+    tflite       fp32, fp16, int8   LiteRT with XNNPACK
+    onnx         fp32, int8   ONNX Runtime, CPU execution provider
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from semseg.errors import InputError  # noqa: E402
+
+PRECISIONS = {
+    "keras": ("fp32", "bf16"),
+    "xla": ("fp32", "bf16"),
+    "saved_model": ("fp32", "bf16"),
+    "tflite": ("fp32", "fp16", "int8"),
+    "onnx": ("fp32", "int8"),
+}
+TENSORFLOW_RUNTIMES = ("keras", "xla", "saved_model")
+CALIBRATION_IMAGES = 8
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="ddrnet23_slim", help="a name of models.MODELS")
+    parser.add_argument("--image_size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
+    parser.add_argument("--runtime", choices=tuple(PRECISIONS), default="keras")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--num_classes", type=int, default=19)
+    parser.add_argument("--runs", type=int, default=50, help="timed calls")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
+    return parser.parse_args(argv)
+
+
+def check_arguments(args):
+    """Raises `InputError` for a precision the runtime does not offer or bad numbers."""
+    if args.precision not in PRECISIONS[args.runtime]:
+        raise InputError(
+            f"--precision {args.precision} is not available for --runtime {args.runtime} "
+            f"(offered: {', '.join(PRECISIONS[args.runtime])})"
+        )
+    if min(args.image_size) < 1 or args.runs < 1 or args.warmup < 0:
+        raise InputError(
+            "--image_size and --runs must be positive and --warmup not negative. Received: "
+            f"image_size={list(args.image_size)}, runs={args.runs}, warmup={args.warmup}"
+        )
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be at least 1. Received: {args.threads}")
+
+
+def build_runtime(model, runtime, precision, image_size, scratch_dir, threads=None):
+    """`model` as a runtime of `semseg.runtimes` in `precision`, exported if needed.
+
+    Args:
+        model: a Keras model built with a static `input_shape=(H, W, C)`.
+        runtime: a key of `PRECISIONS`.
+        precision: one of `PRECISIONS[runtime]`.
+        image_size: `(height, width)` to export at.
+        scratch_dir: folder for exported files.
+        threads: CPU threads of TFLite / ONNX Runtime.
+
+    Returns:
+        A callable runtime from float32 `(B, H, W, C)` pixels to logits.
+    """
+    import numpy as np
+
+    from semseg import export, runtimes
+
+    num_channels = model.inputs[0].shape[-1]
+    if runtime == "keras":
+        return runtimes.KerasRuntime(model, num_channels, precision=precision)
+    if runtime == "xla":
+        return runtimes.XlaRuntime(model, num_channels, precision=precision)
+    quantize = None if precision == "fp32" else precision
+    calibration = None
+    if quantize == "int8":
+        rng = np.random.default_rng(0)
+        calibration = [
+            rng.uniform(0.0, 255.0, (*image_size, num_channels)).astype(np.float32)
+            for _ in range(CALIBRATION_IMAGES)
+        ]
+    name = export.default_file_name(model.name, runtime, quantize)
+    path = export.export_model(
+        model,
+        Path(scratch_dir) / name,
+        runtime,
+        image_size,
+        num_channels,
+        quantize=quantize,
+        calibration_images=calibration,
+    )
+    return runtimes.load_runtime(path, num_channels, threads)
+
+
+def main(args):
+    check_arguments(args)
+    if args.runtime in TENSORFLOW_RUNTIMES and args.threads:
+        from semseg.runtimes import configure_tensorflow_threads
+
+        configure_tensorflow_threads(args.threads)
+    import keras
+
+    import models
+    from semseg.latency import measure_latency
+
+    if args.model not in models.MODELS:
+        raise InputError(
+            f"--model must be one of {', '.join(models.MODELS)}. Received: {args.model}"
+        )
+    height, width = args.image_size
+    keras.utils.set_random_seed(0)
+    model = models.build_model(args.model, args.num_classes, input_shape=(height, width, 3))
+    with tempfile.TemporaryDirectory(prefix="latency_") as scratch_dir:
+        runtime = build_runtime(
+            model, args.runtime, args.precision, (height, width), scratch_dir, args.threads
+        )
+        stats = measure_latency(runtime, (height, width), runs=args.runs, warmup=args.warmup)
+    result = {
+        "model": args.model,
+        "runtime": args.runtime,
+        "precision": args.precision,
+        "image_size": [height, width],
+        "median_ms": round(stats["p50"], 2),
+        "p95_ms": round(stats["p95"], 2),
+        "runs": stats["runs"],
+        "threads": args.threads or stats["threads"],
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

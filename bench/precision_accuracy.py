@@ -1,0 +1,124 @@
+"""mIoU of a trained run in a reduced precision against its fp32 Keras model.
+
+Examples:
+
+    python bench/precision_accuracy.py --work_dir build/demo/run --runtime onnx --precision int8
+    python bench/precision_accuracy.py --work_dir build/demo/run --runtime tflite --precision int8
+    python bench/precision_accuracy.py --work_dir build/demo/run --runtime keras --precision bf16
+
+Evaluates the run's `best` checkpoint as trained (fp32 Keras, no folding) and in
+the requested runtime and precision on the whole validation split, each image
+at its own resolution (as `eval.py`). Exported runtimes go through
+`semseg.export.export_run` (int8 calibrated on 100 training images) into a
+temporary folder, so the run is not modified.
+
+Prints one JSON line: {"work_dir", "runtime", "precision", "split", "examples",
+"miou_fp32", "miou", "miou_change", "max_abs_logit_diff"} (mIoU in 0..1, the
+change in points of percent).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.latency import PRECISIONS  # noqa: E402
+from semseg.errors import InputError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
+    parser.add_argument("--runtime", choices=tuple(PRECISIONS), default="onnx")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="int8")
+    parser.add_argument("--split", help="split to evaluate (default: the run's validation split)")
+    parser.add_argument("--calibration_steps", type=int, default=100)
+    return parser.parse_args(argv)
+
+
+def compare_precision(work_dir, runtime, precision, split=None, calibration_steps=100):
+    """mIoU of `work_dir`'s best checkpoint in `runtime` / `precision` vs. fp32 Keras.
+
+    Returns:
+        dict as printed by this script.
+    """
+    from semseg import data, export
+    from semseg.inference import Predictor
+    from semseg.run_config import load_run
+    from semseg.runtimes import KerasRuntime, XlaRuntime, load_runtime
+
+    if precision not in PRECISIONS[runtime]:
+        raise InputError(
+            f"--precision {precision} is not available for --runtime {runtime} "
+            f"(offered: {', '.join(PRECISIONS[runtime])})"
+        )
+    run = load_run(work_dir)
+    builder, _ = data.load_builder(run.config.dataset, run.config.data_dir)
+    split = split or run.config.val_split
+    count = data.num_examples(builder, split)
+    if runtime in ("keras", "xla"):
+        reference = Predictor(
+            load_runtime(run.checkpoint_path("best"), run.num_channels, optimize=False),
+            run.labels,
+            run.config.image_size,
+            run.num_channels,
+        )
+        runtime_class = XlaRuntime if runtime == "xla" else KerasRuntime
+        candidate = Predictor(
+            runtime_class(reference.model, run.num_channels, precision=precision),
+            run.labels,
+            run.config.image_size,
+            run.num_channels,
+        )
+        scores = export.compare_with_keras(reference, candidate, builder, split, count)
+    else:
+        quantize = None if precision == "fp32" else precision
+        with tempfile.TemporaryDirectory(prefix="precision_accuracy_") as scratch:
+            name = export.default_file_name(run.config.model, runtime, quantize)
+            _, description = export.export_run(
+                work_dir,
+                runtime,
+                quantize,
+                output=Path(scratch) / name,
+                calibration_steps=calibration_steps,
+                verify_examples=count,
+            )
+        scores = {key: description[key] for key in ("miou_keras", "miou_exported")}
+        scores.update(
+            miou_change=description["miou_change"],
+            max_abs_logit_diff=description["max_abs_logit_diff"],
+        )
+    return {
+        "work_dir": str(work_dir),
+        "runtime": runtime,
+        "precision": precision,
+        "split": split,
+        "examples": count,
+        "miou_fp32": round(scores["miou_keras"], 5),
+        "miou": round(scores["miou_exported"], 5),
+        "miou_change": round(scores["miou_change"], 3),
+        "max_abs_logit_diff": round(scores["max_abs_logit_diff"], 5),
+    }
+
+
+def main(args):
+    result = compare_precision(
+        args.work_dir, args.runtime, args.precision, args.split, args.calibration_steps
+    )
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

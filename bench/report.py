@@ -1,0 +1,299 @@
+"""Writes bench/RESULTS.md from the JSON lines the benchmarks printed (`make bench`).
+
+Examples:
+
+    python bench/report.py machine --output build/bench/machine.json
+    python bench/report.py markdown --machine build/bench/machine.json \
+        --results build/bench/results.jsonl --output bench/RESULTS.md
+
+`machine` records the date, CPU, cores, library versions and the load average
+before the benchmarks start; `markdown` turns that and the results (one JSON
+object per line from bench/latency.py, bench/train_step.py,
+bench/input_pipeline.py and bench/precision_accuracy.py) into one table, a row
+per figure with its target beside it.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from semseg.errors import InputError  # noqa: E402
+from semseg.files import write_json, write_text  # noqa: E402
+
+PACKAGES = ("tensorflow", "keras", "onnxruntime", "ai-edge-litert", "tf2onnx")
+# Issue 8 targets (ddrnet23_slim, this 2-core machine, medians).
+LATENCY_TARGET_MS = {"fp32": 75.0, "reduced": 40.0}
+TRAIN_TARGET_IMAGES_PER_S = 5.4
+PIPELINE_TARGET_RATIO = 3.0
+ACCURACY_TARGET_POINTS = 1.0
+# CPU features the runtimes use (oneDNN, XNNPACK, MLAS pick kernels by them).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16")
+MET = {True: "yes", False: "no", None: "-"}
+# Below this 1-minute load average (2 cores) the machine counts as quiet.
+QUIET_LOAD = 0.7
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    machine = commands.add_parser("machine", help="record the machine and its load now")
+    machine.add_argument("--output", required=True)
+    markdown = commands.add_parser("markdown", help="write the Markdown report")
+    markdown.add_argument("--machine", required=True, help="written by `report.py machine`")
+    markdown.add_argument("--results", required=True, help="JSON lines of the benchmarks")
+    markdown.add_argument("--output", default="bench/RESULTS.md")
+    return parser.parse_args(argv)
+
+
+def describe_machine():
+    """dict: `date`, `cpu`, `cpu_flags`, `cores`, `load_average` (1, 5, 15 min),
+    `python`, `packages`."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": _cpu_name(),
+        "cpu_flags": _cpu_flags(),
+        "cores": os.cpu_count(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+        "python": platform.python_version(),
+        "packages": versions,
+    }
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [flag for flag in CPU_FLAGS if flag in flags]
+    except OSError:
+        pass
+    return []
+
+
+def read_results(path):
+    """The benchmark results of a JSON-lines file (other lines are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such results file; run the benchmarks first (make bench)")
+    results = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            results.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}:{number}: not a JSON object ({error})") from error
+    if not results:
+        raise InputError(f"{path}: no benchmark results in it")
+    return results
+
+
+def kind(result):
+    """`"latency"`, `"train_step"`, `"input_pipeline"`, `"accuracy"`, `"memory"` or
+    `"distributed"`, from the keys."""
+    if result.get("benchmark") in ("memory", "distributed"):
+        return result["benchmark"]
+    if "median_ms" in result:
+        return "latency"
+    if "step_ms_median" in result:
+        return "train_step"
+    if "first_pass_images_per_s" in result:
+        return "input_pipeline"
+    if "miou_change" in result:
+        return "accuracy"
+    return None
+
+
+def table_rows(results):
+    """Rows `(benchmark, configuration, figure, target, met)` of the report table."""
+    rows = []
+    latencies = [result for result in results if kind(result) == "latency"]
+    for result in latencies:
+        height, width = result["image_size"]
+        precision = result["precision"]
+        limit = LATENCY_TARGET_MS["fp32" if precision == "fp32" else "reduced"]
+        rows.append(
+            (
+                f"latency {result['model']} {height}x{width}",
+                f"{result['runtime']} {precision}, {result['threads']} threads",
+                f"{result['median_ms']:.1f} ms (p95 {result['p95_ms']:.1f})",
+                f"<= {limit:.0f} ms",
+                result["median_ms"] <= limit,
+            )
+        )
+    for result in results:
+        if kind(result) == "train_step":
+            height, width = result["image_size"]
+            rows.append(
+                (
+                    f"training {result['model']} {height}x{width} batch {result['batch_size']}",
+                    f"{result['precision']}{', XLA' if result['jit'] else ''}",
+                    f"{result['images_per_s']:.2f} images/s ({result['step_ms_median']:.0f} "
+                    "ms/step)",
+                    f">= {TRAIN_TARGET_IMAGES_PER_S} images/s",
+                    result["images_per_s"] >= TRAIN_TARGET_IMAGES_PER_S,
+                )
+            )
+        elif kind(result) == "input_pipeline":
+            height, width = result["image_size"]
+            rows.append(
+                (
+                    f"input pipeline {result['dataset']} {height}x{width} batch "
+                    f"{result['batch_size']}",
+                    f"full augmentation; training step {result['train_images_per_s']:.2f} "
+                    f"images/s ({result['train_precision']})",
+                    f"{result['images_per_s']:.1f} images/s = {result['ratio']:.1f}x training "
+                    f"(first pass {result['first_pass_images_per_s']:.1f})",
+                    f">= {PIPELINE_TARGET_RATIO:.0f}x training",
+                    result["ratio"] >= PIPELINE_TARGET_RATIO,
+                )
+            )
+        elif kind(result) == "accuracy":
+            rows.append(
+                (
+                    f"mIoU change, {result['examples']} {result.get('split', 'val')} images of "
+                    f"{result['work_dir']}",
+                    f"{result['runtime']} {result['precision']} vs Keras fp32",
+                    f"{result['miou_change']:+.2f} points ({100 * result['miou_fp32']:.2f} -> "
+                    f"{100 * result['miou']:.2f})",
+                    f"within {ACCURACY_TARGET_POINTS:.0f} point",
+                    abs(result["miou_change"]) <= ACCURACY_TARGET_POINTS,
+                )
+            )
+        elif kind(result) == "memory":
+            rows.append(
+                (
+                    f"resident memory, training {result['epochs']} epochs "
+                    f"{result['image_size'][0]}x{result['image_size'][1]} batch "
+                    f"{result['batch_size']}",
+                    result["allocator"],
+                    f"peak {result['peak_rss_mb']:.0f} MB; per epoch "
+                    + " / ".join(f"{value:.0f}" for value in result["rss_mb"])
+                    + f" MB (growth {result['growth_mb']:+.0f} MB)",
+                    "flat with tcmalloc",
+                    None,
+                )
+            )
+        elif kind(result) == "distributed":
+            height, width = result["image_size"]
+            for run in result["runs"]:
+                rows.append(
+                    (
+                        f"training {result['model']} {height}x{width} global batch "
+                        f"{result['batch_size']}",
+                        f"MirroredStrategy over {run['replicas']} logical CPU devices",
+                        f"{run['step_ms_median']:.0f} ms/step = {run['ratio']:.2f}x one device "
+                        f"({result['single_step_ms']:.0f} ms)",
+                        "overhead of the multi-device path (shared cores)",
+                        None,
+                    )
+                )
+    return rows
+
+
+def summary_lines(results):
+    """The best fp32 and reduced-precision latencies, in words."""
+    lines = []
+    latencies = [result for result in results if kind(result) == "latency"]
+    for label, chosen in (
+        ("fp32", [result for result in latencies if result["precision"] == "fp32"]),
+        ("reduced precision", [result for result in latencies if result["precision"] != "fp32"]),
+    ):
+        if not chosen:
+            continue
+        best = min(chosen, key=lambda result: result["median_ms"])
+        lines.append(
+            f"- Best {label}: **{best['median_ms']:.1f} ms** median, {best['runtime']} "
+            f"{best['precision']} ({best['model']} {best['image_size'][0]}x"
+            f"{best['image_size'][1]}, batch 1)."
+        )
+    return lines
+
+
+def render_markdown(machine, results):
+    """The Markdown text of bench/RESULTS.md."""
+    load = machine["load_average"]
+    quiet = load[0] < QUIET_LOAD
+    versions = ", ".join(
+        f"{package} {version}" for package, version in machine["packages"].items() if version
+    )
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`bench/report.py`); medians, random weights for speed,",
+        "batch 1 for latency. Reproduce with `make bench`.",
+        "",
+        f"- Date: {machine['date']}",
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores "
+        f"({', '.join(machine.get('cpu_flags', [])) or 'no AVX'})",
+        f"- Software: Python {machine['python']}, {versions}",
+        f"- Load average before the run (1, 5, 15 min): {load[0]}, {load[1]}, {load[2]} "
+        f"({'quiet machine' if quiet else 'machine busy with other work: figures are slower'})",
+        "",
+        "| benchmark | configuration | measured | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for benchmark, configuration, figure, target, met in table_rows(results):
+        lines.append(f"| {benchmark} | {configuration} | {figure} | {target} | {MET[met]} |")
+    summary = summary_lines(results)
+    if summary:
+        lines += ["", *summary]
+    lines += [
+        "",
+        "Targets (issue 8): the official PyTorch DDRNet-23-slim takes 75 ms in ONNX Runtime",
+        "(fp32, 2 threads) and trains at 5.4 images/s on this machine; reduced precision",
+        "must stay within 1 mIoU point of fp32 on the demo validation split; the input",
+        "pipeline must deliver 3x what training consumes. A latency target applies to the",
+        "project's best runtime; slower runtimes are listed for comparison.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(args):
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    if args.command == "machine":
+        write_json(args.output, describe_machine())
+        return
+    machine_path = Path(args.machine)
+    if not machine_path.is_file():
+        raise InputError(f"{machine_path}: no such file; run `report.py machine` first")
+    machine = json.loads(machine_path.read_text())
+    write_text(args.output, render_markdown(machine, read_results(args.results)))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

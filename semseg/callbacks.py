@@ -1,0 +1,288 @@
+"""Keras callbacks of a training run: checkpoints, NaN guard, schedule logs, pictures.
+
+`semseg.training.train` puts them in this order, which matters at the end of
+an epoch: the logged values first, then the checkpoints, `history.csv`, the
+curves and TensorBoard, and last the backup that commits the epoch (see
+`semseg.backup`).
+
+Example:
+
+    callbacks = [StopOnNaN(work_dir), LogLearningRate(),
+                 SaveCheckpoints(work_dir / "checkpoints", "val_mean_iou")]
+"""
+
+import csv
+import io
+import json
+import logging
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from semseg.files import atomic_path, write_json
+from semseg.plots import training_curves
+from semseg.visualization import comparison_panel
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says where and what was kept."""
+
+
+class SaveCheckpoints(keras.callbacks.Callback):
+    """Saves `last.keras` every epoch and `best.keras` when `monitor` improves.
+
+    Unlike `keras.callbacks.ModelCheckpoint`, each file is written to a
+    temporary name and renamed, so a crash mid-save never leaves a corrupt
+    best or last checkpoint behind. `best.json` records the best epoch and
+    value, so a resumed run keeps comparing against the true best.
+
+    Args:
+        directory: `Path` of the folder for the files.
+        monitor: the log key to maximise, e.g. `"val_mean_iou"`.
+    """
+
+    def __init__(self, directory, monitor):
+        super().__init__()
+        self.directory = directory
+        self.monitor = monitor
+        self.best = -math.inf
+        best_file = directory / "best.json"
+        if best_file.is_file():
+            self.best = json.loads(best_file.read_text())["value"]
+
+    def _save(self, name):
+        with atomic_path(self.directory / name) as temp_path:
+            self.model.save(temp_path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save("last.keras")
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value > self.best:
+            logger.info("epoch %d: %s improved to %.4f", epoch + 1, self.monitor, value)
+            self.best = float(value)
+            self._save("best.keras")
+            write_json(
+                self.directory / "best.json",
+                {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best},
+            )
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite.
+
+    It raises `TrainingDiverged` from inside the step loop, so no end-of-epoch
+    callback runs: the checkpoints, `history.csv` and the backup keep the last
+    good epoch (`keras.callbacks.TerminateOnNaN` would let them save the NaN
+    weights of the broken epoch).
+
+    Args:
+        work_dir: the run's work dir, named in the message.
+    """
+
+    def __init__(self, work_dir):
+        super().__init__()
+        self.work_dir = work_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        steps = self.params.get("steps")
+        of_steps = f" of {steps}" if steps else ""
+        raise TrainingDiverged(
+            f"training diverged: the loss is {float(loss)} at epoch {self.epoch + 1}, step "
+            f"{batch + 1}{of_steps}. Kept the state after epoch {self.epoch} in "
+            f"{self.work_dir / 'checkpoints' / 'last.keras'} and {self.work_dir / 'backup'} "
+            "(rerunning the same command resumes from there); to change the recipe, e.g. "
+            "a lower --learning_rate or a --warmup_steps, train into a new --work_dir "
+            f"with --init_from {self.work_dir}"
+        )
+
+
+def optimizer_step(optimizer):
+    """The number of steps `optimizer` has applied (an int, under any strategy)."""
+    return int(optimizer.iterations.numpy())
+
+
+def current_learning_rate(optimizer):
+    """The learning rate `optimizer` applies at its next step (a float)."""
+    return float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+
+
+class LogLearningRate(keras.callbacks.Callback):
+    """Adds `learning_rate` and `step` (optimizer steps so far) to each epoch's logs.
+
+    They land in `history.csv`, the Keras `History` and TensorBoard, and show
+    the schedule carrying on across a resume.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = current_learning_rate(self.model.optimizer)
+            logs["step"] = optimizer_step(self.model.optimizer)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training after `total_steps` optimiser steps (`train.py --steps`).
+
+    The epoch in which the last step falls ends early and is validated and
+    saved like any other.
+
+    Args:
+        total_steps: int, optimiser steps of the whole run.
+        steps_per_epoch: int, steps of a full epoch.
+    """
+
+    def __init__(self, total_steps, steps_per_epoch):
+        super().__init__()
+        self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch * self.steps_per_epoch + batch + 1 >= self.total_steps:
+            self.model.stop_training = True
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """`keras.callbacks.TensorBoard` that flushes its event files after every epoch.
+
+    A run killed later still has every completed epoch in TensorBoard (the
+    writers otherwise hold events for up to two minutes).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        for writer in getattr(self, "_writers", {}).values():
+            writer.flush()
+
+
+def _logits(outputs):
+    if isinstance(outputs, dict):
+        return outputs["logits"]
+    if isinstance(outputs, (list, tuple)):
+        return outputs[0]
+    return outputs
+
+
+def predicted_classes(logits):
+    """Class ids `(B, H, W)` from logits `(B, H, W, C)`; one channel means sigmoid >= 0.5."""
+    logits = np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float32)
+    if logits.shape[-1] == 1:
+        return (logits[..., 0] >= 0.0).astype(np.int32)
+    return logits.argmax(axis=-1).astype(np.int32)
+
+
+class PredictionImages(keras.callbacks.Callback):
+    """Writes image | truth | prediction | errors panels of a fixed batch to TensorBoard.
+
+    Every `every` epochs and after the last one, the model predicts the same
+    validation images; the panels (`semseg.visualization.comparison_panel`)
+    appear under the Images tab as `predictions`, one slider step per epoch.
+
+    Args:
+        images: float32 `(N, H, W, C)` pixels in 0..255.
+        masks: int `(N, H, W)` class ids (255 ignored).
+        labels: `LabelSpec` of the dataset (names and palette).
+        log_dir: `Path` of the TensorBoard run folder to write.
+        every: int >= 1, epochs between two writes.
+    """
+
+    def __init__(self, images, masks, labels, log_dir, every):
+        super().__init__()
+        self.images = np.asarray(images, dtype=np.float32)
+        self.masks = np.asarray(masks)
+        self.labels = labels
+        self.log_dir = log_dir
+        self.every = every
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 == self.params.get("epochs") or self.model.stop_training
+        if (epoch + 1) % self.every and not last:
+            return
+        predictions = predicted_classes(_logits(self.model(self.images, training=False)))
+        panels = [
+            comparison_panel(
+                image,
+                mask,
+                prediction,
+                self.labels.class_names,
+                self.labels.palette,
+                title=f"epoch {epoch + 1}",
+            )
+            for image, mask, prediction in zip(self.images, self.masks, predictions)
+        ]
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+        with self._writer.as_default():
+            tf.summary.image("predictions", _pad_to_one_size(panels), step=epoch, max_outputs=16)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _pad_to_one_size(panels):
+    """Stacks RGB panels `(h, w, 3)` into `(N, H, W, 3)`, padding each with white."""
+    height = max(panel.shape[0] for panel in panels)
+    width = max(panel.shape[1] for panel in panels)
+    batch = np.full((len(panels), height, width, 3), 255, dtype=np.uint8)
+    for index, panel in enumerate(panels):
+        batch[index, : panel.shape[0], : panel.shape[1]] = panel
+    return batch
+
+
+def read_history(path):
+    """`history.csv` as `{column: [float per epoch]}` (`epoch` as ints); empty cells are NaN."""
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    history = {}
+    for column in rows[0] if rows else []:
+        values = []
+        for row in rows:
+            try:
+                values.append(float(row[column]))
+            except (TypeError, ValueError):
+                values.append(math.nan)
+        history[column] = values
+    if "epoch" in history:
+        history["epoch"] = [int(value) for value in history["epoch"]]
+    return history
+
+
+class TrainingCurves(keras.callbacks.Callback):
+    """Redraws `training_curves.png` (loss and mIoU per epoch) from `history.csv` each epoch.
+
+    Args:
+        history_path: `Path` of the run's `history.csv` (written before this runs).
+        path: `Path` of the PNG.
+        title: figure title.
+    """
+
+    def __init__(self, history_path, path, title):
+        super().__init__()
+        self.history_path = history_path
+        self.path = path
+        self.title = title
+
+    def draw(self):
+        if not self.history_path.is_file():
+            return
+        history = read_history(self.history_path)
+        if history.get("epoch"):
+            training_curves(history, self.path, title=self.title)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.draw()

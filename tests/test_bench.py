@@ -1,0 +1,182 @@
+"""The benchmark scripts: their JSON contracts, errors and the Markdown report (no timings)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+import tensorflow_datasets as tfds
+
+from bench import input_pipeline, latency, report, train_step
+from full_semantic.full_semantic_dataset_builder import Builder
+from semseg.demo_data import write_demo_export
+from semseg.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+LATENCY_KEYS = {"model", "runtime", "precision", "image_size", "median_ms", "p95_ms", "runs"}
+
+
+def run_script(*arguments):
+    return subprocess.run(
+        [sys.executable, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize("runtime, precision", [("onnx", "int8"), ("xla", "bf16")])
+def test_latency_prints_one_json_line(runtime, precision):
+    result = run_script(
+        "bench/latency.py",
+        "--image_size", "64", "96",
+        "--runtime", runtime,
+        "--precision", precision,
+        "--threads", "1",
+        "--runs", "3",
+        "--warmup", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    measured = json.loads(lines[0])
+    assert LATENCY_KEYS <= set(measured)
+    assert measured["runtime"] == runtime and measured["precision"] == precision
+    assert measured["image_size"] == [64, 96] and measured["runs"] == 3
+    assert measured["threads"] == 1
+    assert 0 < measured["median_ms"] <= measured["p95_ms"]
+
+
+def test_latency_rejects_a_precision_the_runtime_lacks():
+    result = run_script("bench/latency.py", "--runtime", "keras", "--precision", "int8")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: --precision int8 is not available for --runtime keras (offered: fp32, bf16)"
+    ]
+    with pytest.raises(InputError, match="--model must be one of"):
+        latency.main(latency.parse_args(["--model", "resnet9000", "--image_size", "32", "32"]))
+
+
+def test_train_step_function_restores_the_precision_policy():
+    measured = train_step.measure_train_step(
+        "ddrnet23_slim", (64, 64), batch_size=2, num_classes=3, precision="bf16", steps=1, warmup=1
+    )
+    assert keras.config.dtype_policy().name == "float32"
+    assert measured["precision"] == "bf16" and measured["batch_size"] == 2
+    assert measured["images_per_s"] > 0 and measured["steps"] == 1
+
+
+@pytest.fixture(scope="module")
+def demo_builder(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bench_data")
+    export = write_demo_export(base / "export", num_train=12, num_val=2, size=(48, 64), seed=1)
+    builder = Builder(config="cvat", data_dir=base / "tfds")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    return builder
+
+
+def test_input_pipeline_counts_a_first_pass_and_the_steady_state(demo_builder):
+    measured = input_pipeline.measure_pipeline(demo_builder, (40, 56), batch_size=4, batches=5)
+    assert set(measured) == {"images_per_s", "first_pass_images_per_s", "batches"}
+    assert measured["batches"] == 5
+    assert measured["images_per_s"] > 0 and measured["first_pass_images_per_s"] > 0
+
+
+def test_input_pipeline_names_a_missing_export(tmp_path):
+    with pytest.raises(InputError, match=f"{tmp_path}: not the CamVid CVAT export"):
+        input_pipeline.build_camvid(tmp_path, tmp_path / "tfds")
+
+
+def synthetic_results():
+    return [
+        {"model": "ddrnet23_slim", "runtime": "onnx", "precision": "fp32",
+         "image_size": [480, 640], "median_ms": 70.4, "p95_ms": 80.0, "runs": 50, "threads": 2},
+        {"model": "ddrnet23_slim", "runtime": "keras", "precision": "fp32",
+         "image_size": [480, 640], "median_ms": 90.0, "p95_ms": 99.0, "runs": 50, "threads": 2},
+        {"model": "ddrnet23_slim", "runtime": "tflite", "precision": "int8",
+         "image_size": [480, 640], "median_ms": 30.2, "p95_ms": 33.0, "runs": 50, "threads": 2},
+        {"model": "ddrnet23_slim", "image_size": [360, 480], "batch_size": 8,
+         "precision": "bf16", "jit": False, "images_per_s": 7.5, "step_ms_median": 1066.7,
+         "steps": 15},
+        {"model": "ddrnet23_slim", "image_size": [360, 480], "batch_size": 8,
+         "precision": "fp32", "jit": True, "images_per_s": 4.0, "step_ms_median": 2000.0,
+         "steps": 15},
+        {"dataset": "full_semantic/camvid", "image_size": [360, 480], "batch_size": 8,
+         "images_per_s": 90.0, "first_pass_images_per_s": 60.0, "batches": 90,
+         "train_images_per_s": 6.0, "train_precision": "fp32", "ratio": 15.0},
+        {"work_dir": "build/demo/run", "runtime": "onnx", "precision": "int8", "split": "val",
+         "examples": 60,
+         "miou_fp32": 0.9099, "miou": 0.9102, "miou_change": 0.03, "max_abs_logit_diff": 0.8},
+    ]  # fmt: skip
+
+
+def test_report_writes_a_row_per_figure_with_its_target(tmp_path):
+    machine_path = tmp_path / "machine.json"
+    report.main(report.parse_args(["machine", "--output", str(machine_path)]))
+    machine = json.loads(machine_path.read_text())
+    assert machine["cores"] >= 1 and machine["packages"]["tensorflow"]
+    machine["load_average"] = [0.3, 0.5, 0.6]
+    machine_path.write_text(json.dumps(machine))
+    results_path = tmp_path / "results.jsonl"
+    lines = [json.dumps(result) for result in synthetic_results()]
+    results_path.write_text("\n".join(["I0000 a log line", *lines]) + "\n")
+    output = tmp_path / "RESULTS.md"
+    report.main(
+        report.parse_args(
+            ["markdown", "--machine", str(machine_path), "--results", str(results_path),
+             "--output", str(output)]
+        )
+    )  # fmt: skip
+    text = output.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(synthetic_results())
+    assert "| onnx fp32, 2 threads | 70.4 ms (p95 80.0) | <= 75 ms | yes |" in text
+    assert "| keras fp32, 2 threads | 90.0 ms (p95 99.0) | <= 75 ms | no |" in text
+    assert "| tflite int8, 2 threads | 30.2 ms (p95 33.0) | <= 40 ms | yes |" in text
+    assert "| fp32, XLA | 4.00 images/s (2000 ms/step) | >= 5.4 images/s | no |" in text
+    assert "= 15.0x training" in text and ">= 3x training | yes |" in text
+    assert "| mIoU change, 60 val images of build/demo/run | onnx int8 vs Keras fp32 |" in text
+    assert "+0.03 points (90.99 -> 91.02) | within 1 point | yes |" in text
+    assert "Best fp32: **70.4 ms** median, onnx fp32" in text
+    assert "Best reduced precision: **30.2 ms** median, tflite int8" in text
+    assert "0.3, 0.5, 0.6 (quiet machine)" in text
+    assert machine["cpu"] in text
+
+
+def test_report_refuses_an_empty_results_file(tmp_path):
+    results_path = tmp_path / "results.jsonl"
+    results_path.write_text("no JSON here\n")
+    with pytest.raises(InputError, match="no benchmark results in it"):
+        report.read_results(results_path)
+    with pytest.raises(InputError, match="no such results file"):
+        report.read_results(tmp_path / "missing.jsonl")
+
+
+def test_report_lists_memory_and_multi_device_figures(tmp_path):
+    machine = {"date": "2026-11-22", "cpu": "AMD EPYC", "cores": 2, "load_average": [0.2] * 3,
+               "python": "3.11", "packages": {"tensorflow": "2.21.0"}}  # fmt: skip
+    results = [
+        {"benchmark": "memory", "allocator": "malloc", "epochs": 3, "image_size": [160, 160],
+         "batch_size": 16, "rss_mb": [2100.0, 2250.7, 2400.2], "peak_rss_mb": 2450.0,
+         "growth_mb": 300.2, "seconds": 90.0},
+        {"benchmark": "distributed", "model": "ddrnet23_slim", "image_size": [360, 480],
+         "batch_size": 8, "single_step_ms": 1000.0,
+         "runs": [{"replicas": 2, "step_ms_median": 1200.0, "images_per_s": 6.67, "ratio": 1.2}]},
+    ]  # fmt: skip
+    text = report.render_markdown(machine, results)
+    assert (
+        "| resident memory, training 3 epochs 160x160 batch 16 | malloc | peak 2450 MB; per "
+        "epoch 2100 / 2251 / 2400 MB (growth +300 MB) | flat with tcmalloc | - |"
+    ) in text
+    assert (
+        "| MirroredStrategy over 2 logical CPU devices | 1200 ms/step = 1.20x one device "
+        "(1000 ms) |"
+    ) in text
+
+
+def test_train_step_and_distributed_name_bad_device_counts():
+    result = run_script("bench/train_step.py", "--batch_size", "3", "--cpu_devices", "2")
+    assert result.returncode == 1
+    assert "--cpu_devices must be at least 1 and divide --batch_size" in result.stderr
+    result = run_script("bench/distributed.py", "--batch_size", "8", "--devices", "3")
+    assert result.returncode == 1
+    assert "--devices must be at least 2 and divide --batch_size" in result.stderr

@@ -1,0 +1,292 @@
+"""Training at scale and over faults (issue 5), through the real `train.py` where it matters:
+two logical CPU devices under MirroredStrategy, SIGKILL and resume, NaN stop,
+fine-tuning, mixed precision and recipes under tcmalloc."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import models
+from full_semantic.full_semantic_dataset_builder import Builder
+from semseg.backup import TrainingBackup
+from semseg.callbacks import SaveCheckpoints, StopOnNaN, TrainingDiverged
+from semseg.demo_data import write_demo_export
+from semseg.finetune import load_matching_weights
+from semseg.schedules import learning_rate_schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+TCMALLOC = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+SIZE = ("64", "64")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("training_data")
+    export = write_demo_export(base / "export", num_train=16, num_val=4, size=(64, 80), seed=2)
+    builder = Builder(config="cvat", data_dir=base / "tfds")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    return base / "tfds"
+
+
+def environment(**extra):
+    values = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    values.pop("TF_CONFIG", None)
+    values.pop("LD_PRELOAD", None)
+    values.update(extra)
+    return values
+
+
+def train_command(data_dir, work_dir, *flags):
+    return [
+        sys.executable, str(ROOT / "train.py"),
+        "--dataset", "full_semantic/cvat", "--data_dir", str(data_dir),
+        "--image_size", *SIZE, "--work_dir", str(work_dir), "--vis_every", "0", *flags,
+    ]  # fmt: skip
+
+
+def run_train(data_dir, work_dir, *flags, env=None, check=True):
+    result = subprocess.run(
+        train_command(data_dir, work_dir, *flags),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env or environment(),
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"train.py failed:\n{result.stdout}\n{result.stderr[-4000:]}")
+    return result
+
+
+def read_history(path):
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def load_weights(path):
+    return [np.asarray(weight) for weight in keras.saving.load_model(path, compile=False).weights]
+
+
+def event_steps(log_dir, tag):
+    """Steps of the summaries named `tag` in the event files under `log_dir`."""
+    from tensorboard.compat.proto import event_pb2
+
+    steps = []
+    for path in sorted(Path(log_dir).rglob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)
+
+
+@pytest.fixture(scope="module")
+def plain_run(data_dir, tmp_path_factory):
+    """One process, one device, global batch 4, trained for 2 epochs."""
+    work_dir = tmp_path_factory.mktemp("plain") / "run"
+    run_train(
+        data_dir, work_dir, "--batch_size", "4", "--epochs", "2", "--steps_per_epoch", "2",
+        "--seed", "3", "--optimizer", "sgd", "--learning_rate", "0.01",
+    )  # fmt: skip
+    return work_dir
+
+
+def test_mirrored_strategy_on_two_cpu_devices_with_init_from(data_dir, plain_run, tmp_path):
+    work_dir = tmp_path / "mirrored"
+    result = run_train(
+        data_dir, work_dir, "--multi_gpu", "--cpu_devices", "2", "--batch_size", "2",
+        "--epochs", "1", "--steps_per_epoch", "2", "--scale_lr", "linear",
+        "--learning_rate", "0.01", "--init_from", str(plain_run),
+    )  # fmt: skip
+    assert "MirroredStrategy over 2 devices (CPU:0, CPU:1)" in result.stderr
+    assert "global batch 4 = 2 per replica x 2 replica(s); learning rate 0.02" in result.stderr
+    assert "batch norm synchronised over the replicas" in result.stderr
+    training = json.loads((work_dir / "config.json").read_text())["training"]
+    assert training["num_replicas"] == 2 and training["global_batch_size"] == 4
+    assert training["learning_rate"] == pytest.approx(0.02)
+    transfer = json.loads((work_dir / "init_from.json").read_text())
+    assert transfer["source"].endswith("best.keras") and not transfer["skipped"]
+    assert transfer["loaded_parameters"] == transfer["total_parameters"]
+    assert (work_dir / "checkpoints" / "best.keras").is_file()
+
+
+def test_sigkill_mid_epoch_then_the_same_command_resumes(data_dir, tmp_path):
+    work_dir = tmp_path / "killed"
+    flags = (
+        "--batch_size", "2", "--epochs", "4", "--steps_per_epoch", "12", "--optimizer", "sgd",
+        "--learning_rate", "0.01", "--vis_every", "1",
+    )  # fmt: skip
+    state_file = work_dir / "backup" / "state.json"
+    process = subprocess.Popen(
+        train_command(data_dir, work_dir, *flags),
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # into epoch 3
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    completed = json.loads(state_file.read_text())["epoch"]
+    assert 2 <= completed < 4
+
+    result = run_train(data_dir, work_dir, *flags)
+    assert f"resumed after epoch {completed}: optimizer step {12 * completed}" in result.stderr
+    history = read_history(work_dir / "history.csv")
+    assert [int(row["epoch"]) for row in history] == [0, 1, 2, 3]
+    assert [int(float(row["step"])) for row in history] == [12, 24, 36, 48]
+    for row in history:  # the schedule carried on: poly over the 48 steps of the run
+        step = int(float(row["step"]))
+        assert float(row["learning_rate"]) == pytest.approx(0.01 * (1 - step / 48) ** 0.9, abs=1e-7)
+    for tag in ("epoch_loss", "epoch_learning_rate"):
+        assert event_steps(work_dir / "logs" / "train", tag) == [0, 1, 2, 3], tag
+    assert event_steps(work_dir / "logs" / "validation", "epoch_mean_iou") == [0, 1, 2, 3]
+    assert event_steps(work_dir / "logs" / "predictions", "predictions") == [0, 1, 2, 3]
+    assert not (work_dir / "backup").exists()
+    for name in ("best.keras", "last.keras"):
+        keras.saving.load_model(work_dir / "checkpoints" / name, compile=False)
+    assert (work_dir / "training_curves.png").stat().st_size > 0
+
+
+def test_mixed_precision_iterations_warmup_and_recipe_under_tcmalloc(data_dir, tmp_path):
+    assert TCMALLOC.is_file(), f"{TCMALLOC} missing: apt-get install libtcmalloc-minimal4"
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(
+        json.dumps(
+            {"batch_size": 2, "epochs": 50, "schedule": "cosine", "optimizer": "adamw",
+             "learning_rate": 0.004, "weight_decay": 0.01, "mixed_precision": True}
+        )
+    )  # fmt: skip
+    work_dir = tmp_path / "run"
+    result = run_train(
+        data_dir, work_dir, "--recipe", str(recipe), "--steps", "5", "--steps_per_epoch", "2",
+        "--warmup_steps", "2", "--learning_rate", "0.002",
+        env=environment(LD_PRELOAD=str(TCMALLOC)),
+    )  # fmt: skip
+    assert "memory allocator: tcmalloc" in result.stderr
+    assert "mixed precision bf16" in result.stderr
+    config = json.loads((work_dir / "config.json").read_text())
+    assert config["recipe"] == str(recipe) and config["schedule"] == "cosine"
+    assert config["learning_rate"] == 0.002  # the flag overrides the recipe
+    assert config["training"]["dtype_policy"] == "mixed_bfloat16"
+    assert config["training"]["total_steps"] == 5 and config["training"]["epochs"] == 3
+    history = read_history(work_dir / "history.csv")
+    assert [int(float(row["step"])) for row in history] == [2, 4, 5]
+    expected = learning_rate_schedule("cosine", 0.002, 5, warmup_steps=2)
+    for row in history:
+        step = int(float(row["step"]))
+        assert float(row["learning_rate"]) == pytest.approx(float(expected(step)), abs=1e-7)
+    model = keras.saving.load_model(work_dir / "checkpoints" / "last.keras", compile=False)
+    assert all(weight.dtype == "float32" for weight in model.weights)
+
+
+def test_schedules_poly_cosine_and_linear_warmup():
+    poly = learning_rate_schedule("poly", 0.01, 100)
+    assert float(poly(0)) == pytest.approx(0.01)
+    assert float(poly(50)) == pytest.approx(0.01 * 0.5**0.9)
+    assert float(poly(100)) == pytest.approx(0.0)
+    cosine = learning_rate_schedule("cosine", 0.01, 100)
+    assert float(cosine(50)) == pytest.approx(0.005)
+    warm = learning_rate_schedule("poly", 0.01, 100, warmup_steps=10)
+    assert float(warm(0)) == pytest.approx(0.01 * 0.1)
+    assert float(warm(4)) == pytest.approx(0.01 * (1 - 4 / 100) ** 0.9 * 0.5)
+    assert float(warm(50)) == pytest.approx(float(poly(50)))
+    assert learning_rate_schedule("constant", 0.01, 100) == 0.01
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(warm))
+    assert float(restored(4)) == pytest.approx(float(warm(4)))
+
+
+def tiny_model():
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    features = np.ones((24, 4), "float32")
+    features[12:] = np.nan  # the second epoch's batches
+    targets = np.zeros((24, 2), "float32")
+    after_first = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: after_first.append(model.get_weights())
+    )
+    batches = tf.data.Dataset.from_tensor_slices((features, targets)).batch(4)
+    with pytest.raises(TrainingDiverged, match="the loss is nan at epoch 2, step 1 of 3"):
+        model.fit(
+            batches,
+            steps_per_epoch=3,
+            epochs=3,
+            verbose=0,
+            callbacks=[
+                StopOnNaN(tmp_path),
+                record,
+                SaveCheckpoints(tmp_path / "checkpoints", "loss"),
+                TrainingBackup(tmp_path / "backup"),
+            ],
+        )
+    assert len(after_first) == 1
+    kept = keras.saving.load_model(tmp_path / "checkpoints" / "last.keras").get_weights()
+    for weight, expected in zip(kept, after_first[0]):
+        np.testing.assert_array_equal(weight, expected)
+        assert np.isfinite(weight).all()
+    assert json.loads((tmp_path / "backup" / "state.json").read_text())["epoch"] == 1
+
+
+def test_backup_restores_the_optimizer_state(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    features = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    model.fit(features, np.ones((8, 2)), batch_size=4, epochs=2, verbose=0,
+              callbacks=[TrainingBackup(tmp_path, delete_at_end=False)])  # fmt: skip
+    restored = tiny_model()
+    restored.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    assert TrainingBackup(tmp_path).restore(restored) == 2
+    assert int(restored.optimizer.iterations.numpy()) == 4
+    for ours, theirs in zip(restored.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    for ours, theirs in zip(restored.weights, model.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_fine_tune_across_class_counts_skips_only_the_classifiers(tmp_path):
+    keras.utils.set_random_seed(0)
+    source = models.build_model("ddrnet23_slim", 5, input_shape=(64, 64, 3), aux_head=True)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    source.save(tmp_path / "run" / "checkpoints" / "best.keras")
+    target = models.build_model("ddrnet23_slim", 3, input_shape=(64, 64, 3), aux_head=True)
+    before = {variable.path: np.asarray(variable) for variable in target.weights}
+    report = load_matching_weights(target, tmp_path / "run")
+    assert report.source.endswith("best.keras")
+    assert len(report.skipped) == 2, report.skipped  # the main and the auxiliary classifier
+    assert all("(" in reason and "5" in reason for reason in report.skipped.values())
+    assert 0 < report.loaded_parameters < report.total_parameters
+    expected = {variable.path: np.asarray(variable) for variable in source.weights}
+    for variable in target.weights:
+        layer = variable.path.rpartition("/")[0]
+        if layer in report.skipped:
+            np.testing.assert_array_equal(np.asarray(variable), before[variable.path])
+        else:
+            np.testing.assert_array_equal(np.asarray(variable), expected[variable.path])
+    assert "skipped (other shapes)" in report.summary()
