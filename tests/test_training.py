@@ -1,12 +1,14 @@
 """Training at scale and over faults (issue 5), through the real `train.py` where it matters:
-two logical CPU devices under MirroredStrategy, SIGKILL and resume, NaN stop,
-fine-tuning, mixed precision and recipes under tcmalloc."""
+two logical CPU devices under MirroredStrategy, two worker processes on 127.0.0.1,
+SIGKILL and resume, NaN stop, fine-tuning, mixed precision and
+recipes under tcmalloc."""
 
 import csv
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -118,6 +120,65 @@ def test_mirrored_strategy_on_two_cpu_devices_with_init_from(data_dir, plain_run
     assert transfer["source"].endswith("best.keras") and not transfer["skipped"]
     assert transfer["loaded_parameters"] == transfer["total_parameters"]
     assert (work_dir / "checkpoints" / "best.keras").is_file()
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_two_workers_on_loopback_train_and_only_the_chief_writes(data_dir, tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    work_dir = tmp_path / "workers"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    flags = (
+        "--batch_size", "2", "--epochs", "2", "--steps_per_epoch", "2", "--seed", "3",
+        "--optimizer", "sgd", "--learning_rate", "0.01",
+    )  # fmt: skip
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        # Output to files, not pipes: a worker blocked on a full pipe stalls the collectives.
+        with open(logs / f"{index}.out", "w") as out, open(logs / f"{index}.err", "w") as err:
+            processes.append(
+                subprocess.Popen(
+                    train_command(data_dir, work_dir, *flags),
+                    cwd=ROOT,
+                    env=environment(TF_CONFIG=tf_config),
+                    stdout=out,
+                    stderr=err,
+                )
+            )
+    try:
+        for process in processes:
+            process.wait(timeout=600)
+    finally:
+        for process in processes:
+            process.kill()
+    outputs = [
+        ((logs / f"{index}.out").read_text(), (logs / f"{index}.err").read_text())
+        for index in range(2)
+    ]
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, f"{stdout}\n{stderr[-4000:]}"
+    assert "MultiWorkerMirroredStrategy: 2 workers, 2 replicas" in outputs[0][1]
+    assert "worker done; the chief wrote the work dir" in outputs[1][0]
+    training = json.loads((work_dir / "config.json").read_text())["training"]
+    assert training["num_workers"] == 2 and training["global_batch_size"] == 4
+
+    history = read_history(work_dir / "history.csv")
+    assert [row["epoch"] for row in history] == ["0", "1"]
+    assert [int(float(row["step"])) for row in history] == [2, 4]
+    weights = load_weights(work_dir / "checkpoints" / "last.keras")
+    assert all(np.isfinite(weight).all() for weight in weights)
+    # Only the chief writes: nothing but the work dir (and the test's logs) appeared.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["logs", "workers"]
 
 
 def test_sigkill_mid_epoch_then_the_same_command_resumes(data_dir, tmp_path):
