@@ -97,9 +97,14 @@ class StopOnNaN(keras.callbacks.Callback):
             return
         steps = self.params.get("steps")
         of_steps = f" of {steps}" if steps else ""
+        where = f"the loss is {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}{of_steps}"
+        if self.epoch == 0:
+            raise TrainingDiverged(
+                f"training diverged: {where}, before any epoch completed, so nothing was "
+                "saved; try a lower --learning_rate or a --warmup_steps"
+            )
         raise TrainingDiverged(
-            f"training diverged: the loss is {float(loss)} at epoch {self.epoch + 1}, step "
-            f"{batch + 1}{of_steps}. Kept the state after epoch {self.epoch} in "
+            f"training diverged: {where}. Kept the state after epoch {self.epoch} in "
             f"{self.work_dir / 'checkpoints' / 'last.keras'} and {self.work_dir / 'backup'} "
             "(rerunning the same command resumes from there); to change the recipe, e.g. "
             "a lower --learning_rate or a --warmup_steps, train into a new --work_dir "
