@@ -30,10 +30,14 @@ parameters or the FLOPs:
 * the model normalises its 0..255 input itself, as its first layer.
 """
 
-import numbers
-
 import keras
 
+from models.arguments import (
+    channel_statistics,
+    check_bool,
+    check_input_shape,
+    check_positive_int,
+)
 from models.layers import ResizeToMatch
 
 # PyTorch `momentum=0.1` (weight of the new batch) is Keras `momentum=0.9`.
@@ -103,16 +107,16 @@ class DDRNet(keras.Model):
         std=None,
         **kwargs,
     ):
-        image_shape = _check_input_shape(input_shape)
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("planes", planes)
-        _check_positive_int("spp_planes", spp_planes)
-        _check_positive_int("head_planes", head_planes)
-        if not isinstance(aux_head, bool):
-            raise ValueError(f"`aux_head` must be True or False. Received: aux_head={aux_head!r}")
+        image_shape = check_input_shape(input_shape)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("planes", planes)
+        check_positive_int("spp_planes", spp_planes)
+        check_positive_int("head_planes", head_planes)
+        check_bool("aux_head", aux_head)
         channels = image_shape[-1]
-        mean = _channel_statistics("mean", mean, channels, IMAGENET_MEAN, DEFAULT_MEAN)
-        std = _channel_statistics("std", std, channels, IMAGENET_STD, DEFAULT_STD)
+        rgb = channels == 3
+        mean = channel_statistics("mean", mean, channels, IMAGENET_MEAN if rgb else DEFAULT_MEAN)
+        std = channel_statistics("std", std, channels, IMAGENET_STD if rgb else DEFAULT_STD)
         if min(std) <= 0:
             raise ValueError(f"`std` must be positive for every channel. Received: std={std}")
         highres_planes = planes * 2
@@ -400,50 +404,3 @@ def _segment_head(x, head_planes, num_classes, name):
     x = _batch_norm(x, name=f"{name}_2_bn")
     x = _relu(f"{name}_2_relu")(x)
     return _conv(x, num_classes, 1, use_bias=True, name=f"{name}_2_conv")
-
-
-# --- Argument checks. ---
-
-
-def _check_positive_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}")
-
-
-def _check_input_shape(input_shape):
-    """Returns `input_shape` as a tuple `(height, width, channels)` or raises."""
-    valid = isinstance(input_shape, (tuple, list)) and len(input_shape) == 3
-    if valid:
-        height, width, channels = input_shape
-        for size in (height, width):
-            valid = valid and (size is None or _is_positive_int(size))
-        valid = valid and _is_positive_int(channels)
-    if not valid:
-        raise ValueError(
-            "`input_shape` must be `(height, width, channels)` with height and width "
-            "None or positive ints and channels a positive int, e.g. (None, None, 3). "
-            f"Received: input_shape={input_shape!r}"
-        )
-    return tuple(None if size is None else int(size) for size in input_shape)
-
-
-def _is_positive_int(value):
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
-
-
-def _channel_statistics(argument, value, channels, rgb_default, default):
-    """Returns `value` (None, a number or a sequence) as a list of `channels` floats."""
-    if value is None:
-        value = rgb_default if channels == 3 else default
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return [float(value)] * channels
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == channels
-        and all(isinstance(item, numbers.Real) and not isinstance(item, bool) for item in value)
-    ):
-        return [float(item) for item in value]
-    raise ValueError(
-        f"`{argument}` must be a number or a sequence of {channels} numbers (one per "
-        f"input channel). Received: {argument}={value!r}"
-    )
