@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from semseg.cpu import cpu_flags, cpu_name  # noqa: E402
 from semseg.errors import InputError  # noqa: E402
 from semseg.files import write_json, write_text  # noqa: E402
 
@@ -65,7 +66,7 @@ def describe_machine():
             versions[package] = None
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_flags": _cpu_flags(),
         "cores": os.cpu_count(),
         "load_average": [round(value, 2) for value in os.getloadavg()],
@@ -74,27 +75,9 @@ def describe_machine():
     }
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [flag for flag in CPU_FLAGS if flag in flags]
-    except OSError:
-        pass
-    return []
+    flags = cpu_flags()
+    return [flag for flag in CPU_FLAGS if flag in flags]
 
 
 def read_results(path):

@@ -7,12 +7,13 @@ Example:
 """
 
 import os
-import platform
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from semseg.cpu import cpu_name
 
 # Runtimes of `semseg.runtimes` that take numpy arrays (the others take tensors).
 NUMPY_RUNTIMES = ("tflite", "onnx")
@@ -26,20 +27,9 @@ def device_description():
         details = tf.config.experimental.get_device_details(gpus[0])
         name = f"{details.get('device_name', 'GPU')} (GPU)"
     else:
-        name = f"{_cpu_name()} (CPU)"
+        name = f"{cpu_name()} (CPU)"
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     return {"device": name, "threads": int(threads)}
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_function(function, runs=50, warmup=10):

@@ -28,6 +28,7 @@ import logging
 
 import keras
 
+from semseg.cpu import cpu_flags
 from semseg.errors import InputError
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -134,8 +135,4 @@ def _cpu_has_bf16():
 
     if tf.config.list_physical_devices("GPU"):
         return True
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return any("avx512_bf16" in line or "amx_bf16" in line for line in cpuinfo)
-    except OSError:
-        return False
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
