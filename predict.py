@@ -10,13 +10,11 @@ Writes OUTPUT/masks/NAME.png in the dataset's colours (importable into CVAT as
 """
 
 import argparse
-import logging
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import run_command  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,8 +43,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(parse_args())
-    except InputError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, parse_args)

@@ -60,13 +60,12 @@ See the README section "Training at scale".
 
 import argparse
 import json
-import logging
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import run_command  # noqa: E402
 from semseg.run_config import (  # noqa: E402
     LEARNING_RATE_SCALING,
     OPTIMIZERS,
@@ -280,8 +279,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(parse_args())
-    except InputError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, parse_args)

@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import InputError, run_command  # noqa: E402
 
 PRECISIONS = {
     "keras": ("fp32", "bf16"),
@@ -157,8 +157,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_command(main, parse_args, log_level=None)

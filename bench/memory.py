@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import InputError, run_command  # noqa: E402
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 ALLOCATORS = ("malloc", "tcmalloc")
@@ -152,8 +152,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_command(main, parse_args, log_level=None)

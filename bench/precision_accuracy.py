@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latency import PRECISIONS  # noqa: E402
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import InputError, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -117,8 +117,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_command(main, parse_args, log_level=None)

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semseg.cpu import cpu_flags, cpu_name  # noqa: E402
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import InputError, run_command  # noqa: E402
 from semseg.files import write_json, write_text  # noqa: E402
 
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "ai-edge-litert", "tf2onnx")
@@ -275,8 +275,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_command(main, parse_args, log_level=None)

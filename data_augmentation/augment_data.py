@@ -55,7 +55,6 @@ draws its randomness from (seed, name, copy number), not from `--workers`.
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -65,7 +64,7 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from data_augmentation.augmentation import DEFAULT_OPS, OPS  # noqa: E402
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import run_command  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -168,8 +167,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(parse_args())
-    except InputError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, parse_args)

@@ -21,7 +21,6 @@ entry. Every written file is listed.
 """
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ if not __package__:
     # Run as `python data_augmentation/make_blank_label.py`: import from the project root.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import run_command  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -64,8 +63,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(parse_args())
-    except InputError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, parse_args)

@@ -16,10 +16,9 @@ The RGB PNGs are 3-channel, the thermal ones single-channel grey.
 
 import argparse
 import logging
-import sys
 
 from full_semantic.utokyo import split_rgbt_folder
-from semseg.errors import InputError
+from semseg.errors import run_command
 
 
 def parse_args(argv=None):
@@ -40,8 +39,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(parse_args())
-    except InputError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, parse_args, log_level=logging.WARNING)

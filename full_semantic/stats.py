@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,7 +42,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from semseg import data  # noqa: E402
-from semseg.errors import InputError  # noqa: E402
+from semseg.errors import InputError, run_command  # noqa: E402
 from semseg.files import atomic_path, write_json  # noqa: E402
 from semseg.labels import IGNORE_INDEX  # noqa: E402
 
@@ -387,8 +386,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(parse_args())
-    except InputError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, parse_args, log_level=logging.WARNING)
