@@ -224,6 +224,12 @@ def build_parser():
         "loss stay float32 (float16 with loss scaling)",
     )
     parser.add_argument(
+        "--float64",
+        action="store_true",
+        help="compute and keep the weights in float64 (logits and loss stay float32), for "
+        "numerical checks such as comparing a multi-worker run with one process; slow",
+    )
+    parser.add_argument(
         "--multi_gpu",
         action="store_true",
         help="data-parallel training on all visible GPUs (tf.distribute.MirroredStrategy)",

@@ -374,7 +374,14 @@ def broadcast_from_chief(strategy, values):
             context = tf.distribute.get_replica_context()
             is_first = tf.equal(context.replica_id_in_sync_group, 0)
             local = [tf.where(is_first, tensor, tf.zeros_like(tensor)) for tensor in tensors]
-            return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+            # One all-reduce per dtype: a batched all-reduce packs its tensors into one.
+            reduced = [None] * len(local)
+            for dtype in sorted({tensor.dtype for tensor in local}, key=lambda dtype: dtype.name):
+                indices = [i for i, tensor in enumerate(local) if tensor.dtype == dtype]
+                sums = context.all_reduce(tf.distribute.ReduceOp.SUM, [local[i] for i in indices])
+                for index, value in zip(indices, sums):
+                    reduced[index] = value
+            return reduced
 
         return strategy.run(replica_fn, args=(tensors,))
 

@@ -5,10 +5,16 @@ Every loss is a serialisable `keras.losses.Loss` that takes integer masks
 logits (`from_logits=True`): `(B, H, W, C)` for the multi-class losses,
 `(B, H, W, 1)` for the binary ones (masks 0/1). Each returns one float32 scalar
 for the batch, computed in float32 whatever the compute dtype of the model
-(mixed precision), and is 0 for a batch without any valid pixel. Under a
-`tf.distribute` strategy each replica's value is divided by the number of
-replicas, as Keras does for its own losses, so the summed gradients are those
-of the global batch.
+(mixed precision), and is 0 for a batch without any valid pixel.
+
+Under a `tf.distribute` strategy with several replicas each replica returns its
+share of the global batch's loss, so that the replicas' values (and gradients)
+sum to what one device computes on the whole global batch: the pixel means
+(`ce`, `focal`, `ohem`, `bce`, `binary_focal`) divide the replica's sum by the
+pixel count (or weight) of the global batch (`_global_mean`, one all-reduce of
+a scalar), and the set-level losses (`lovasz`, `dice`, `lovasz_hinge`), which
+do not split into per-pixel sums, are averaged over the replicas
+(`_mean_over_replicas`). OHEM picks its hard pixels within each replica's images.
 
 | name           | loss                                                                 |
 |----------------|----------------------------------------------------------------------|
@@ -109,21 +115,39 @@ def _binary_cross_entropy(logits, targets):
     return ops.relu(logits) - logits * targets + ops.log1p(ops.exp(-ops.abs(logits)))
 
 
-def _scale_for_replicas(loss):
-    """Divides a batch loss by the number of replicas under `tf.distribute`.
+def _replicas_in_sync():
+    """Number of replicas of the running `tf.distribute` strategy (1 outside one)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
 
-    Keras divides a loss by the replica count only when it reduces per-pixel
-    values itself; these losses return the batch mean already, so each replica's
-    mean is scaled here and the summed gradients are those of the global batch.
-    Outside a distribution strategy this is the identity.
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _global_mean(total, count):
+    """This replica's share of a mean over the global batch: `total / count` summed
+    over all replicas is the mean of the whole global batch.
+
+    With one replica it is `total / count`. With several, `count` (which has no
+    gradient) is summed over the replicas first, so each replica returns
+    `total / global count` and Keras, which sums the replicas' losses and
+    gradients, gets exactly the loss of one device with the global batch. 0 when
+    no pixel of the global batch counts.
     """
-    if keras.backend.backend() == "tensorflow":
+    if _replicas_in_sync() > 1:
         import tensorflow as tf
 
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            loss = loss / replicas
-    return loss
+        context = tf.distribute.get_replica_context()
+        if context is not None:  # None when Keras builds the model (cross-replica)
+            count = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(count))
+    return _safe_divide(total, count)
+
+
+def _mean_over_replicas(loss):
+    """This replica's share of the mean over the replicas of a loss computed per replica
+    (the losses that do not split into per-pixel sums): `loss / replicas`."""
+    replicas = _replicas_in_sync()
+    return loss / replicas if replicas > 1 else loss
 
 
 class _SegmentationLoss(keras.losses.Loss):
@@ -132,9 +156,6 @@ class _SegmentationLoss(keras.losses.Loss):
     def __init__(self, name, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(name=name, **kwargs)
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return _scale_for_replicas(super().__call__(y_true, y_pred, sample_weight))
 
     def get_config(self):
         return {"name": self.name}
@@ -167,7 +188,7 @@ class CrossEntropy(_SegmentationLoss):
         _check_channels(y_pred, binary=False, name="ce")
         nll, labels, valid = _negative_log_likelihood(y_true, y_pred)
         weights = valid * _class_weight_of_pixels(self.class_weights, labels)
-        return _safe_divide(ops.sum(weights * nll), ops.sum(weights))
+        return _global_mean(ops.sum(weights * nll), ops.sum(weights))
 
     def get_config(self):
         return {**super().get_config(), "class_weights": self.class_weights}
@@ -213,7 +234,7 @@ class FocalLoss(_SegmentationLoss):
             loss = loss * _class_weight_of_pixels(self.alpha, labels)
         elif self.alpha is not None:
             loss = loss * self.alpha
-        return _safe_divide(ops.sum(valid * loss), ops.sum(valid))
+        return _global_mean(ops.sum(valid * loss), ops.sum(valid))
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha}
@@ -284,7 +305,7 @@ class OhemCrossEntropy(_SegmentationLoss):
         threshold = ops.maximum(min_threshold, self.thresh)
         kept = valid * ops.cast(probability < threshold, "float32")
         weights = kept * _class_weight_of_pixels(self.class_weights, labels)
-        return _safe_divide(ops.sum(weights * nll), ops.sum(weights))
+        return _global_mean(ops.sum(weights * nll), ops.sum(weights))
 
     def get_config(self):
         return {
@@ -366,7 +387,7 @@ class LovaszSoftmax(_SegmentationLoss):
         losses = _lovasz_extension(errors, foreground, valid)
         present = ops.cast(ops.sum(foreground, axis=-1) > 0, "float32")
         per_group = _safe_divide(ops.sum(losses * present, axis=-1), ops.sum(present, axis=-1))
-        return ops.mean(per_group)
+        return _mean_over_replicas(ops.mean(per_group))
 
     def get_config(self):
         return {**super().get_config(), "per_image": self.per_image}
@@ -414,7 +435,7 @@ class DiceLoss(_SegmentationLoss):
         intersection = ops.sum(probabilities * truth, axis=0)
         denominator = ops.sum(probabilities, axis=0) + ops.sum(truth, axis=0)
         dice = (2.0 * intersection + self.smooth) / (denominator + self.smooth)
-        return ops.mean(1.0 - dice)
+        return _mean_over_replicas(ops.mean(1.0 - dice))
 
     def get_config(self):
         return {**super().get_config(), "smooth": self.smooth}
@@ -439,7 +460,7 @@ class BinaryCrossEntropy(_SegmentationLoss):
         _check_channels(y_pred, binary=True, name="bce")
         logits, targets, valid = _binary_targets(y_true, y_pred)
         loss = _binary_cross_entropy(logits, targets)
-        return _safe_divide(ops.sum(valid * loss), ops.sum(valid))
+        return _global_mean(ops.sum(valid * loss), ops.sum(valid))
 
 
 @keras.saving.register_keras_serializable(package="semseg")
@@ -481,7 +502,7 @@ class BinaryFocalLoss(_SegmentationLoss):
         loss = ops.power(ops.maximum(1.0 - probability_true, 0.0), self.gamma) * cross_entropy
         if self.alpha is not None:
             loss = loss * (targets * self.alpha + (1.0 - targets) * (1.0 - self.alpha))
-        return _safe_divide(ops.sum(valid * loss), ops.sum(valid))
+        return _global_mean(ops.sum(valid * loss), ops.sum(valid))
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha}
@@ -522,7 +543,7 @@ class LovaszHinge(_SegmentationLoss):
         errors, targets, valid = (
             ops.reshape(value, (groups, -1)) for value in (errors, targets, valid)
         )
-        return ops.mean(_lovasz_extension(errors, targets, valid))
+        return _mean_over_replicas(ops.mean(_lovasz_extension(errors, targets, valid)))
 
     def get_config(self):
         return {**super().get_config(), "per_image": self.per_image}
@@ -551,9 +572,6 @@ class WeightedSum(keras.losses.Loss):
                 "`losses` and `weights` must be non-empty lists of the same length. "
                 f"Received: {len(self.losses)} losses and {len(self.weights)} weights"
             )
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return _scale_for_replicas(super().__call__(y_true, y_pred, sample_weight))
 
     def call(self, y_true, y_pred):
         total = 0.0

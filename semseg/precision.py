@@ -32,7 +32,13 @@ from semseg.cpu import cpu_flags
 from semseg.errors import InputError
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-KERAS_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+# fp64 is for numerical checks of training (train.py --float64), not for inference.
+KERAS_POLICIES = {
+    "fp32": "float32",
+    "bf16": "mixed_bfloat16",
+    "fp16": "mixed_float16",
+    "fp64": "float64",
+}
 
 logger = logging.getLogger(__name__)
 

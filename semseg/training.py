@@ -5,8 +5,9 @@ One function, `train(config)`, runs a whole training from a `RunConfig`:
 1. the distribution strategy (`semseg.distribute`): one device, all GPUs
    (`--multi_gpu`) or the workers of `TF_CONFIG`;
 2. the model under the dtype policy (`--mixed_precision`: float16 on GPUs,
-   bfloat16 on CPUs, float32 logits and loss), synchronised batch norm when
-   there is more than one replica, and the weights of `--init_from`;
+   bfloat16 on CPUs, float32 logits and loss; `--float64` for numerical
+   checks), synchronised batch norm in every distributed run, and the weights
+   of `--init_from`;
 3. the optimiser (SGD with momentum, AdamW, Adam) and the learning-rate
    schedule over the whole run (`semseg.schedules`);
 4. the state of the last completed epoch when the work dir holds an unfinished
@@ -178,7 +179,12 @@ def check_work_dir(config):
 
 
 def precision_of(config):
-    """The precision name of `semseg.precision` for the run: fp32, or fp16/bf16 when mixed."""
+    """The precision name of `semseg.precision` for the run: fp32, fp16/bf16 when mixed,
+    fp64 with `--float64`."""
+    if config.float64:
+        if config.mixed_precision:
+            raise InputError("--float64 and --mixed_precision exclude each other; give one")
+        return "fp64"
     if not config.mixed_precision:
         return "fp32"
     return "fp16" if tf.config.list_logical_devices("GPU") else "bf16"
@@ -297,11 +303,6 @@ def _train(config, distribution, run_path):
             # Whatever the replica count, so that the numbers do not depend on it.
             count = distribute.synchronize_batch_norm(model)
             logger.info("batch norm synchronised over the replicas (%d layers)", count)
-        transfer = None
-        if config.init_from and chief:
-            from semseg.finetune import load_matching_weights
-
-            transfer = load_matching_weights(model, config.init_from)
         optimizer = build_optimizer(
             config, schedule.total_steps, learning_rate, schedule.warmup_steps
         )
@@ -320,6 +321,14 @@ def _train(config, distribution, run_path):
             model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
             monitor = "val_mean_iou"
         model.optimizer.build(model.trainable_variables)
+
+    transfer = None
+    if config.init_from and chief:
+        from semseg.finetune import load_matching_weights
+
+        # Outside the strategy scope: under MultiWorkerMirroredStrategy creating the
+        # checkpoint's variables would start collectives the other workers never join.
+        transfer = load_matching_weights(model, config.init_from)
 
     backup = TrainingBackup(run_path / "backup")
     initial_epoch = backup.restore(model) if chief else 0
