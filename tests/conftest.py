@@ -1,10 +1,7 @@
 """Shared fixtures: a small demo dataset and a briefly trained run on it."""
 
 import pytest
-import tensorflow_datasets as tfds
-
-from full_semantic.full_semantic_dataset_builder import Builder
-from semseg.demo_data import write_demo_export
+from cvat_fixtures import build_demo_dataset
 
 
 @pytest.fixture(scope="session")
@@ -18,9 +15,7 @@ def demo_run(tmp_path_factory):
     from semseg.training import train
 
     base = tmp_path_factory.mktemp("demo_run")
-    export = write_demo_export(base / "export", num_train=96, num_val=16, size=(72, 88), seed=4)
-    builder = Builder(config="cvat", data_dir=base / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    build_demo_dataset(base, num_train=96, num_val=16, size=(72, 88), seed=4)
     config = RunConfig(
         work_dir=str(base / "run"),
         dataset="full_semantic/cvat",

@@ -5,6 +5,7 @@
     export = write_cvat_export(tmp_path / "export")  # 3 classes, train a b c, val d e
     write_cvat_export(tmp_path / "broken", omit_masks=["b"], image_size=(12, 8))
     zip_folder(export, tmp_path / "export.zip", top_level="task_1")
+    builder = build_demo_dataset(tmp_path, num_train=8, num_val=2, size=(48, 64), seed=1)
 
 Masks follow `class_index_pattern`, so tests know the class of every pixel.
 `full_semantic/dummy_data/cvat/` was written with
@@ -182,3 +183,23 @@ def zip_folder(folder, zip_path, top_level=None, extra_members=None):
         for member, data in (extra_members or {}).items():
             archive.writestr(member, data)
     return zip_path
+
+
+def build_demo_dataset(base, config="cvat", **demo_options):
+    """Demo scenes written as a CVAT export to `base / "export"`
+    (`semseg.demo_data.write_demo_export(..., **demo_options)`) and built with the
+    full_semantic `config` (a config name or a `FullSemanticConfig`) into the TFDS
+    data dir `base / "tfds"`.
+
+    Returns:
+        The prepared `full_semantic` `Builder`.
+    """
+    import tensorflow_datasets as tfds
+
+    from full_semantic.full_semantic_dataset_builder import Builder
+    from semseg.demo_data import write_demo_export
+
+    export = write_demo_export(pathlib.Path(base) / "export", **demo_options)
+    builder = Builder(config=config, data_dir=pathlib.Path(base) / "tfds")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    return builder

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import keras
 import pytest
-import tensorflow_datasets as tfds
+from cvat_fixtures import build_demo_dataset
 
 from bench import input_pipeline, latency, report, train_step
-from full_semantic.full_semantic_dataset_builder import Builder
-from semseg.demo_data import write_demo_export
 from semseg.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,10 +66,7 @@ def test_train_step_function_restores_the_precision_policy():
 @pytest.fixture(scope="module")
 def demo_builder(tmp_path_factory):
     base = tmp_path_factory.mktemp("bench_data")
-    export = write_demo_export(base / "export", num_train=12, num_val=2, size=(48, 64), seed=1)
-    builder = Builder(config="cvat", data_dir=base / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
-    return builder
+    return build_demo_dataset(base, num_train=12, num_val=2, size=(48, 64), seed=1)
 
 
 def test_input_pipeline_counts_a_first_pass_and_the_steady_state(demo_builder):

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
+from cvat_fixtures import build_demo_dataset
 
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
 from semseg import data
-from semseg.demo_data import write_demo_export
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -15,10 +14,8 @@ from semseg.labels import IGNORE_INDEX
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
-    export = write_demo_export(base / "export", num_train=6, num_val=3, size=(48, 64), seed=3)
     config = FullSemanticConfig(name="shapes", source="cvat", void_labels=("background",))
-    builder = Builder(config=config, data_dir=base / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    build_demo_dataset(base, config, num_train=6, num_val=3, size=(48, 64), seed=3)
     return base / "tfds"
 
 

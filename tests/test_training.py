@@ -18,13 +18,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
+from cvat_fixtures import build_demo_dataset
 
 import models
-from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.backup import TrainingBackup
 from semseg.callbacks import SaveCheckpoints, StopOnNaN, TrainingDiverged
-from semseg.demo_data import write_demo_export
 from semseg.finetune import load_matching_weights
 from semseg.schedules import learning_rate_schedule
 
@@ -36,9 +34,7 @@ SIZE = ("64", "64")
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("training_data")
-    export = write_demo_export(base / "export", num_train=16, num_val=4, size=(64, 80), seed=2)
-    builder = Builder(config="cvat", data_dir=base / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    build_demo_dataset(base, num_train=16, num_val=4, size=(64, 80), seed=2)
     return base / "tfds"
 
 
