@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 
 def keras_policy(precision):
-    """The Keras dtype policy name of `precision` (`"fp32"`, `"bf16"` or `"fp16"`).
+    """The Keras dtype policy name of `precision` (`"fp32"`, `"bf16"`, `"fp16"` or `"fp64"`).
 
     Raises:
         InputError: for `"int8"` (an export option, not a Keras policy) or an
@@ -66,12 +66,13 @@ def set_precision_policy(precision):
     """Sets the global Keras dtype policy for models built from now on.
 
     Call it before building a model: `"bf16"` makes layers compute in bfloat16
-    with float32 variables (mixed precision), `"fp32"` restores the default.
+    with float32 variables (mixed precision), `"fp64"` makes variables and
+    computation float64 (training checks), `"fp32"` restores the default.
     Training code should wrap its optimizer for `"fp16"` (Keras `compile` does
     this with a `LossScaleOptimizer` automatically).
 
     Args:
-        precision: `"fp32"`, `"bf16"` or `"fp16"`.
+        precision: `"fp32"`, `"bf16"`, `"fp16"` or `"fp64"`.
 
     Returns:
         The name of the previous global policy (e.g. `"float32"`), to restore it.
