@@ -15,6 +15,9 @@ that returns a functional `keras.Model`. Every model follows one contract:
 Families (see `models/README.md` for parameters and GFLOPs of every model):
 
 * `ddrnet23_slim`, `ddrnet23`: DDRNet (`models/ddrnet.py`);
+* `pidnet_s`, `pidnet_m`, `pidnet_l`: PIDNet (`models/pidnet.py`); with
+  `aux_head=True` the list `[logits, aux_logits, boundary_logits]` (the P and D
+  branches' training heads);
 * `effdeeplabv3plus_b0` .. `_b7`, `effdeeplabv3plus_lite`,
   `mnv3deeplabv3plus_large` / `_small`, `deeplabv3plus_resnet50` / `_resnet101`:
   DeepLabV3+ on `keras.applications` encoders (`models/deeplab_v3_plus.py`,
@@ -40,11 +43,15 @@ from models.deeplab_v3_plus import DeepLabV3Plus
 from models.encoders import ENCODERS, build_encoder
 from models.layers import ResizeToMatch
 from models.ocrnet import OCRNet
+from models.pidnet import PIDNet, pidnet_l, pidnet_m, pidnet_s
 from models.semantic_fpn import SemanticFPN
 
 MODELS = {
     "ddrnet23_slim": ddrnet23_slim,
     "ddrnet23": ddrnet23,
+    "pidnet_s": pidnet_s,
+    "pidnet_m": pidnet_m,
+    "pidnet_l": pidnet_l,
     **{
         f"effdeeplabv3plus_{variant}": getattr(deeplab_v3_plus, f"effdeeplabv3plus_{variant}")
         for variant in ("b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "lite")
@@ -65,12 +72,16 @@ __all__ = [
     "DDRNet",
     "DeepLabV3Plus",
     "OCRNet",
+    "PIDNet",
     "ResizeToMatch",
     "SemanticFPN",
     "build_encoder",
     "build_model",
     "ddrnet23",
     "ddrnet23_slim",
+    "pidnet_l",
+    "pidnet_m",
+    "pidnet_s",
 ]
 
 

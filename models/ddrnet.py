@@ -16,18 +16,20 @@ context at 1/64; its output is upsampled, added to the high-resolution branch an
 fed to the segmentation head, whose 1/8-resolution logits are bilinearly
 upsampled to the input size.
 
-Layers, widths, ReLU placement and trainable parameters are those of the
-official code (DDRNet-23-slim: 5,695,987 trainable parameters with 19 classes).
-Three details follow Keras conventions instead of PyTorch ones; none changes the
-parameters or the FLOPs:
+Layers, widths, ReLU placement, padding and trainable parameters are those of
+the official code (DDRNet-23-slim: 5,695,987 trainable parameters with 19
+classes), so the authors' checkpoints convert exactly (`convert_weights.py`,
+`train.py --weights`). Two details differ, neither changing parameters, FLOPs or
+the outputs at sizes the official code accepts:
 
-* stride-2 convolutions and the DAPPM average pools use `padding="same"`, which
-  on even sizes pads one pixel less at the top/left than PyTorch's symmetric
-  padding, and the pools average over valid pixels only (PyTorch's
-  `count_include_pad=True` counts the zero padding);
 * upsampled features are resized to the exact size of the tensor they are added
   to (`ceil(H / 8)` at 1/8), so any input size works, not only multiples of 64;
-* the model normalises its 0..255 input itself, as its first layer.
+* the model normalises its 0..255 input itself, as its first layer (ImageNet
+  mean and std in RGB order, as the authors' pipelines do).
+
+`padding="same"` (Keras padding of the strided layers, see
+`models/residual_blocks.py`) is what checkpoints written before the option
+existed were trained with; they load with it.
 """
 
 import keras
@@ -35,14 +37,20 @@ import keras
 from models.arguments import (
     channel_statistics,
     check_bool,
+    check_choice,
     check_input_shape,
     check_positive_int,
 )
 from models.layers import ResizeToMatch
-
-# PyTorch `momentum=0.1` (weight of the new batch) is Keras `momentum=0.9`.
-BATCH_NORM_MOMENTUM = 0.9
-BATCH_NORM_EPSILON = 1e-5
+from models.residual_blocks import (
+    PADDINGS,
+    basic_stage,
+    bottleneck,
+    conv_bn,
+    dappm,
+    relu,
+    segment_head,
+)
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -50,8 +58,6 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 # maps 0..255 to roughly -2..2, like the ImageNet statistics do for RGB.
 DEFAULT_MEAN = 127.5
 DEFAULT_STD = 64.0
-
-BOTTLENECK_EXPANSION = 2
 
 
 @keras.saving.register_keras_serializable(package="semseg")
@@ -79,6 +85,9 @@ class DDRNet(keras.Model):
         std: float or one float per channel (> 0), the pixel standard deviation
             the first layer divides by. `None` means ImageNet
             `(58.395, 57.12, 57.375)` for 3 channels and `64.0` otherwise.
+        padding: `"symmetric"` (the official padding, the default) or `"same"`
+            (Keras padding of the strided layers; checkpoints saved without this
+            option use it), see `models/residual_blocks.py`.
         **kwargs: passed to `keras.Model` (e.g. `name`, `trainable`).
 
     Call arguments:
@@ -105,9 +114,11 @@ class DDRNet(keras.Model):
         aux_head=False,
         mean=None,
         std=None,
+        padding="symmetric",
         **kwargs,
     ):
         image_shape = check_input_shape(input_shape)
+        check_choice("padding", padding, PADDINGS)
         check_positive_int("num_classes", num_classes)
         check_positive_int("planes", planes)
         check_positive_int("spp_planes", spp_planes)
@@ -129,54 +140,52 @@ class DDRNet(keras.Model):
         )(images)
 
         # Stem, 1/4. The official stem convolutions keep PyTorch's default bias.
-        x = _conv_bn(x, planes, 3, strides=2, use_bias=True, name="stem_conv1")
-        x = _relu("stem_relu1")(x)
-        x = _conv_bn(x, planes, 3, strides=2, use_bias=True, name="stem_conv2")
-        x = _relu("stem_relu2")(x)
+        x = conv_bn(x, planes, 3, 2, use_bias=True, padding=padding, name="stem_conv1")
+        x = relu("stem_relu1")(x)
+        x = conv_bn(x, planes, 3, 2, use_bias=True, padding=padding, name="stem_conv2")
+        x = relu("stem_relu2")(x)
 
         # Shared trunk: layer1 at 1/4, layer2 at 1/8.
-        x = _basic_stage(x, planes, strides=1, name="layer1")
-        x = _basic_stage(_relu("layer1_relu")(x), planes * 2, strides=2, name="layer2")
-        layer2_relu = _relu("layer2_relu")(x)
+        x = basic_stage(x, planes, strides=1, name="layer1")
+        x = basic_stage(relu("layer1_relu")(x), planes * 2, 2, "layer2", padding=padding)
+        layer2_relu = relu("layer2_relu")(x)
 
         # Stage 3: low branch to 1/16, high branch stays at 1/8, then fusion.
-        low = _basic_stage(layer2_relu, planes * 4, strides=2, name="layer3")
-        high = _basic_stage(layer2_relu, highres_planes, strides=1, name="layer3_high")
-        down = _conv_bn(_relu("down3_relu")(high), planes * 4, 3, strides=2, name="down3")
-        compressed = _conv_bn(
-            _relu("compression3_relu")(low), highres_planes, 1, name="compression3"
-        )
+        low = basic_stage(layer2_relu, planes * 4, 2, "layer3", padding=padding)
+        high = basic_stage(layer2_relu, highres_planes, strides=1, name="layer3_high")
+        down = relu("down3_relu")(high)
+        down = conv_bn(down, planes * 4, 3, 2, padding=padding, name="down3")
+        compressed = conv_bn(relu("compression3_relu")(low), highres_planes, 1, name="compression3")
         compressed = ResizeToMatch(name="compression3_resize")(compressed, high)
         low = keras.layers.Add(name="fusion3_low")([low, down])
         high = keras.layers.Add(name="fusion3_high")([high, compressed])
         aux_features = high
 
         # Stage 4: low branch to 1/32, high branch at 1/8, then fusion.
-        low_stage4 = _basic_stage(_relu("layer4_relu")(low), planes * 8, strides=2, name="layer4")
-        high = _basic_stage(
-            _relu("layer4_high_relu")(high), highres_planes, strides=1, name="layer4_high"
-        )
-        down = _conv_bn(_relu("down4_relu")(high), planes * 4, 3, strides=2, name="down4_1")
-        down = _conv_bn(_relu("down4_1_relu")(down), planes * 8, 3, strides=2, name="down4_2")
-        compressed = _relu("compression4_relu")(low_stage4)
-        compressed = _conv_bn(compressed, highres_planes, 1, name="compression4")
+        low_stage4 = basic_stage(relu("layer4_relu")(low), planes * 8, 2, "layer4", padding=padding)
+        high = basic_stage(relu("layer4_high_relu")(high), highres_planes, 1, "layer4_high")
+        down = conv_bn(relu("down4_relu")(high), planes * 4, 3, 2, padding=padding, name="down4_1")
+        down = relu("down4_1_relu")(down)
+        down = conv_bn(down, planes * 8, 3, 2, padding=padding, name="down4_2")
+        compressed = relu("compression4_relu")(low_stage4)
+        compressed = conv_bn(compressed, highres_planes, 1, name="compression4")
         compressed = ResizeToMatch(name="compression4_resize")(compressed, high)
         low = keras.layers.Add(name="fusion4_low")([low_stage4, down])
         high = keras.layers.Add(name="fusion4_high")([high, compressed])
 
         # Stage 5: one bottleneck per branch (low branch to 1/64), DAPPM, merge.
-        high = _bottleneck(_relu("layer5_high_relu")(high), highres_planes, 1, "layer5_high")
-        low = _bottleneck(_relu("layer5_relu")(low), planes * 8, 2, "layer5")
-        context = _dappm(low, spp_planes, planes * 4, name="spp")
+        high = bottleneck(relu("layer5_high_relu")(high), highres_planes, 1, "layer5_high")
+        low = bottleneck(relu("layer5_relu")(low), planes * 8, 2, "layer5", padding=padding)
+        context = dappm(low, spp_planes, planes * 4, name="spp", padding=padding)
         context = ResizeToMatch(name="spp_resize")(context, high)
         x = keras.layers.Add(name="context_add")([high, context])
 
         # Heads at 1/8, upsampled to the input size in float32.
-        x = _segment_head(x, head_planes, num_classes, name="head")
+        x = segment_head(x, head_planes, num_classes, name="head")
         logits = ResizeToMatch(dtype="float32", name="logits")(x, images)
         outputs = logits
         if aux_head:
-            aux = _segment_head(aux_features, head_planes, num_classes, name="aux_head")
+            aux = segment_head(aux_features, head_planes, num_classes, name="aux_head")
             aux_logits = ResizeToMatch(dtype="float32", name="aux_logits")(aux, images)
             outputs = [logits, aux_logits]
 
@@ -191,6 +200,12 @@ class DDRNet(keras.Model):
         self.aux_head = aux_head
         self.mean = mean
         self.std = std
+        self.padding = padding
+
+    @classmethod
+    def from_config(cls, config):
+        # Checkpoints saved before `padding` existed were built with Keras padding.
+        return cls(**{"padding": "same", **config})
 
     def get_config(self):
         return {
@@ -204,6 +219,7 @@ class DDRNet(keras.Model):
             "aux_head": self.aux_head,
             "mean": list(self.mean),
             "std": list(self.std),
+            "padding": self.padding,
         }
 
 
@@ -219,7 +235,7 @@ def ddrnet23_slim(num_classes, input_shape=(None, None, 3), aux_head=False, **op
         num_classes: int >= 1, number of classes.
         input_shape: `(height, width, channels)`, height/width `None` for any size.
         aux_head: bool, add the auxiliary head and return `[logits, aux_logits]`.
-        **options: `mean`, `std` (see `DDRNet`) and `name` (default
+        **options: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
             `"ddrnet23_slim"`).
 
     Returns:
@@ -242,7 +258,8 @@ def ddrnet23(num_classes, input_shape=(None, None, 3), aux_head=False, **options
         num_classes: int >= 1, number of classes.
         input_shape: `(height, width, channels)`, height/width `None` for any size.
         aux_head: bool, add the auxiliary head and return `[logits, aux_logits]`.
-        **options: `mean`, `std` (see `DDRNet`) and `name` (default `"ddrnet23"`).
+        **options: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
+            `"ddrnet23"`).
 
     Returns:
         `DDRNet` (a functional `keras.Model`) mapping float32 `(B, H, W, C)`
@@ -253,7 +270,7 @@ def ddrnet23(num_classes, input_shape=(None, None, 3), aux_head=False, **options
     )
 
 
-BUILDER_OPTIONS = ("mean", "std", "name")
+BUILDER_OPTIONS = ("mean", "std", "padding", "name")
 
 
 def _build_ddrnet(variant, num_classes, input_shape, aux_head, options, planes, head_planes):
@@ -273,134 +290,3 @@ def _build_ddrnet(variant, num_classes, input_shape, aux_head, options, planes, 
         aux_head=aux_head,
         **options,
     )
-
-
-# --- Building blocks (functional: each call creates its layers and applies them). ---
-
-
-def _kernel_initializer():
-    # The official code: kaiming_normal_(mode="fan_out", nonlinearity="relu").
-    return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_out", distribution="untruncated_normal"
-    )
-
-
-def _conv(x, filters, kernel_size, strides=1, use_bias=False, name=None):
-    return keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=use_bias,
-        kernel_initializer=_kernel_initializer(),
-        name=name,
-    )(x)
-
-
-def _batch_norm(x, name):
-    return keras.layers.BatchNormalization(
-        momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name
-    )(x)
-
-
-def _relu(name):
-    return keras.layers.ReLU(name=name)
-
-
-def _conv_bn(x, filters, kernel_size, strides=1, use_bias=False, name=None):
-    """Convolution + BatchNorm, layers `{name}` and `{name}_bn`."""
-    x = _conv(x, filters, kernel_size, strides=strides, use_bias=use_bias, name=name)
-    return _batch_norm(x, name=f"{name}_bn")
-
-
-def _bn_relu_conv(x, filters, kernel_size, name):
-    """Pre-activation BatchNorm + ReLU + convolution without bias (DAPPM, heads)."""
-    x = _batch_norm(x, name=f"{name}_bn")
-    x = _relu(f"{name}_relu")(x)
-    return _conv(x, filters, kernel_size, name=f"{name}_conv")
-
-
-def _shortcut(x, filters, strides, name):
-    """Identity, or a 1x1 projection + BatchNorm when the shape changes."""
-    if strides == 1 and x.shape[-1] == filters:
-        return x
-    return _conv_bn(x, filters, 1, strides=strides, name=f"{name}_downsample")
-
-
-def _basic_block(x, filters, strides, final_relu, name):
-    """ResNet basic block: two 3x3 convolutions and a residual connection."""
-    shortcut = _shortcut(x, filters, strides, name)
-    x = _conv_bn(x, filters, 3, strides=strides, name=f"{name}_conv1")
-    x = _relu(f"{name}_relu1")(x)
-    x = _conv_bn(x, filters, 3, name=f"{name}_conv2")
-    x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
-    if final_relu:
-        x = _relu(f"{name}_relu2")(x)
-    return x
-
-
-def _basic_stage(x, filters, strides, name, num_blocks=2):
-    """The official `_make_layer(BasicBlock, ...)`: the last of several blocks has no final ReLU."""
-    for index in range(num_blocks):
-        final_relu = index == 0 or index < num_blocks - 1
-        x = _basic_block(
-            x,
-            filters,
-            strides=strides if index == 0 else 1,
-            final_relu=final_relu,
-            name=f"{name}_block{index + 1}",
-        )
-    return x
-
-
-def _bottleneck(x, filters, strides, name):
-    """ResNet bottleneck (expansion 2) without final ReLU, as `layer5`/`layer5_`."""
-    output_filters = filters * BOTTLENECK_EXPANSION
-    shortcut = _shortcut(x, output_filters, strides, name)
-    x = _conv_bn(x, filters, 1, name=f"{name}_conv1")
-    x = _relu(f"{name}_relu1")(x)
-    x = _conv_bn(x, filters, 3, strides=strides, name=f"{name}_conv2")
-    x = _relu(f"{name}_relu2")(x)
-    x = _conv_bn(x, output_filters, 1, name=f"{name}_conv3")
-    return keras.layers.Add(name=f"{name}_add")([x, shortcut])
-
-
-def _dappm(x, branch_planes, output_planes, name):
-    """Deep Aggregation Pyramid Pooling Module (paper section 3.3, figure 5).
-
-    Args:
-        x: `(B, h, w, C)` low-resolution features (1/64 of the input).
-        branch_planes: int, channels of each of the five scales.
-        output_planes: int, output channels.
-        name: str, prefix of the layer names.
-
-    Returns:
-        `(B, h, w, output_planes)` context features.
-    """
-    scales = [_bn_relu_conv(x, branch_planes, 1, name=f"{name}_scale0")]
-    for index, (pool_size, strides) in enumerate(((5, 2), (9, 4), (17, 8)), start=1):
-        pooled = keras.layers.AveragePooling2D(
-            pool_size, strides=strides, padding="same", name=f"{name}_scale{index}_pool"
-        )(x)
-        pooled = _bn_relu_conv(pooled, branch_planes, 1, name=f"{name}_scale{index}")
-        pooled = ResizeToMatch(name=f"{name}_scale{index}_resize")(pooled, x)
-        merged = keras.layers.Add(name=f"{name}_process{index}_add")([pooled, scales[-1]])
-        scales.append(_bn_relu_conv(merged, branch_planes, 3, name=f"{name}_process{index}"))
-    # Global context: bilinear upsampling of a 1x1 map is a broadcast, so add directly.
-    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_scale4_pool")(x)
-    pooled = _bn_relu_conv(pooled, branch_planes, 1, name=f"{name}_scale4")
-    merged = keras.layers.Add(name=f"{name}_process4_add")([pooled, scales[-1]])
-    scales.append(_bn_relu_conv(merged, branch_planes, 3, name=f"{name}_process4"))
-
-    merged = keras.layers.Concatenate(name=f"{name}_concat")(scales)
-    compressed = _bn_relu_conv(merged, output_planes, 1, name=f"{name}_compression")
-    shortcut = _bn_relu_conv(x, output_planes, 1, name=f"{name}_shortcut")
-    return keras.layers.Add(name=f"{name}_add")([compressed, shortcut])
-
-
-def _segment_head(x, head_planes, num_classes, name):
-    """The official `segmenthead`: BN-ReLU-3x3 conv, BN-ReLU-1x1 conv with bias."""
-    x = _bn_relu_conv(x, head_planes, 3, name=f"{name}_1")
-    x = _batch_norm(x, name=f"{name}_2_bn")
-    x = _relu(f"{name}_2_relu")(x)
-    return _conv(x, num_classes, 1, use_bias=True, name=f"{name}_2_conv")

@@ -103,3 +103,30 @@ def _interpolate_axis(tensor, axis, input_size, output_size):
     upper = ops.take(tensor, upper_index, axis=axis)
     fraction_shape = (1, -1, 1, 1) if axis == 1 else (1, 1, -1, 1)
     return lower + (upper - lower) * ops.reshape(fraction, fraction_shape)
+
+
+@keras.saving.register_keras_serializable(package="semseg")
+class PixelAttentionFusion(keras.layers.Layer):
+    """PIDNet's pixel-attention-guided fusion (`PagFM`) of two feature maps.
+
+    Paper: Xu, Xiong and Bhattacharyya, "PIDNet: A Real-time Semantic Segmentation
+    Network Inspired by PID Controllers", CVPR 2023, https://arxiv.org/abs/2206.02066
+    (section 3.2). Per pixel, `sigma = sigmoid(sum_c(x_key * y_query))` weighs the
+    detail features `x` against the (upsampled) context features `y`:
+    `(1 - sigma) * x + sigma * y`.
+
+    Call arguments:
+        inputs: list `[x, x_key, y_query, y]` of tensors `(B, H, W, C)` (`x`, `y`)
+            and `(B, H, W, C')` (`x_key`, `y_query`), all at the size of `x`.
+
+    Returns:
+        Tensor `(B, H, W, C)`.
+    """
+
+    def call(self, inputs):
+        x, x_key, y_query, y = inputs
+        similarity = ops.sigmoid(ops.sum(x_key * y_query, axis=-1, keepdims=True))
+        return (1.0 - similarity) * x + similarity * y
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

@@ -61,6 +61,7 @@ class WeightTransfer:
         unused: layers of the checkpoint (with weights) that the model lacks.
         loaded_parameters: number of values copied.
         total_parameters: number of values of the model's weights.
+        option: the flag that asked for it (`--init_from`, `--weights`).
     """
 
     source: str
@@ -70,11 +71,12 @@ class WeightTransfer:
     unused: list
     loaded_parameters: int
     total_parameters: int
+    option: str = "--init_from"
 
     def summary(self):
         """One line: how much was loaded and which layers were skipped or missing."""
         parts = [
-            f"--init_from {self.source}: loaded {len(self.loaded)} layers "
+            f"{self.option} {self.source}: loaded {len(self.loaded)} layers "
             f"({self.loaded_parameters:,} of {self.total_parameters:,} values)"
         ]
         if self.skipped:

@@ -1,0 +1,329 @@
+"""Start a model from published weights: `train.py --weights FILE` and `convert_weights.py`.
+
+`load_weights_file(model, path)` reads, by the file's kind:
+
+* the authors' PyTorch checkpoints (`.pth`, `.pt`, `.tar`) of DDRNet-23-slim,
+  DDRNet-23 (ydhongHIT/DDRNet) and PIDNet-S/M/L (XuJiacong/PIDNet): their
+  segmentation files (plain state dict, `{"state_dict": ...}`, keys prefixed
+  `module.` or `model.`) and their ImageNet classifier files, whose backbone
+  tensors load while the segmentation heads keep their initialisation (as the
+  authors' own loaders do). Files are read without PyTorch and without running
+  their code (`semseg.torch_checkpoint`);
+* a `.keras` file (or a work dir): matching layers by name and shape, as
+  `--init_from` (`semseg.finetune`).
+
+(`keras.applications` `.h5` files for the encoders of DeepLabV3+, FPN and
+OCRNet go to the model builder instead: `build_run_model` passes them as the
+encoder's weights.)
+
+Each tensor of an authors' file maps to exactly one Keras weight: the torch
+module path names the Keras layer (`TORCH_LAYER_RULES`), and the layer kind its
+weights (a convolution's `weight` (O, I, kh, kw) is the Keras kernel
+(kh, kw, I, O); a batch norm's `weight`, `bias`, `running_mean`, `running_var`
+are `gamma`, `beta`, `moving_mean`, `moving_variance`; `num_batches_tracked` has no
+counterpart). When the class count differs from the file's, the classifiers are
+skipped, and when the input channels differ, the first convolution: both are
+reported. A tensor without a counterpart, or of another shape elsewhere, means
+another architecture and is an error naming the key and both shapes.
+
+Example:
+
+    model = models.build_model("pidnet_s", num_classes=11, aux_head=True)
+    report = load_weights_file(model, "PIDNet_S_ImageNet.pth.tar")
+    print(report.summary())
+"""
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from semseg.errors import InputError
+from semseg.finetune import WeightTransfer, load_matching_weights
+from semseg.torch_checkpoint import read_torch_checkpoint, state_dict_of
+
+logger = logging.getLogger(__name__)
+
+TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".bin")
+KERAS_SUFFIXES = (".keras",)
+ENCODER_SUFFIXES = (".h5",)
+
+# Torch module paths of the authors' stage modules -> our layer-name prefixes.
+DDRNET_STAGES = {
+    "layer1": "layer1",
+    "layer2": "layer2",
+    "layer3": "layer3",
+    "layer4": "layer4",
+    "layer5": "layer5",
+    "layer3_": "layer3_high",
+    "layer4_": "layer4_high",
+    "layer5_": "layer5_high",
+}
+PIDNET_STAGES = {
+    "layer1": "layer1",
+    "layer2": "layer2",
+    "layer3": "layer3",
+    "layer4": "layer4",
+    "layer5": "layer5",
+    "layer3_": "layer3_p",
+    "layer4_": "layer4_p",
+    "layer5_": "layer5_p",
+    "layer3_d": "layer3_d",
+    "layer4_d": "layer4_d",
+    "layer5_d": "layer5_d",
+}
+DDRNET_HEADS = {"final_layer": "head", "seghead_extra": "aux_head"}
+PIDNET_HEADS = {"final_layer": "head", "seghead_p": "p_head", "seghead_d": "d_head"}
+# The parts of a residual block, and the layers of `segmenthead`.
+BLOCK_PARTS = {
+    "conv1": "conv1",
+    "bn1": "conv1_bn",
+    "conv2": "conv2",
+    "bn2": "conv2_bn",
+    "conv3": "conv3",
+    "bn3": "conv3_bn",
+    "downsample.0": "downsample",
+    "downsample.1": "downsample_bn",
+}
+HEAD_PARTS = {"bn1": "1_bn", "conv1": "1_conv", "bn2": "2_bn", "conv2": "2_conv"}
+# Modules of the authors' ImageNet classifiers that segmentation models do not have.
+IMAGENET_HEADS = ("down5", "last_layer", "linear", "fc", "classifier")
+WEIGHT_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def torch_layer_candidates(module, family):
+    """Keras layer names that a torch module path of the official code may map to.
+
+    Args:
+        module: the module path of a tensor, e.g. `"layer3_.1.bn2"` or `"spp.scale1.1"`.
+        family: `"ddrnet"` or `"pidnet"`.
+
+    Returns:
+        list of layer names (more than one where our naming depends on the block
+        count: a one-block stage has no `_block1`), empty for no counterpart.
+    """
+    stages = DDRNET_STAGES if family == "ddrnet" else PIDNET_STAGES
+    heads = DDRNET_HEADS if family == "ddrnet" else PIDNET_HEADS
+    stem = {"0": "stem_conv1", "1": "stem_conv1_bn", "3": "stem_conv2", "4": "stem_conv2_bn"}
+    match = re.fullmatch(r"conv1\.(\d)", module)
+    if match:
+        return [stem[match[1]]] if match[1] in stem else []
+    match = re.fullmatch(r"(layer\d_?d?)(?:\.(\d+))?\.(conv\d|bn\d|downsample\.[01])", module)
+    if match and match[1] in stages:
+        stage, part = stages[match[1]], BLOCK_PARTS.get(match[3])
+        if part is None:
+            return []
+        if match[2] is None:
+            return [f"{stage}_{part}"]
+        index = int(match[2])
+        names = [f"{stage}_block{index + 1}_{part}"]
+        return names + ([f"{stage}_{part}"] if index == 0 else [])
+    match = re.fullmatch(r"(compression3|compression4|down3|diff3|diff4)\.([01])", module)
+    if match:
+        return [match[1] + ("_bn" if match[2] == "1" else "")]
+    down4 = {"0": "down4_1", "1": "down4_1_bn", "3": "down4_2", "4": "down4_2_bn"}
+    match = re.fullmatch(r"down4\.(\d)", module)
+    if match:
+        return [down4[match[1]]] if match[1] in down4 else []
+    # Pyramid pooling: [pool,] BN, ReLU, conv sequences.
+    match = re.fullmatch(
+        r"spp\.(scale[0-4]|process\d|scale_process|compression|shortcut)\.(\d)", module
+    )
+    if match:
+        branch, index = match[1], int(match[2])
+        pooled = branch in ("scale1", "scale2", "scale3", "scale4")
+        kind = {0 + pooled: "bn", 2 + pooled: "conv"}.get(index)
+        branch = "process" if branch == "scale_process" else branch
+        return [f"spp_{branch}_{kind}"] if kind else []
+    match = re.fullmatch(r"(pag[34])\.(f_x|f_y)\.([01])", module)
+    if match:
+        return [f"{match[1]}_{match[2]}" + ("_bn" if match[3] == "1" else "")]
+    match = re.fullmatch(r"dfm\.(conv_p|conv_i)\.([01])", module)
+    if match:
+        return [f"dfm_{match[1]}" + ("_bn" if match[2] == "1" else "")]
+    match = re.fullmatch(r"dfm\.conv\.([02])", module)
+    if match:
+        return ["dfm_bn" if match[1] == "0" else "dfm_conv"]
+    match = re.fullmatch(r"(\w+)\.(bn1|conv1|bn2|conv2)", module)
+    if match and match[1] in heads:
+        return [f"{heads[match[1]]}_{HEAD_PARTS[match[2]]}"]
+    return []
+
+
+def model_family(model):
+    """`"ddrnet"` or `"pidnet"` for the models whose authors' checkpoints we read, else `None`."""
+    import models
+
+    if isinstance(model, models.DDRNet):
+        return "ddrnet"
+    if isinstance(model, models.PIDNet):
+        return "pidnet"
+    return None
+
+
+def _split_key(key):
+    module, _, weight = key.rpartition(".")
+    return (module, weight) if weight in WEIGHT_SUFFIXES else (key, "")
+
+
+def _keras_values(layer, tensors, path):
+    """The `layer.weights` values from a torch module's tensors `{weight name: array}`."""
+    kind = layer.__class__.__name__
+    if kind == "BatchNormalization":
+        names = ("weight", "bias", "running_mean", "running_var")
+        return [tensors.get(name) for name in names], names
+    if kind == "Conv2D":
+        names = ("weight", "bias") if layer.use_bias else ("weight",)
+        values = [tensors.get(name) for name in names]
+        if values[0] is not None and values[0].ndim == 4:
+            values[0] = np.transpose(values[0], (2, 3, 1, 0))
+        return values, names
+    raise InputError(f"{path}: layer {layer.name} ({kind}) has no torch counterpart")
+
+
+def classifier_layers(model):
+    """Layers whose output channels are the classes: skipped when the class counts differ."""
+    return {
+        layer.name
+        for layer in model.layers
+        if layer.name.endswith("head_2_conv") and layer.name != "d_head_2_conv"
+    }
+
+
+def load_torch_weights(model, path):
+    """Copies the tensors of an authors' PyTorch checkpoint into a DDRNet or PIDNet model.
+
+    Args:
+        model: a built `models.DDRNet` or `models.PIDNet`.
+        path: the `.pth` / `.pt` file.
+
+    Returns:
+        `WeightTransfer`: Keras layers loaded, skipped (classifiers or first
+        convolution of another shape), missing (not in the file, e.g. the heads
+        when the file is an ImageNet classifier) and the file's unused modules.
+
+    Raises:
+        InputError: for an unreadable or unsafe file, or one of another
+            architecture (naming the first tensor without a counterpart or of
+            another shape, with both shapes).
+    """
+    family = model_family(model)
+    if family is None:
+        raise InputError(
+            f"--weights {path}: PyTorch checkpoints are read for DDRNet and PIDNet models; "
+            f"{model.name} takes a .keras file (or an encoder .h5)"
+        )
+    state = state_dict_of(read_torch_checkpoint(path), path)
+    modules = {}
+    for key, value in state.items():
+        module, weight = _split_key(key)
+        modules.setdefault(module, {})[weight] = value
+    classifier = any(module.split(".")[0] in IMAGENET_HEADS for module in modules)
+    layers = {layer.name: layer for layer in model.layers if layer.weights}
+    classifiers = classifier_layers(model)
+    heads = DDRNET_HEADS if family == "ddrnet" else PIDNET_HEADS
+    loaded, skipped, unused = [], {}, []
+    loaded_parameters = 0
+    for module, tensors in modules.items():
+        candidates = torch_layer_candidates(module, family)
+        names = [name for name in candidates if name in layers]
+        if not names:
+            top = module.split(".")[0]
+            # An ImageNet classifier's own head, or a training head this model was built without.
+            if (classifier and top in IMAGENET_HEADS) or (candidates and top in heads):
+                unused.append(module)
+                continue
+            first = next(key for key in tensors if key != "num_batches_tracked")
+            raise InputError(
+                f"{path}: not a checkpoint of {model.name}: tensor "
+                f"{module}.{first} {list(tensors[first].shape)} has no counterpart in the "
+                "model (another architecture?)"
+            )
+        layer = layers[names[0]]
+        values, torch_names = _keras_values(layer, tensors, path)
+        mismatch = None
+        for variable, value, torch_name in zip(layer.weights, values, torch_names):
+            if value is None:
+                raise InputError(f"{path}: {module}.{torch_name} is missing from the file")
+            if tuple(value.shape) != tuple(variable.shape):
+                mismatch = (torch_name, value, variable)
+                break
+        if mismatch:
+            torch_name, value, variable = mismatch
+            torch_shape = list(tensors[torch_name].shape)
+            if layer.name in classifiers or layer.name == "stem_conv1":
+                what = "classes" if layer.name in classifiers else "input channels"
+                skipped[layer.name] = (
+                    f"({module}.{torch_name} {torch_shape} in the file: other {what})"
+                )
+                continue
+            keras_shape = list(variable.shape)
+            if variable.ndim == 4:  # as torch orders it
+                keras_shape = [keras_shape[3], keras_shape[2], keras_shape[0], keras_shape[1]]
+            raise InputError(
+                f"{path}: not a checkpoint of {model.name}: tensor {module}.{torch_name} has "
+                f"shape {torch_shape} in the file, the model's layer {layer.name} expects "
+                f"{keras_shape} (another architecture or width?)"
+            )
+        for variable, value in zip(layer.weights, values):
+            variable.assign(value.astype(variable.dtype))
+            loaded_parameters += value.size
+        loaded.append(layer.name)
+        del layers[layer.name]
+    if len(loaded) < 2:
+        raise InputError(f"{path}: no tensor of the file fits {model.name}")
+    missing = [name for name in layers if name not in skipped]
+    report = WeightTransfer(
+        source=str(path),
+        loaded=loaded,
+        skipped=skipped,
+        missing=missing,
+        unused=unused,
+        loaded_parameters=int(loaded_parameters),
+        total_parameters=int(sum(int(np.prod(variable.shape)) for variable in model.weights)),
+        option="--weights",
+    )
+    logger.info("%s", report.summary())
+    return report
+
+
+def weights_kind(path):
+    """`"torch"`, `"keras"` or `"encoder"` for a `--weights` file, from its name.
+
+    Raises:
+        InputError: for a file that does not exist or of another kind.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"--weights {path}: no such file")
+    name = path.name.lower()
+    if path.is_dir() or name.endswith(KERAS_SUFFIXES):
+        return "keras"
+    if name.endswith(TORCH_SUFFIXES):
+        return "torch"
+    if name.endswith(ENCODER_SUFFIXES):
+        return "encoder"
+    raise InputError(
+        f"--weights {path}: expected an authors' PyTorch checkpoint (.pth, .pt, .pth.tar), "
+        "a keras.applications encoder file (.h5), a .keras file or a work dir"
+    )
+
+
+def load_weights_file(model, path):
+    """Loads a `--weights` file (see the module docstring) into `model`.
+
+    Returns:
+        `WeightTransfer` (what was loaded and skipped).
+    """
+    kind = weights_kind(path)
+    if kind == "torch":
+        return load_torch_weights(model, path)
+    if kind == "keras":
+        report = load_matching_weights(model, path)
+        report.option = "--weights"
+        return report
+    raise InputError(
+        f"--weights {path}: a .h5 file holds keras.applications encoder weights; it is "
+        "given to the models built on those encoders (DeepLabV3+, FPN, OCRNet) when built"
+    )
