@@ -191,6 +191,20 @@ def classifier_layers(model):
     }
 
 
+def _tolerated_difference(layer_name, classifiers, file_shape, model_shape):
+    """`"classes"` or `"input channels"` when only that axis differs (the layer is skipped)."""
+    differing = (
+        [axis for axis, (a, b) in enumerate(zip(file_shape, model_shape)) if a != b]
+        if len(file_shape) == len(model_shape)
+        else None
+    )
+    if layer_name in classifiers and differing in ([3], [0]):
+        return "classes"  # the kernel's output axis, or the bias
+    if layer_name == "stem_conv1" and differing == [2]:
+        return "input channels"
+    return None
+
+
 def load_torch_weights(model, path):
     """Copies the tensors of an authors' PyTorch checkpoint into a DDRNet or PIDNet model.
 
@@ -208,13 +222,26 @@ def load_torch_weights(model, path):
             architecture (naming the first tensor without a counterpart or of
             another shape, with both shapes).
     """
-    family = model_family(model)
-    if family is None:
+    if model_family(model) is None:
         raise InputError(
             f"--weights {path}: PyTorch checkpoints are read for DDRNet and PIDNet models; "
             f"{model.name} takes a .keras file (or an encoder .h5)"
         )
-    state = state_dict_of(read_torch_checkpoint(path), path)
+    return load_state_dict(model, state_dict_of(read_torch_checkpoint(path), path), path)
+
+
+def load_state_dict(model, state, path):
+    """`load_torch_weights` for a state dict `{torch key: numpy array}` already read.
+
+    Args:
+        model: a built `models.DDRNet` or `models.PIDNet`.
+        state: dict of the official keys (without `module.`/`model.` prefixes).
+        path: where the tensors come from, for the report and error messages.
+
+    Returns:
+        `WeightTransfer`.
+    """
+    family = model_family(model)
     modules = {}
     for key, value in state.items():
         module, weight = _split_key(key)
@@ -252,8 +279,8 @@ def load_torch_weights(model, path):
         if mismatch:
             torch_name, value, variable = mismatch
             torch_shape = list(tensors[torch_name].shape)
-            if layer.name in classifiers or layer.name == "stem_conv1":
-                what = "classes" if layer.name in classifiers else "input channels"
+            what = _tolerated_difference(layer.name, classifiers, value.shape, variable.shape)
+            if what:
                 skipped[layer.name] = (
                     f"({module}.{torch_name} {torch_shape} in the file: other {what})"
                 )

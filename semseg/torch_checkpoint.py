@@ -96,12 +96,15 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
         )
     values = storage.values
     itemsize = values.dtype.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        values[storage_offset:],
-        shape=size,
-        strides=tuple(step * itemsize for step in stride),
-        writeable=False,
-    )
+    if not size:  # a scalar (as_strided would keep the 1-D shape)
+        view = values[storage_offset]
+    else:
+        view = np.lib.stride_tricks.as_strided(
+            values[storage_offset:],
+            shape=size,
+            strides=tuple(step * itemsize for step in stride),
+            writeable=False,
+        )
     array = np.array(view)  # a contiguous copy, independent of the storage
     if storage.dtype == "bfloat16":
         array = _bfloat16_to_float32(array)

@@ -1,0 +1,272 @@
+"""Converting the authors' DDRNet and PIDNet checkpoints (../shared/reference) into our models."""
+
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import models
+from semseg.errors import InputError
+from semseg.pretrained import load_state_dict, load_weights_file, torch_layer_candidates
+from semseg.torch_checkpoint import read_torch_checkpoint, state_dict_of
+from tests.torch_files import write_pickle_zip, write_torch_legacy, write_torch_zip
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+NUMERIC_CASES = {
+    "ddrnet23_slim_cityscapes": ("ddrnet23_slim", False),
+    "pidnet_s_cityscapes": ("pidnet_s", True),
+}
+# case -> (model, aux_head, torch modules the model has no use for, Keras layers the file lacks)
+IMAGENET_UNUSED = {"down5.0", "down5.1", "down5.3", "down5.4", "last_layer.0", "last_layer.1"}
+KEYS_CASES = {
+    "ddrnet23_cityscapes": ("ddrnet23", False, set(), "none"),
+    "ddrnet23_slim_cityscapes_aux": ("ddrnet23_slim", True, set(), "none"),
+    "ddrnet23_slim_imagenet": ("ddrnet23_slim", False, IMAGENET_UNUSED | {"linear"}, "heads"),
+    "ddrnet23_imagenet": ("ddrnet23", False, IMAGENET_UNUSED | {"linear"}, "heads"),
+    "pidnet_s_cityscapes_inference": ("pidnet_s", False, set(), "none"),
+    "pidnet_m_cityscapes": ("pidnet_m", True, set(), "none"),
+    "pidnet_l_cityscapes": ("pidnet_l", True, set(), "none"),
+}
+
+
+def reference(name):
+    path = REFERENCE / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the tests need ../shared/reference beside the project")
+    return path
+
+
+def stride_logits(model, image):
+    """The model's logits before upsampling (the official output at stride 8)."""
+    head = keras.Model(model.input, model.get_layer("head_2_conv").output)
+    return head(image[None].astype("float32")).numpy()[0]
+
+
+@pytest.fixture(scope="module")
+def converted():
+    """`{case: (model, reference image, official logits)}` for the numeric cases."""
+    result = {}
+    for case, (name, aux_head) in NUMERIC_CASES.items():
+        model = models.build_model(name, 19, aux_head=aux_head)
+        load_weights_file(model, reference(f"{case}.pth"))
+        io = np.load(reference(f"{case}.io.npz"))
+        result[case] = (model, io["image"], io["logits"])
+    return result
+
+
+@pytest.mark.parametrize("case", sorted(NUMERIC_CASES))
+def test_converted_logits_match_the_official_model(converted, case):
+    model, image, official = converted[case]
+    logits = stride_logits(model, image)
+    assert logits.shape == official.shape == (16, 24, 19)
+    assert np.max(np.abs(logits - official)) < 1e-4
+    # The inference head is the one the authors evaluate: same argmax almost everywhere.
+    assert np.mean(logits.argmax(-1) == official.argmax(-1)) > 0.99
+
+
+@pytest.mark.parametrize("case", sorted(KEYS_CASES))
+def test_every_tensor_maps_to_exactly_one_keras_weight(case):
+    name, aux_head, expected_unused, expected_missing = KEYS_CASES[case]
+    shapes = json.loads(reference(f"{case}.keys.json").read_text())
+    rng = np.random.default_rng(0)
+    state = {key: rng.standard_normal(shape).astype("float32") for key, shape in shapes.items()}
+    model = models.build_model(name, 19, aux_head=aux_head)
+    report = load_state_dict(model, state, case)
+    assert set(report.unused) == expected_unused
+    assert not report.skipped
+    if expected_missing == "none":
+        assert report.missing == []
+    else:  # an ImageNet classifier: the segmentation heads (DAPPM, head) stay initialised
+        assert report.missing and all(
+            layer.startswith(("spp_", "head_")) for layer in report.missing
+        )
+    assert len(set(report.loaded)) == len(report.loaded)
+    used = {key for key in shapes if key.rpartition(".")[0] not in expected_unused}
+    values = sum(int(np.prod(shapes[key])) for key in used if "num_batches" not in key)
+    assert report.loaded_parameters == values
+    # Spot check of the layout: a torch conv (O, I, kh, kw) is a Keras kernel (kh, kw, I, O).
+    kernel = model.get_layer("stem_conv1").kernel.numpy()
+    np.testing.assert_array_equal(kernel, np.transpose(state["conv1.0.weight"], (2, 3, 1, 0)))
+
+
+def test_pidnet_training_heads_and_grouped_pappm_map():
+    assert torch_layer_candidates("seghead_d.conv2", "pidnet") == ["d_head_2_conv"]
+    assert torch_layer_candidates("spp.scale_process.2", "pidnet") == ["spp_process_conv"]
+    assert torch_layer_candidates("layer3_.1.bn2", "ddrnet") == ["layer3_high_block2_conv2_bn"]
+    assert torch_layer_candidates("layer5.0.conv1", "ddrnet") == [
+        "layer5_block1_conv1",
+        "layer5_conv1",
+    ]
+    assert torch_layer_candidates("criterion.weight", "pidnet") == []
+
+
+def test_other_class_count_skips_the_classifiers(converted):
+    model = models.build_model("pidnet_s", 11, aux_head=True)
+    report = load_weights_file(model, reference("pidnet_s_cityscapes.pth"))
+    assert set(report.skipped) == {"head_2_conv", "p_head_2_conv"}
+    assert report.missing == []
+    # Everything else is the official model: the features before the classifier agree.
+    official_model = converted["pidnet_s_cityscapes"][0]
+    image = converted["pidnet_s_cityscapes"][1][None].astype("float32")
+    features = [
+        keras.Model(candidate.input, candidate.get_layer("head_2_relu").output)(image).numpy()
+        for candidate in (model, official_model)
+    ]
+    np.testing.assert_allclose(features[0], features[1], atol=1e-5)
+
+
+def test_four_channel_model_skips_the_first_convolution():
+    model = models.build_model("ddrnet23_slim", 19, input_shape=(None, None, 4))
+    report = load_weights_file(model, reference("ddrnet23_slim_cityscapes.pth"))
+    assert list(report.skipped) == ["stem_conv1"]
+    assert "input channels" in report.skipped["stem_conv1"]
+
+
+def test_imagenet_classifier_file_loads_the_backbone():
+    model = models.build_model("ddrnet23_slim", 11)
+    before = model.get_layer("head_2_conv").kernel.numpy()
+    report = load_weights_file(model, reference("ddrnet23_slim_imagenet.pth"))
+    assert "linear" in report.unused
+    assert "head_2_conv" in report.missing and "spp_scale0_conv" in report.missing
+    np.testing.assert_array_equal(model.get_layer("head_2_conv").kernel.numpy(), before)
+    state = state_dict_of(read_torch_checkpoint(reference("ddrnet23_slim_imagenet.pth")), "x")
+    np.testing.assert_array_equal(
+        model.get_layer("layer4_high_block2_conv2_bn").moving_variance.numpy(),
+        state["layer4_.1.bn2.running_var"],
+    )
+
+
+@pytest.mark.parametrize("layout", ["zip", "legacy", "state_dict", "module"])
+def test_checkpoint_layouts(tmp_path, layout):
+    state = {
+        "conv.weight": np.arange(24, dtype="float32").reshape(2, 3, 2, 2),
+        "bn.running_var": np.ones(2, "float32"),
+        "bn.num_batches_tracked": np.array(7, dtype="int64"),
+    }
+    path = tmp_path / "file.pth"
+    if layout == "legacy":
+        write_torch_legacy(path, state)
+    elif layout == "module":
+        write_torch_zip(path, {f"module.{key}": value for key, value in state.items()})
+    elif layout == "state_dict":
+        write_torch_zip(path, state, wrap=lambda tensors: {"state_dict": tensors, "epoch": 3})
+    else:
+        write_torch_zip(path, state)
+    loaded = state_dict_of(read_torch_checkpoint(path), path)
+    assert sorted(loaded) == sorted(state)
+    for key, value in state.items():
+        assert loaded[key].dtype == value.dtype
+        np.testing.assert_array_equal(loaded[key], value)
+
+
+def test_model_prefix_drops_the_wrappers_loss_buffers(tmp_path):
+    path = tmp_path / "full_model.pt"
+    write_torch_zip(
+        path,
+        {
+            "model.conv1.0.weight": np.zeros((1, 1, 1, 1), "float32"),
+            "sem_loss.weight": np.ones(3, "float32"),
+        },
+    )
+    assert list(state_dict_of(read_torch_checkpoint(path), path)) == ["conv1.0.weight"]
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    write_pickle_zip(path, {"conv1.0.weight": _RunsCode(marker)})
+    with pytest.raises(InputError, match=r"evil\.pth: refused: the pickle asks for .*system"):
+        read_torch_checkpoint(path)
+    assert not marker.exists()
+    # The same in the legacy layout (a bare pickle stream).
+    legacy = tmp_path / "evil_legacy.pth"
+    legacy.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({}, protocol=2)
+        + pickle.dumps({"x": _RunsCode(marker)}, protocol=2)
+    )
+    with pytest.raises(InputError, match="refused"):
+        read_torch_checkpoint(legacy)
+    assert not marker.exists()
+
+
+def test_whole_module_pickles_are_refused(tmp_path):
+    path = tmp_path / "model.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "archive/data.pkl",
+            b"\x80\x02ctorch.nn.modules.conv\nConv2d\nq\x00)\x81q\x01.",
+        )
+    with pytest.raises(InputError, match=r"torch\.nn\.modules\.conv\.Conv2d"):
+        read_torch_checkpoint(path)
+
+
+def test_truncated_file_is_one_error(tmp_path):
+    data = reference("ddrnet23_slim_cityscapes.pth").read_bytes()
+    path = tmp_path / "truncated.pth"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"truncated\.pth: (damaged or truncated|not a)"):
+        read_torch_checkpoint(path)
+
+
+def test_a_storage_shorter_than_its_tensor_is_refused(tmp_path):
+    path = tmp_path / "short.pth"
+    write_torch_zip(path, {"weight": np.zeros((4, 4), "float32")})
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["archive/data/0"] = members["archive/data/0"][:10]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(InputError, match="truncated"):
+        read_torch_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "content", [b"\xff\xd8\xff\xe0 a jpeg", b"just some text\n", b""], ids=["jpeg", "text", "empty"]
+)
+def test_not_a_checkpoint(tmp_path, content):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"weights\.pth: .*(not a|damaged)"):
+        read_torch_checkpoint(path)
+
+
+def test_a_checkpoint_without_tensors_is_not_a_model(tmp_path):
+    path = tmp_path / "numbers.pth"
+    write_pickle_zip(path, {"epoch": 3, "best_miou": 0.7})
+    with pytest.raises(InputError, match="no state dict of named tensors"):
+        state_dict_of(read_torch_checkpoint(path), path)
+
+
+def test_another_architecture_names_the_key_and_both_shapes():
+    model = models.build_model("ddrnet23", 19)
+    with pytest.raises(InputError) as error:
+        load_weights_file(model, reference("ddrnet23_slim_cityscapes.pth"))
+    message = str(error.value)
+    assert message.startswith(str(reference("ddrnet23_slim_cityscapes.pth")))
+    assert "tensor conv1.0.weight has shape [32, 3, 3, 3] in the file" in message
+    assert "stem_conv1 expects [64, 3, 3, 3]" in message
+    model = models.build_model("pidnet_s", 19)
+    with pytest.raises(InputError, match=r"has no counterpart|expects"):
+        load_weights_file(model, reference("ddrnet23_slim_cityscapes.pth"))
+
+
+def test_torch_files_are_refused_for_other_models(tmp_path):
+    model = models.build_model("effdeeplabv3plus_lite", 3)
+    with pytest.raises(InputError, match="read for DDRNet and PIDNet"):
+        load_weights_file(model, reference("ddrnet23_slim_cityscapes.pth"))
