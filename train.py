@@ -45,6 +45,10 @@ Examples:
                 "task": {"type": "worker", "index": 0}}' \
         python train.py --dataset full_semantic/camvid --image_size 360 480 --work_dir runs/two
 
+    # PIDNet-S from the authors' ImageNet file, trained as in the paper (P, D heads, BAS loss)
+    python train.py --recipe recipes/camvid_pidnet_s.json --data_dir ~/tensorflow_datasets \
+        --weights PIDNet_S_ImageNet.pth.tar --work_dir runs/camvid_pidnet_s
+
     # Fine-tune a Cityscapes run on CamVid: matching layers load, the classifier does not
     python train.py --dataset full_semantic/camvid --init_from runs/cityscapes \
         --learning_rate 0.005 --image_size 360 480 --work_dir runs/camvid_finetuned
@@ -70,7 +74,6 @@ from semseg.run_config import (  # noqa: E402
     LEARNING_RATE_SCALING,
     OPTIMIZERS,
     OUTPUT_STRIDES,
-    PRETRAINED_WEIGHTS,
     SCHEDULES,
     RunConfig,
     apply_recipe,
@@ -175,9 +178,12 @@ def build_parser():
     )
     parser.add_argument(
         "--weights",
-        choices=PRETRAINED_WEIGHTS,
-        help="pretrained encoder weights (downloaded through Keras; default: random "
-        "initialisation)",
+        metavar="imagenet|FILE",
+        help="start from pretrained weights: imagenet (keras.applications encoders, "
+        "downloaded through Keras), the encoder's .h5 file (offline), the authors' "
+        "DDRNet/PIDNet checkpoint (.pth/.pt: Cityscapes or ImageNet; the classifier is "
+        "skipped when the class count differs), or a .keras file; default: random "
+        "initialisation. W/weights.json lists what loaded",
     )
     parser.add_argument(
         "--init_from",

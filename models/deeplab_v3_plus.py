@@ -27,7 +27,7 @@ import keras
 
 from models import arguments
 from models.blocks import classifier, conv_bn_relu, encode, fcn_head, upsample_logits
-from models.encoders import OUTPUT_STRIDES, WEIGHTS, check_encoder
+from models.encoders import OUTPUT_STRIDES, check_encoder, check_weights
 from models.layers import ResizeToMatch
 
 # ASPP rates of the paper at output stride 16; they scale with 16 / output_stride.
@@ -46,7 +46,8 @@ class DeepLabV3Plus(keras.Model):
         input_shape: `(height, width, channels)`; height and width `None` (any
             size, the default) or positive ints, channels an int >= 1.
         encoder: a key of `models.encoders.ENCODERS`, e.g. `"efficientnetb0"`.
-        encoder_weights: `None` (random initialisation) or `"imagenet"`. A model
+        encoder_weights: `None` (random initialisation), `"imagenet"` or the
+            path of the encoder's keras.applications `.h5` file. A model
             rebuilt from its config (e.g. loaded from a `.keras` file) never
             downloads: its weights come from the file.
         output_stride: 8 or 16 (or 32), stride of the encoder's coarsest features.
@@ -102,7 +103,7 @@ class DeepLabV3Plus(keras.Model):
         image_shape = arguments.check_input_shape(input_shape)
         arguments.check_positive_int("num_classes", num_classes)
         check_encoder(encoder)
-        arguments.check_choice("encoder_weights", encoder_weights, WEIGHTS)
+        check_weights("encoder_weights", encoder_weights)
         arguments.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
         arguments.check_positive_int("aspp_filters", aspp_filters)
         arguments.check_positive_int("low_level_filters", low_level_filters)

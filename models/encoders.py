@@ -161,6 +161,24 @@ ENCODERS = {
 }
 
 
+def check_weights(argument, weights):
+    """Raises `ValueError` unless `weights` is `None`, `"imagenet"` or the path of a `.h5` file.
+
+    A `.h5` file is the `keras.applications` `include_top=False` weights file of the
+    encoder (the one `download_weights` fetches), for machines without internet access.
+    """
+    if weights in WEIGHTS:
+        return
+    if isinstance(weights, str) and weights.endswith(".h5"):
+        if not os.path.isfile(weights):
+            raise ValueError(f"`{argument}` file not found. Received: {argument}={weights!r}")
+        return
+    raise ValueError(
+        f"`{argument}` must be None, 'imagenet' or the path of a keras.applications .h5 "
+        f"weights file. Received: {argument}={weights!r}"
+    )
+
+
 def check_encoder(name):
     """Raises `ValueError` unless `name` is a key of `ENCODERS`."""
     if name not in ENCODERS:
@@ -284,8 +302,8 @@ def build_encoder(name, input_shape=(None, None, 3), weights=None, output_stride
         name: a key of `ENCODERS`, e.g. `"efficientnetb0"`, `"resnet50"`.
         input_shape: `(height, width, channels)`; height and width `None` for any
             size, channels >= 1.
-        weights: `None` (random initialisation) or `"imagenet"` (downloaded through
-            Keras, see `download_weights`).
+        weights: `None` (random initialisation), `"imagenet"` (downloaded through
+            Keras, see `download_weights`) or the path of that `.h5` file.
         output_stride: 8, 16 or 32, the stride of the coarsest level; finer
             strides are obtained by dilation.
 
@@ -300,17 +318,25 @@ def build_encoder(name, input_shape=(None, None, 3), weights=None, output_stride
     """
     check_encoder(name)
     input_shape = check_input_shape(input_shape)
-    check_choice("weights", weights, WEIGHTS)
+    check_weights("weights", weights)
     check_choice("output_stride", output_stride, OUTPUT_STRIDES)
     spec = ENCODERS[name]
     application = getattr(keras.applications, spec.application)
-    weights_path = download_weights(name) if weights == "imagenet" else None
-    base = application(
-        include_top=False,
-        weights=weights_path,
-        input_shape=(None, None, 3),
-        **dict(spec.options),
-    )
+    weights_path = download_weights(name) if weights == "imagenet" else weights
+    try:
+        base = application(
+            include_top=False,
+            weights=weights_path,
+            input_shape=(None, None, 3),
+            **dict(spec.options),
+        )
+    except (ValueError, OSError) as error:
+        if weights_path is None:
+            raise
+        raise ValueError(
+            f"{weights_path}: not the keras.applications weights of encoder '{name}' "
+            f"({spec.weights_file}): {error}"
+        ) from error
     config = _rebuild_config(base.get_config(), input_shape, output_stride)
     body = keras.Model.from_config(config)
     if weights_path is not None:

@@ -28,7 +28,7 @@ from keras import ops
 
 from models import arguments
 from models.blocks import classifier, conv_bn_relu, encode, fcn_head, upsample_logits
-from models.encoders import OUTPUT_STRIDES, WEIGHTS, check_encoder
+from models.encoders import OUTPUT_STRIDES, check_encoder, check_weights
 from models.layers import ResizeToMatch
 
 
@@ -151,7 +151,7 @@ class OCRNet(keras.Model):
         image_shape = arguments.check_input_shape(input_shape)
         arguments.check_positive_int("num_classes", num_classes)
         check_encoder(encoder)
-        arguments.check_choice("encoder_weights", encoder_weights, WEIGHTS)
+        check_weights("encoder_weights", encoder_weights)
         arguments.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
         arguments.check_positive_int("ocr_filters", ocr_filters)
         arguments.check_positive_int("key_filters", key_filters)

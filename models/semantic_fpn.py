@@ -23,7 +23,7 @@ import keras
 
 from models import arguments
 from models.blocks import classifier, conv_bn_relu, encode, fcn_head, upsample_logits
-from models.encoders import OUTPUT_STRIDES, WEIGHTS, check_encoder
+from models.encoders import OUTPUT_STRIDES, check_encoder, check_weights
 from models.layers import ResizeToMatch
 
 LEVELS = ("P2", "P3", "P4", "P5")
@@ -85,7 +85,7 @@ class SemanticFPN(keras.Model):
         image_shape = arguments.check_input_shape(input_shape)
         arguments.check_positive_int("num_classes", num_classes)
         check_encoder(encoder)
-        arguments.check_choice("encoder_weights", encoder_weights, WEIGHTS)
+        check_weights("encoder_weights", encoder_weights)
         arguments.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
         arguments.check_positive_int("fpn_filters", fpn_filters)
         arguments.check_positive_int("head_filters", head_filters)

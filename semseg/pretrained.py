@@ -354,3 +354,150 @@ def load_weights_file(model, path):
         f"--weights {path}: a .h5 file holds keras.applications encoder weights; it is "
         "given to the models built on those encoders (DeepLabV3+, FPN, OCRNet) when built"
     )
+
+
+# Class tables of the authors' released segmentation models, and the size they run at.
+CAMVID_CLASSES = (
+    ("sky", (128, 128, 128)),
+    ("building", (128, 0, 0)),
+    ("pole", (192, 192, 128)),
+    ("road", (128, 64, 128)),
+    ("sidewalk", (0, 0, 192)),
+    ("tree", (128, 128, 0)),
+    ("signsymbol", (192, 128, 128)),
+    ("fence", (64, 64, 128)),
+    ("car", (64, 0, 128)),
+    ("pedestrian", (64, 64, 0)),
+    ("bicyclist", (0, 128, 192)),
+)
+CLASS_SETS = ("cityscapes", "camvid")
+CLASS_SET_SIZES = {"cityscapes": (1024, 2048), "camvid": (720, 960)}
+
+
+def class_set_labels(class_set):
+    """`LabelSpec` of a released model's classes: `"cityscapes"` (19) or `"camvid"` (11)."""
+    from semseg.labels import LabelSpec
+
+    if class_set == "cityscapes":
+        from full_semantic.cityscapes import class_set_table
+
+        names, palette, _ = class_set_table("train_ids")
+        return LabelSpec(list(names), [list(color) for color in palette])
+    if class_set == "camvid":
+        return LabelSpec([name for name, _ in CAMVID_CLASSES], [list(c) for _, c in CAMVID_CLASSES])
+    raise InputError(f"--classes must be one of {', '.join(CLASS_SETS)}. Received: {class_set!r}")
+
+
+def file_class_count(state, path):
+    """Classes of an authors' segmentation file (its classifier's outputs).
+
+    Raises:
+        InputError: for an ImageNet classifier file (no segmentation head).
+    """
+    head = state.get("final_layer.conv2.weight")
+    if head is None:
+        raise InputError(
+            f"{path}: no segmentation head (final_layer) in the file, an ImageNet classifier? "
+            "Fine-tune from it with train.py --weights instead"
+        )
+    return int(head.shape[0])
+
+
+def convert_checkpoint(
+    model_name, weights, output, class_set=None, dataset=None, data_dir=None, image_size=None
+):
+    """Writes a work dir that predict.py, predict_video.py, eval.py and export.py read.
+
+    The work dir holds `config.json` (model, classes and palette, inference size),
+    `checkpoints/best.keras` (the converted model, inference heads only) and
+    `weights.json` (what loaded). It is written under a temporary name and renamed.
+
+    Args:
+        model_name: a DDRNet or PIDNet name of `models.MODELS`.
+        weights: the authors' `.pth`/`.pt` segmentation file.
+        output: the new work dir (must not exist, or be empty).
+        class_set: `"cityscapes"` or `"camvid"` for the released models' classes;
+            `None` takes them from `dataset`, or else names them by id.
+        dataset: optional built `full_semantic/CONFIG` the model was trained on
+            (classes, and what eval.py and export.py run on).
+        data_dir: its TFDS data dir.
+        image_size: `(H, W)` inference size; default the class set's or 512x512.
+
+    Returns:
+        `(path, report)`: the work dir and the `WeightTransfer`.
+    """
+    import shutil
+    import tempfile
+
+    import models
+    from semseg.files import write_json
+    from semseg.labels import LabelSpec
+    from semseg.run_config import Run, RunConfig, save_run
+
+    if model_name not in models.MODELS:
+        raise InputError(
+            f"--model must be one of {', '.join(sorted(models.MODELS))}. Received: {model_name!r}"
+        )
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InputError(f"--output {output}: already exists and is not an empty folder")
+    if weights_kind(weights) != "torch":
+        raise InputError(
+            f"--weights {weights}: convert_weights.py reads the authors' .pth/.pt files"
+        )
+    state = state_dict_of(read_torch_checkpoint(weights), weights)
+    num_classes = file_class_count(state, weights)
+    if dataset:
+        from semseg import data
+
+        _, labels = data.load_builder(dataset, data_dir)
+    elif class_set:
+        labels = class_set_labels(class_set)
+    elif num_classes == 19:
+        class_set, labels = "cityscapes", class_set_labels("cityscapes")
+    elif num_classes == 11:
+        class_set, labels = "camvid", class_set_labels("camvid")
+    else:
+        labels = LabelSpec([f"class_{index}" for index in range(num_classes)])
+    if labels.num_classes != num_classes:
+        raise InputError(
+            f"{weights}: the file has {num_classes} classes, the class list "
+            f"{dataset or class_set} has {labels.num_classes}"
+        )
+    model = models.build_model(model_name, num_classes)
+    if model_family(model) is None:
+        raise InputError(f"--model {model_name}: authors' checkpoints exist for DDRNet and PIDNet")
+    report = load_state_dict(model, state, weights)
+    if report.skipped or report.missing:
+        raise InputError(
+            f"{weights}: not a complete {model_name} segmentation model ({report.summary()})"
+        )
+    size = tuple(image_size or CLASS_SET_SIZES.get(class_set, (512, 512)))
+    config = RunConfig(
+        work_dir=str(output),
+        dataset=dataset or f"full_semantic/{class_set or 'converted'}",
+        data_dir=data_dir,
+        model=model_name,
+        image_size=size,
+        weights=str(weights),
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
+    try:
+        (temp / "checkpoints").mkdir()
+        model.save(temp / "checkpoints" / "best.keras")
+        details = {"converted_from": str(weights), "keras": keras_version()}
+        save_run(Run(config=config, labels=labels, num_channels=3), details, temp)
+        write_json(temp / "weights.json", report.to_dict())
+        if output.exists():
+            output.rmdir()
+        temp.rename(output)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return output, report
+
+
+def keras_version():
+    import keras
+
+    return keras.__version__

@@ -20,6 +20,7 @@ Work dir layout:
     W/history.csv            one row per epoch (losses, mIoU, learning_rate, step)
     W/training_curves.png    loss and mIoU per epoch, redrawn every epoch
     W/init_from.json         what `--init_from` loaded and skipped
+    W/weights.json           what `--weights FILE` loaded and skipped
     W/eval/<split>/          evaluation reports
 """
 
@@ -36,6 +37,9 @@ OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("poly", "cosine", "constant")
 CLASS_WEIGHT_METHODS = ("auto", "median")
 PRETRAINED_WEIGHTS = ("imagenet",)
+# `--weights FILE`: the authors' PyTorch checkpoints, keras.applications encoder files,
+# Keras checkpoints (see `semseg.pretrained`).
+WEIGHT_FILES = (".pth", ".pt", ".pth.tar", ".h5", ".keras")
 OUTPUT_STRIDES = (8, 16, 32)
 LEARNING_RATE_SCALING = ("none", "linear")
 
@@ -106,9 +110,12 @@ class RunConfig:
                 "auto, median or a comma-separated list of non-negative numbers, one per class",
             ),
             (
-                self.weights is None or self.weights in PRETRAINED_WEIGHTS,
+                self.weights is None
+                or self.weights in PRETRAINED_WEIGHTS
+                or (isinstance(self.weights, str) and self.weights.lower().endswith(WEIGHT_FILES)),
                 "weights",
-                f"omitted (random initialisation) or one of {', '.join(PRETRAINED_WEIGHTS)}",
+                f"omitted (random initialisation), {', '.join(PRETRAINED_WEIGHTS)} or a weights "
+                f"file ({', '.join(WEIGHT_FILES)})",
             ),
             (
                 self.output_stride is None or self.output_stride in OUTPUT_STRIDES,

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 import models
 from semseg import data, distribute, losses
-from semseg.backup import TrainingBackup, trim_event_files, trim_history
+from semseg.backup import TrainingBackup, read_backup, trim_event_files, trim_history
 from semseg.callbacks import (
     LogLearningRate,
     PredictionImages,
@@ -128,11 +128,20 @@ def resolve_class_weights(config, builder, labels):
     return weights
 
 
+def weights_kind(weights):
+    """`None` for no file (`None` or `"imagenet"`), else `semseg.pretrained.weights_kind`."""
+    if weights is None or weights == "imagenet":
+        return None
+    from semseg.pretrained import weights_kind as file_kind
+
+    return file_kind(weights)
+
+
 def build_run_model(config, num_outputs, channels, aux_head):
     """Builds `config.model` for the run, turning a bad model option into an `InputError`."""
     options = {"aux_head": True} if aux_head else {}
-    if config.weights is not None:
-        options["weights"] = config.weights
+    if config.weights == "imagenet" or weights_kind(config.weights) == "encoder":
+        options["weights"] = config.weights  # the builder loads keras.applications weights
     if config.output_stride is not None:
         options["output_stride"] = config.output_stride
     try:
@@ -322,19 +331,25 @@ def _train(config, distribution, run_path):
             monitor = "val_mean_iou"
         model.optimizer.build(model.trainable_variables)
 
-    transfer = None
-    if config.init_from and chief:
-        from semseg.finetune import load_matching_weights
-
-        # Outside the strategy scope: under MultiWorkerMirroredStrategy creating the
-        # checkpoint's variables would start collectives the other workers never join.
-        transfer = load_matching_weights(model, config.init_from)
-
+    transfer = weights_transfer = None
     backup = TrainingBackup(run_path / "backup")
+    # Outside the strategy scope: under MultiWorkerMirroredStrategy creating the
+    # checkpoint's variables would start collectives the other workers never join.
+    # A resumed run takes its weights from the backup instead.
+    if chief and read_backup(backup.directory) is None:
+        if weights_kind(config.weights) in ("torch", "keras"):
+            from semseg.pretrained import load_weights_file
+
+            weights_transfer = load_weights_file(model, config.weights)
+        if config.init_from:
+            from semseg.finetune import load_matching_weights
+
+            transfer = load_matching_weights(model, config.init_from)
+
     initial_epoch = backup.restore(model) if chief else 0
     if distribution.kind == "multi_worker":
         # Workers without the work dir take the chief's weights and training state.
-        restored = bool(initial_epoch) or transfer is not None
+        restored = bool(initial_epoch) or transfer is not None or weights_transfer is not None
         initial_epoch, restored = (
             int(value)
             for value in distribute.broadcast_from_chief(
@@ -391,6 +406,8 @@ def _train(config, distribution, run_path):
     save_run(Run(config=config, labels=labels, num_channels=channels), details, run_path)
     if transfer is not None:
         write_json(run_path / "init_from.json", transfer.to_dict())
+    if weights_transfer is not None:
+        write_json(run_path / "weights.json", weights_transfer.to_dict())
     _log_start(config, labels, binary, distribution, schedule, learning_rate, precision)
     if chief:
         trim_history(run_path / "history.csv", initial_epoch)

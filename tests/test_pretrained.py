@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
@@ -270,3 +271,87 @@ def test_torch_files_are_refused_for_other_models(tmp_path):
     model = models.build_model("effdeeplabv3plus_lite", 3)
     with pytest.raises(InputError, match="read for DDRNet and PIDNet"):
         load_weights_file(model, reference("ddrnet23_slim_cityscapes.pth"))
+
+
+def test_convert_weights_writes_a_work_dir_predict_reads(tmp_path):
+    from tests.test_cli import run
+
+    work_dir = tmp_path / "pidnet_s_cityscapes"
+    result = run(
+        sys.executable,
+        "convert_weights.py",
+        "--model",
+        "pidnet_s",
+        "--weights",
+        reference("pidnet_s_cityscapes.pth"),
+        "--output",
+        work_dir,
+        "--image_size",
+        "128",
+        "192",
+    )
+    assert "loaded 150 layers" in result.stdout
+    config = json.loads((work_dir / "config.json").read_text())
+    assert config["model"] == "pidnet_s" and config["class_names"][0] == "road"
+    assert len(config["class_names"]) == 19
+    report = json.loads((work_dir / "weights.json").read_text())
+    assert sorted({name.split(".")[0] for name in report["unused"]}) == ["seghead_d", "seghead_p"]
+    image = tmp_path / "input" / "frame.png"
+    image.parent.mkdir()
+    io = np.load(reference("pidnet_s_cityscapes.io.npz"))
+    import cv2
+
+    cv2.imwrite(str(image), io["image"][..., ::-1])
+    run(
+        sys.executable,
+        "predict.py",
+        "--work_dir",
+        work_dir,
+        "--input",
+        image.parent,
+        "--output",
+        tmp_path / "out",
+    )
+    mask = cv2.imread(str(tmp_path / "out" / "masks" / "frame.png"))[..., ::-1]
+    palette = np.asarray(config["palette"])
+    # The predicted colours are the official model's argmax, upsampled: compare at stride 8.
+    official = palette[io["logits"].argmax(-1)]
+    agreement = np.mean(np.all(mask[4::8, 4::8] == official, axis=-1))
+    assert agreement > 0.9
+
+
+@pytest.mark.parametrize("problem", ["truncated", "architecture", "code", "not_checkpoint"])
+def test_convert_weights_bad_files(tmp_path, problem):
+    from tests.test_cli import run
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "bad.pth"
+    model = "pidnet_s"
+    if problem == "truncated":
+        data = reference("pidnet_s_cityscapes.pth").read_bytes()
+        path.write_bytes(data[: len(data) - 5000])
+    elif problem == "architecture":
+        path = reference("ddrnet23_slim_cityscapes.pth")
+    elif problem == "code":
+        write_pickle_zip(path, {"conv1.0.weight": _RunsCode(marker)})
+    else:
+        path.write_text("model weights\n")
+    output = tmp_path / "out"
+    result = run(
+        sys.executable,
+        "convert_weights.py",
+        "--model",
+        model,
+        "--weights",
+        path,
+        "--output",
+        output,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith(f"error: {path}")
+    assert sum(line.startswith("error:") for line in lines) == 1
+    assert "Traceback" not in result.stderr
+    assert not output.exists() and not marker.exists()
+    assert not [item for item in tmp_path.iterdir() if item.name.startswith(".out")]
