@@ -202,7 +202,22 @@ def build_parser():
         "--aux_weight",
         type=float,
         default=DEFAULTS.aux_weight,
-        help="weight of the auxiliary head's loss (0 = no auxiliary head; DDRNet uses 0.4)",
+        help="weight of the auxiliary head's loss (0 = no auxiliary head; DDRNet and PIDNet "
+        "use 0.4)",
+    )
+    parser.add_argument(
+        "--boundary_weight",
+        type=float,
+        default=DEFAULTS.boundary_weight,
+        help="PIDNet with --aux_weight > 0: coefficient of the D head's class-balanced "
+        "boundary BCE (the paper's 20)",
+    )
+    parser.add_argument(
+        "--bas_weight",
+        type=float,
+        default=DEFAULTS.bas_weight,
+        help="PIDNet with --aux_weight > 0: weight of the boundary-aware semantic loss on "
+        "pixels whose boundary probability exceeds 0.8 (the paper's 1.0)",
     )
     parser.add_argument(
         "--augment",

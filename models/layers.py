@@ -130,3 +130,12 @@ class PixelAttentionFusion(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="semseg")
+class StopGradient(keras.layers.Layer):
+    """The identity without gradient (`keras.ops.stop_gradient`), e.g. for a training
+    output whose loss must not train the head it reads."""
+
+    def call(self, inputs):
+        return ops.stop_gradient(inputs)

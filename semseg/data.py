@@ -250,3 +250,33 @@ def eval_dataset(builder, split, image_size, batch_size, max_examples=None):
         lambda image, mask: resize_pair(image, mask, image_size), num_parallel_calls=AUTOTUNE
     )
     return _maybe_cache(examples, builder).batch(batch_size).prefetch(AUTOTUNE)
+
+
+# Width of PIDNet's boundary bands: the authors dilate the label edges with a 4x4 kernel.
+EDGE_SIZE = 4
+
+
+def boundary_labels(masks, edge_size=EDGE_SIZE):
+    """Boundary targets of PIDNet's D head, made from the masks in the tf.data graph.
+
+    A pixel is on an edge when its right or lower neighbour has another value
+    (class or ignore), as the authors' `cv2.Canny` on the label map marks one
+    pixel per class change; the edges are then dilated by an `edge_size` square
+    (`tf.nn.max_pool2d` with "SAME" padding: one pixel up/left and two down/right
+    for 4), giving bands of about `edge_size + 1` pixels across every boundary.
+
+    Args:
+        masks: int `(B, H, W)` class ids (255 ignored).
+        edge_size: int >= 1, the dilation kernel.
+
+    Returns:
+        float32 `(B, H, W)`: 1 on boundaries, 0 elsewhere.
+    """
+    masks = tf.cast(masks, tf.int32)
+    right = tf.not_equal(masks[:, :, :-1], masks[:, :, 1:])
+    down = tf.not_equal(masks[:, :-1, :], masks[:, 1:, :])
+    edges = tf.logical_or(
+        tf.pad(right, [[0, 0], [0, 0], [0, 1]]), tf.pad(down, [[0, 0], [0, 1], [0, 0]])
+    )
+    edges = tf.cast(edges, tf.float32)[..., None]
+    return tf.nn.max_pool2d(edges, edge_size, 1, "SAME")[..., 0]

@@ -134,13 +134,19 @@ def _global_mean(total, count):
     gradients, gets exactly the loss of one device with the global batch. 0 when
     no pixel of the global batch counts.
     """
+    return _safe_divide(total, _global_sum(count))
+
+
+def _global_sum(value):
+    """`value` (no gradient) summed over the replicas of the running strategy."""
+    value = ops.stop_gradient(value)
     if _replicas_in_sync() > 1:
         import tensorflow as tf
 
         context = tf.distribute.get_replica_context()
         if context is not None:  # None when Keras builds the model (cross-replica)
-            count = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(count))
-    return _safe_divide(total, count)
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return value
 
 
 def _mean_over_replicas(loss):
@@ -547,6 +553,85 @@ class LovaszHinge(_SegmentationLoss):
 
     def get_config(self):
         return {**super().get_config(), "per_image": self.per_image}
+
+
+@keras.saving.register_keras_serializable(package="semseg")
+class BoundaryLoss(_SegmentationLoss):
+    """PIDNet's boundary loss: class-balanced binary cross-entropy on the D head's logit.
+
+    As the official `weighted_bce` (XuJiacong/PIDNet `utils/criterion.py`): over the
+    global batch, boundary pixels weigh `negatives / all` and the others
+    `positives / all`, and the loss is the mean weighted BCE times the
+    `coefficient` (20 in the paper).
+
+    Call arguments:
+        y_true: float `(B, H, W)` boundary labels, 1 on boundaries, 0 elsewhere
+            (`semseg.data.boundary_labels`).
+        y_pred: float `(B, H, W, 1)` boundary logits.
+
+    Returns:
+        float32 scalar.
+    """
+
+    def __init__(self, coefficient=20.0, name="boundary", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.coefficient = float(coefficient)
+
+    def call(self, y_true, y_pred):
+        logits = ops.reshape(ops.cast(y_pred, "float32"), (-1,))
+        targets = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        positives = _global_sum(ops.sum(targets))
+        total = _global_sum(ops.cast(ops.size(targets), "float32"))
+        weights = ops.where(targets > 0.5, total - positives, positives) / total
+        bce = _binary_cross_entropy(logits, targets)
+        return self.coefficient * _global_mean(
+            ops.sum(weights * bce), ops.cast(ops.size(targets), "float32")
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "coefficient": self.coefficient}
+
+
+@keras.saving.register_keras_serializable(package="semseg")
+class BoundaryAwareLoss(keras.losses.Loss):
+    """PIDNet's boundary-awareness (BAS) loss: the semantic loss on the boundary pixels.
+
+    The model output it takes is the main logits with the D head's boundary logit
+    appended (`(B, H, W, C + 1)`, the boundary without gradient). Pixels where the
+    boundary probability `sigmoid(d)` is at most `threshold` (0.8 in the paper)
+    are ignored; `loss` (the run's semantic loss, OHEM in the paper) is computed
+    on the rest, as the official `torch.where(sigmoid(d) > 0.8, labels, ignore)`.
+
+    Args:
+        loss: the semantic loss (a `keras.losses.Loss`).
+        threshold: float in (0, 1).
+    """
+
+    def __init__(self, loss, threshold=0.8, name="boundary_aware", **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(name=name, **kwargs)
+        self.loss = keras.losses.get(loss) if isinstance(loss, dict) else loss
+        self.threshold = float(threshold)
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        logits, boundary = y_pred[..., :-1], y_pred[..., -1]
+        on_boundary = ops.sigmoid(boundary) > self.threshold
+        labels = ops.where(on_boundary, ops.cast(y_true, "int32"), IGNORE_INDEX)
+        return self.loss(labels, logits)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "loss": keras.losses.serialize(self.loss),
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["loss"] = keras.losses.deserialize(config["loss"])
+        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="semseg")

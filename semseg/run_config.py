@@ -67,6 +67,8 @@ class RunConfig:
     weights: str | None = None
     output_stride: int | None = None
     aux_weight: float = 0.0
+    boundary_weight: float = 20.0
+    bas_weight: float = 1.0
     augment: bool = True
     scale_range: tuple[float, float] = (0.5, 2.0)
     train_split: str = "train"
@@ -123,6 +125,8 @@ class RunConfig:
                 f"omitted (the model's default) or one of {', '.join(map(str, OUTPUT_STRIDES))}",
             ),
             (self.aux_weight >= 0, "aux_weight", "zero or positive"),
+            (self.boundary_weight >= 0, "boundary_weight", "zero or positive"),
+            (self.bas_weight >= 0, "bas_weight", "zero or positive"),
             (
                 len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
                 "scale_range",

@@ -152,11 +152,39 @@ def build_run_model(config, num_outputs, channels, aux_head):
         raise InputError(f"--model {config.model}: {error}") from error
 
 
-def _with_aux_targets(dataset):
-    return dataset.map(
-        lambda images, masks: (images, {"logits": masks, "aux_logits": masks}),
-        num_parallel_calls=tf.data.AUTOTUNE,
+def _with_head_targets(dataset, boundary):
+    """`(images, masks)` -> `(images, {output name: target})` for models with training heads.
+
+    With `boundary` (PIDNet), the D head's target is `data.boundary_labels(masks)` and
+    the boundary-aware output's target is the masks.
+    """
+
+    def targets(images, masks):
+        outputs = {"logits": masks, "aux_logits": masks}
+        if boundary:
+            outputs["boundary_logits"] = data.boundary_labels(masks)
+            outputs["bas_logits"] = masks
+        return images, outputs
+
+    return dataset.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def boundary_training_model(network):
+    """`network` (PIDNet with its heads) plus the output of PIDNet's boundary-aware loss.
+
+    The extra output `bas_logits` is the main logits with the boundary logit
+    appended, without gradient through the boundary (the official loss selects the
+    pixels with it but does not train it there): `losses.BoundaryAwareLoss` reads it.
+    The checkpoints of the run hold this model; its first output is the logits.
+    """
+    from models.layers import StopGradient
+
+    outputs = dict(zip(network.output_names, network.outputs))
+    boundary = StopGradient(name="boundary_no_gradient")(outputs["boundary_logits"])
+    combined = keras.layers.Concatenate(dtype="float32", name="bas_logits")(
+        [outputs["logits"], boundary]
     )
+    return keras.Model(network.inputs, [*network.outputs, combined], name=network.name)
 
 
 def check_work_dir(config):
@@ -317,12 +345,23 @@ def _train(config, distribution, run_path):
         )
         loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
         metric = BinaryMeanIoU() if binary else mean_iou_metric(labels.num_classes)
+        network = model
+        boundary = use_aux and "boundary_logits" in network.output_names
         if use_aux:
             aux_loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
+            head_losses = {"logits": loss, "aux_logits": aux_loss}
+            head_weights = {"logits": 1.0, "aux_logits": config.aux_weight}
+            if boundary:
+                model = boundary_training_model(network)
+                head_losses["boundary_logits"] = losses.BoundaryLoss(config.boundary_weight)
+                head_losses["bas_logits"] = losses.BoundaryAwareLoss(
+                    losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
+                )
+                head_weights.update(boundary_logits=1.0, bas_logits=config.bas_weight)
             model.compile(
                 optimizer=optimizer,
-                loss={"logits": loss, "aux_logits": aux_loss},
-                loss_weights={"logits": 1.0, "aux_logits": config.aux_weight},
+                loss=head_losses,
+                loss_weights=head_weights,
                 metrics={"logits": [metric]},
             )
             monitor = "val_logits_mean_iou"
@@ -340,11 +379,11 @@ def _train(config, distribution, run_path):
         if weights_kind(config.weights) in ("torch", "keras"):
             from semseg.pretrained import load_weights_file
 
-            weights_transfer = load_weights_file(model, config.weights)
+            weights_transfer = load_weights_file(network, config.weights)
         if config.init_from:
             from semseg.finetune import load_matching_weights
 
-            transfer = load_matching_weights(model, config.init_from)
+            transfer = load_matching_weights(network, config.init_from)
 
     initial_epoch = backup.restore(model) if chief else 0
     if distribution.kind == "multi_worker":
@@ -384,8 +423,8 @@ def _train(config, distribution, run_path):
     train_batches = distribute.shard_by_data(train_batches)
     val_batches = distribute.shard_by_data(val_batches)
     if use_aux:
-        train_batches = _with_aux_targets(train_batches)
-        val_batches = _with_aux_targets(val_batches)
+        train_batches = _with_head_targets(train_batches, boundary)
+        val_batches = _with_head_targets(val_batches, boundary)
     distribute.build_from_element_spec(model, train_batches.element_spec)
 
     run_path.mkdir(parents=True, exist_ok=True)
