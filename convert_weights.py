@@ -26,14 +26,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import run_command  # noqa: E402
 
-MODEL_CHOICES = ("ddrnet23_slim", "ddrnet23", "pidnet_s", "pidnet_m", "pidnet_l")
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, choices=MODEL_CHOICES)
+    parser.add_argument(
+        "--model", required=True, help="ddrnet23_slim, ddrnet23, pidnet_s, pidnet_m or pidnet_l"
+    )
     parser.add_argument("--weights", required=True, help="the authors' .pth / .pt file")
     parser.add_argument("--output", required=True, help="new work dir to write")
     parser.add_argument(

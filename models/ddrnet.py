@@ -27,9 +27,12 @@ the outputs at sizes the official code accepts:
 * the model normalises its 0..255 input itself, as its first layer (ImageNet
   mean and std in RGB order, as the authors' pipelines do).
 
-`padding="same"` (Keras padding of the strided layers, see
-`models/residual_blocks.py`) is what checkpoints written before the option
-existed were trained with; they load with it.
+The builders use `padding="same"` (Keras padding of the strided layers, see
+`models/residual_blocks.py`), with which the recipes were measured and int8
+exports keep their accuracy; `padding="symmetric"` is the official arithmetic,
+which the authors' checkpoints need to reproduce their outputs (`train.py
+--weights FILE.pth` and `convert_weights.py` build it). Checkpoints written
+before the option existed load with "same".
 """
 
 import keras
@@ -85,9 +88,10 @@ class DDRNet(keras.Model):
         std: float or one float per channel (> 0), the pixel standard deviation
             the first layer divides by. `None` means ImageNet
             `(58.395, 57.12, 57.375)` for 3 channels and `64.0` otherwise.
-        padding: `"symmetric"` (the official padding, the default) or `"same"`
-            (Keras padding of the strided layers; checkpoints saved without this
-            option use it), see `models/residual_blocks.py`.
+        padding: `"symmetric"` (the official padding, the default of the class) or
+            `"same"` (Keras padding of the strided layers; the builders' default and
+            that of checkpoints saved without this option), see
+            `models/residual_blocks.py`.
         **kwargs: passed to `keras.Model` (e.g. `name`, `trainable`).
 
     Call arguments:
@@ -280,7 +284,9 @@ def _build_ddrnet(variant, num_classes, input_shape, aux_head, options, planes, 
             f"Unknown option(s) {unknown} for model '{variant}'; valid options are "
             f"{list(BUILDER_OPTIONS)}. Received: options={options}"
         )
-    options = {"name": variant, **options}
+    # Keras padding by default: the int8 exports and the measured recipes were made with
+    # it; `padding="symmetric"` is the official arithmetic the authors' weights need.
+    options = {"name": variant, "padding": "same", **options}
     return DDRNet(
         num_classes=num_classes,
         input_shape=input_shape,

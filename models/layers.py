@@ -139,3 +139,68 @@ class StopGradient(keras.layers.Layer):
 
     def call(self, inputs):
         return ops.stop_gradient(inputs)
+
+
+@keras.saving.register_keras_serializable(package="semseg")
+class GroupedConv2D(keras.layers.Layer):
+    """A stride-1 "same" grouped convolution without bias, as one kernel of `groups` blocks.
+
+    The kernel has the layout of `keras.layers.Conv2D(groups=...)`, `(k, k, C / groups,
+    filters)`, but each group runs as its own convolution and the outputs are
+    concatenated: Keras' grouped `Conv2D` compiles through an XLA function on
+    TensorFlow CPUs, which tf2onnx cannot export.
+
+    Args:
+        filters: int, output channels (a multiple of `groups`).
+        kernel_size: int, square kernel size.
+        groups: int, number of groups (the input channels are a multiple of it).
+        kernel_initializer: initializer of the kernel.
+
+    Call arguments:
+        inputs: `(B, H, W, C)`.
+
+    Returns:
+        `(B, H, W, filters)`.
+    """
+
+    def __init__(self, filters, kernel_size, groups, kernel_initializer="he_normal", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.groups = groups
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels % self.groups or self.filters % self.groups:
+            raise ValueError(
+                f"channels ({channels}) and filters ({self.filters}) must be multiples of "
+                f"groups. Received: groups={self.groups}"
+            )
+        size = self.kernel_size
+        self.kernel = self.add_weight(
+            shape=(size, size, channels // self.groups, self.filters),
+            initializer=self.kernel_initializer,
+            name="kernel",
+        )
+
+    def call(self, inputs):
+        group_inputs = ops.split(inputs, self.groups, axis=-1)
+        group_kernels = ops.split(ops.cast(self.kernel, inputs.dtype), self.groups, axis=-1)
+        outputs = [
+            ops.conv(group_input, kernel, strides=1, padding="same")
+            for group_input, kernel in zip(group_inputs, group_kernels)
+        ]
+        return ops.concatenate(outputs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "groups": self.groups,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

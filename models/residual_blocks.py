@@ -20,7 +20,7 @@ Stride-1 convolutions with odd kernels are the same in both modes.
 
 import keras
 
-from models.layers import ResizeToMatch
+from models.layers import GroupedConv2D, ResizeToMatch
 
 PADDINGS = ("symmetric", "same")
 # PyTorch `momentum=0.1` (weight of the new batch) is Keras `momentum=0.9`.
@@ -50,7 +50,6 @@ def conv(
         strides=strides,
         padding=keras_padding,
         use_bias=use_bias,
-        groups=groups,
         kernel_initializer=kernel_initializer(),
         name=name,
     )(x)
@@ -84,7 +83,11 @@ def bn_relu_conv(x, filters, kernel_size, name, groups=1):
     """Pre-activation BatchNorm + ReLU + stride-1 convolution without bias (DAPPM, heads)."""
     x = batch_norm(x, name=f"{name}_bn")
     x = relu(f"{name}_relu")(x)
-    return conv(x, filters, kernel_size, name=f"{name}_conv", groups=groups)
+    if groups > 1:
+        return GroupedConv2D(
+            filters, kernel_size, groups, kernel_initializer(), name=f"{name}_conv"
+        )(x)
+    return conv(x, filters, kernel_size, name=f"{name}_conv")
 
 
 def shortcut(x, filters, strides, name):

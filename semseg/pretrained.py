@@ -46,6 +46,8 @@ from semseg.torch_checkpoint import read_torch_checkpoint, state_dict_of
 logger = logging.getLogger(__name__)
 
 TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".bin")
+# The models the authors' checkpoints exist for (build them with `padding="symmetric"`).
+TORCH_MODELS = ("ddrnet23_slim", "ddrnet23", "pidnet_s", "pidnet_m", "pidnet_l")
 KERAS_SUFFIXES = (".keras",)
 ENCODER_SUFFIXES = (".h5",)
 
@@ -173,8 +175,8 @@ def _keras_values(layer, tensors, path):
     if kind == "BatchNormalization":
         names = ("weight", "bias", "running_mean", "running_var")
         return [tensors.get(name) for name in names], names
-    if kind == "Conv2D":
-        names = ("weight", "bias") if layer.use_bias else ("weight",)
+    if kind in ("Conv2D", "GroupedConv2D"):
+        names = ("weight", "bias") if getattr(layer, "use_bias", False) else ("weight",)
         values = [tensors.get(name) for name in names]
         if values[0] is not None and values[0].ndim == 4:
             values[0] = np.transpose(values[0], (2, 3, 1, 0))
@@ -242,6 +244,13 @@ def load_state_dict(model, state, path):
         `WeightTransfer`.
     """
     family = model_family(model)
+    if model.padding != "symmetric":
+        logger.warning(
+            "%s pads its strided layers Keras' way (padding=%r): with the authors' weights "
+            "its outputs differ slightly from theirs; build it with padding='symmetric'",
+            model.name,
+            model.padding,
+        )
     modules = {}
     for key, value in state.items():
         module, weight = _split_key(key)
@@ -464,7 +473,11 @@ def convert_checkpoint(
             f"{weights}: the file has {num_classes} classes, the class list "
             f"{dataset or class_set} has {labels.num_classes}"
         )
-    model = models.build_model(model_name, num_classes)
+    if model_name not in TORCH_MODELS:
+        raise InputError(
+            f"--model {model_name}: authors' checkpoints exist for {', '.join(TORCH_MODELS)}"
+        )
+    model = models.build_model(model_name, num_classes, padding="symmetric")
     if model_family(model) is None:
         raise InputError(f"--model {model_name}: authors' checkpoints exist for DDRNet and PIDNet")
     report = load_state_dict(model, state, weights)

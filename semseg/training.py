@@ -140,8 +140,11 @@ def weights_kind(weights):
 def build_run_model(config, num_outputs, channels, aux_head):
     """Builds `config.model` for the run, turning a bad model option into an `InputError`."""
     options = {"aux_head": True} if aux_head else {}
-    if config.weights == "imagenet" or weights_kind(config.weights) == "encoder":
+    kind = weights_kind(config.weights)
+    if config.weights == "imagenet" or kind == "encoder":
         options["weights"] = config.weights  # the builder loads keras.applications weights
+    if kind == "torch":
+        options["padding"] = "symmetric"  # the authors' arithmetic, which their weights need
     if config.output_stride is not None:
         options["output_stride"] = config.output_stride
     try:

@@ -53,7 +53,7 @@ def converted():
     """`{case: (model, reference image, official logits)}` for the numeric cases."""
     result = {}
     for case, (name, aux_head) in NUMERIC_CASES.items():
-        model = models.build_model(name, 19, aux_head=aux_head)
+        model = models.build_model(name, 19, aux_head=aux_head, padding="symmetric")
         load_weights_file(model, reference(f"{case}.pth"))
         io = np.load(reference(f"{case}.io.npz"))
         result[case] = (model, io["image"], io["logits"])
@@ -107,7 +107,7 @@ def test_pidnet_training_heads_and_grouped_pappm_map():
 
 
 def test_other_class_count_skips_the_classifiers(converted):
-    model = models.build_model("pidnet_s", 11, aux_head=True)
+    model = models.build_model("pidnet_s", 11, aux_head=True, padding="symmetric")
     report = load_weights_file(model, reference("pidnet_s_cityscapes.pth"))
     assert set(report.skipped) == {"head_2_conv", "p_head_2_conv"}
     assert report.missing == []
@@ -355,3 +355,26 @@ def test_convert_weights_bad_files(tmp_path, problem):
     assert "Traceback" not in result.stderr
     assert not output.exists() and not marker.exists()
     assert not [item for item in tmp_path.iterdir() if item.name.startswith(".out")]
+
+
+@pytest.mark.parametrize("format_name", ["tflite", "onnx", "keras_folded"])
+def test_converted_pidnet_exports_keep_the_official_logits(converted, tmp_path, format_name):
+    from semseg.export import export_model
+    from semseg.runtimes import KerasRuntime, load_runtime
+
+    model, image, official = converted["pidnet_s_cityscapes"]
+    inference = keras.Model(model.input, model.outputs[0])
+    images = image[None].astype("float32")
+    expected = inference(images).numpy()
+    if format_name == "keras_folded":  # batch norms folded into the convolutions
+        runtime = KerasRuntime(inference, 3, optimize=True)
+    else:
+        path = export_model(
+            inference, tmp_path / f"pidnet_s.{format_name}", format_name, (128, 192)
+        )
+        runtime = load_runtime(path, 3)
+    logits = np.asarray(runtime(images))
+    assert logits.shape == expected.shape == (1, 128, 192, 19)
+    assert np.max(np.abs(logits - expected)) < 1e-4
+    # Sampled at the stride-8 centres, the exported logits are the official ones, upsampled.
+    assert np.mean(logits[0, 4::8, 4::8].argmax(-1) == official.argmax(-1)) > 0.95
