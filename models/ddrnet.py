@@ -63,6 +63,26 @@ DEFAULT_MEAN = 127.5
 DEFAULT_STD = 64.0
 
 
+def input_statistics(channels, mean=None, std=None):
+    """The per-channel `(mean, std)` the first layer normalises 0..255 pixels with.
+
+    `None` means the ImageNet statistics (RGB) for 3 channels, as the authors'
+    pipelines use, and `DEFAULT_MEAN` / `DEFAULT_STD` for other channel counts.
+
+    Returns:
+        `(mean, std)`, two lists of `channels` floats.
+
+    Raises:
+        ValueError: for a malformed value or a non-positive std.
+    """
+    rgb = channels == 3
+    mean = channel_statistics("mean", mean, channels, IMAGENET_MEAN if rgb else DEFAULT_MEAN)
+    std = channel_statistics("std", std, channels, IMAGENET_STD if rgb else DEFAULT_STD)
+    if min(std) <= 0:
+        raise ValueError(f"`std` must be positive for every channel. Received: std={std}")
+    return mean, std
+
+
 @keras.saving.register_keras_serializable(package="semseg")
 class DDRNet(keras.Model):
     """Deep Dual-Resolution Network (DDRNet-23 family) for semantic segmentation.
@@ -128,12 +148,7 @@ class DDRNet(keras.Model):
         check_positive_int("spp_planes", spp_planes)
         check_positive_int("head_planes", head_planes)
         check_bool("aux_head", aux_head)
-        channels = image_shape[-1]
-        rgb = channels == 3
-        mean = channel_statistics("mean", mean, channels, IMAGENET_MEAN if rgb else DEFAULT_MEAN)
-        std = channel_statistics("std", std, channels, IMAGENET_STD if rgb else DEFAULT_STD)
-        if min(std) <= 0:
-            raise ValueError(f"`std` must be positive for every channel. Received: std={std}")
+        mean, std = input_statistics(image_shape[-1], mean, std)
         highres_planes = planes * 2
 
         # === Functional Model ===

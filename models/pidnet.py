@@ -33,14 +33,13 @@ the training heads; 28,763,111 (M) and 37,314,311 (L) with them.
 import keras
 
 from models.arguments import (
-    channel_statistics,
     check_bool,
     check_choice,
     check_input_shape,
     check_options,
     check_positive_int,
 )
-from models.ddrnet import DEFAULT_MEAN, DEFAULT_STD, IMAGENET_MEAN, IMAGENET_STD
+from models.ddrnet import input_statistics
 from models.layers import PixelAttentionFusion, ResizeToMatch
 from models.residual_blocks import (
     PADDINGS,
@@ -124,12 +123,7 @@ class PIDNet(keras.Model):
             check_positive_int(argument, value)
         check_bool("aux_head", aux_head)
         check_choice("padding", padding, PADDINGS)
-        channels = image_shape[-1]
-        rgb = channels == 3
-        mean = channel_statistics("mean", mean, channels, IMAGENET_MEAN if rgb else DEFAULT_MEAN)
-        std = channel_statistics("std", std, channels, IMAGENET_STD if rgb else DEFAULT_STD)
-        if min(std) <= 0:
-            raise ValueError(f"`std` must be positive for every channel. Received: std={std}")
+        mean, std = input_statistics(image_shape[-1], mean, std)
         light = m == 2  # -S and -M: PAPPM and Light_Bag; -L: DAPPM and Bag
 
         # === Functional Model ===

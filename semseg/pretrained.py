@@ -438,14 +438,16 @@ def convert_checkpoint(
     import shutil
     import tempfile
 
+    import keras
+
     import models
     from semseg.files import write_json
     from semseg.labels import LabelSpec
     from semseg.run_config import Run, RunConfig, save_run
 
-    if model_name not in models.MODELS:
+    if model_name not in TORCH_MODELS:
         raise InputError(
-            f"--model must be one of {', '.join(sorted(models.MODELS))}. Received: {model_name!r}"
+            f"--model {model_name}: authors' checkpoints exist for {', '.join(TORCH_MODELS)}"
         )
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -473,13 +475,7 @@ def convert_checkpoint(
             f"{weights}: the file has {num_classes} classes, the class list "
             f"{dataset or class_set} has {labels.num_classes}"
         )
-    if model_name not in TORCH_MODELS:
-        raise InputError(
-            f"--model {model_name}: authors' checkpoints exist for {', '.join(TORCH_MODELS)}"
-        )
     model = models.build_model(model_name, num_classes, padding="symmetric")
-    if model_family(model) is None:
-        raise InputError(f"--model {model_name}: authors' checkpoints exist for DDRNet and PIDNet")
     report = load_state_dict(model, state, weights)
     if report.skipped or report.missing:
         raise InputError(
@@ -499,7 +495,7 @@ def convert_checkpoint(
     try:
         (temp / "checkpoints").mkdir()
         model.save(temp / "checkpoints" / "best.keras")
-        details = {"converted_from": str(weights), "keras": keras_version()}
+        details = {"converted_from": str(weights), "keras": keras.__version__}
         save_run(Run(config=config, labels=labels, num_channels=3), details, temp)
         write_json(temp / "weights.json", report.to_dict())
         if output.exists():
@@ -508,9 +504,3 @@ def convert_checkpoint(
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return output, report
-
-
-def keras_version():
-    import keras
-
-    return keras.__version__
