@@ -62,6 +62,8 @@ BENCH ?= build/bench
 BENCH_RUN ?= $(DEMO)/run
 BENCH_LATENCY = keras:fp32 xla:fp32 saved_model:fp32 tflite:fp32 onnx:fp32 \
 	keras:bf16 saved_model:bf16 tflite:fp16 tflite:int8 onnx:int8
+# Latency of each model alternates on every runtime, so their ratio comes from one run.
+BENCH_MODELS = ddrnet23_slim pidnet_s
 BENCH_TRAIN = "--precision fp32" "--precision bf16" "--precision fp32 --jit"
 BENCH_ACCURACY = onnx:int8 tflite:int8 keras:bf16
 
@@ -70,10 +72,10 @@ bench: install
 	mkdir -p $(BENCH)
 	rm -f $(BENCH)/results.jsonl
 	$(BIN)/python bench/report.py machine --output $(BENCH)/machine.json
-	for spec in $(BENCH_LATENCY); do \
-		$(BIN)/python bench/latency.py --model ddrnet23_slim --image_size 480 640 \
+	for spec in $(BENCH_LATENCY); do for model in $(BENCH_MODELS); do \
+		$(BIN)/python bench/latency.py --model $$model --image_size 480 640 \
 			--runtime $${spec%:*} --precision $${spec#*:} >> $(BENCH)/results.jsonl || exit 1; \
-	done
+	done; done
 	for flags in $(BENCH_TRAIN); do \
 		$(BIN)/python bench/train_step.py --model ddrnet23_slim --image_size 360 480 \
 			--batch_size 8 $$flags >> $(BENCH)/results.jsonl || exit 1; \

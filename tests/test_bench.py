@@ -89,6 +89,8 @@ def synthetic_results():
          "image_size": [480, 640], "median_ms": 90.0, "p95_ms": 99.0, "runs": 50, "threads": 2},
         {"model": "ddrnet23_slim", "runtime": "tflite", "precision": "int8",
          "image_size": [480, 640], "median_ms": 30.2, "p95_ms": 33.0, "runs": 50, "threads": 2},
+        {"model": "pidnet_s", "runtime": "onnx", "precision": "fp32",
+         "image_size": [480, 640], "median_ms": 105.6, "p95_ms": 120.0, "runs": 50, "threads": 2},
         {"model": "ddrnet23_slim", "image_size": [360, 480], "batch_size": 8,
          "precision": "bf16", "jit": False, "images_per_s": 7.5, "step_ms_median": 1066.7,
          "steps": 15},
@@ -133,6 +135,12 @@ def test_report_writes_a_row_per_figure_with_its_target(tmp_path):
     assert "+0.03 points (90.99 -> 91.02) | within 1 point | yes |" in text
     assert "Best fp32: **70.4 ms** median, onnx fp32" in text
     assert "Best reduced precision: **30.2 ms** median, tflite int8" in text
+    # Other models: no target, their ratio to DDRNet-23-slim on the same runtime.
+    assert (
+        "| latency pidnet_s 480x640 | onnx fp32, 2 threads | 105.6 ms (p95 120.0) = 1.50x " in text
+    )
+    assert "1.50x ddrnet23_slim | - | - |" in text
+    assert "Best fp32: **105.6 ms** median, onnx fp32 (pidnet_s 480x640" in text
     assert "0.3, 0.5, 0.6 (quiet machine)" in text
     assert machine["cpu"] in text
 
