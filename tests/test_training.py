@@ -118,6 +118,23 @@ def test_mirrored_strategy_on_two_cpu_devices_with_init_from(data_dir, plain_run
     assert (work_dir / "checkpoints" / "best.keras").is_file()
 
 
+def test_pidnet_heads_on_two_cpu_devices_in_mixed_precision(data_dir, tmp_path):
+    """PIDNet's four losses under MirroredStrategy with bf16 mixed precision."""
+    work_dir = tmp_path / "pidnet"
+    result = run_train(
+        data_dir, work_dir, "--model", "pidnet_s", "--aux_weight", "0.4", "--multi_gpu",
+        "--cpu_devices", "2", "--batch_size", "2", "--epochs", "1", "--steps_per_epoch", "2",
+        "--mixed_precision", "--loss", "ohem(thresh=0.9)",
+    )  # fmt: skip
+    assert "MirroredStrategy over 2 devices (CPU:0, CPU:1)" in result.stderr
+    assert "batch norm synchronised over the replicas" in result.stderr
+    (row,) = read_history(work_dir / "history.csv")
+    for term in ("logits_loss", "aux_logits_loss", "boundary_logits_loss", "bas_logits_loss"):
+        assert np.isfinite(float(row[term])) and np.isfinite(float(row[f"val_{term}"])), term
+    training = json.loads((work_dir / "config.json").read_text())["training"]
+    assert training["num_replicas"] == 2 and training["dtype_policy"] == "mixed_bfloat16"
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
