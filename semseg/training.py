@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from semseg import data, distribute, losses
+from semseg import data, distribute, losses, pretrained
 from semseg.backup import TrainingBackup, read_backup, trim_event_files, trim_history
 from semseg.callbacks import (
     LogLearningRate,
@@ -132,9 +132,7 @@ def weights_kind(weights):
     """`None` for no file (`None` or `"imagenet"`), else `semseg.pretrained.weights_kind`."""
     if weights is None or weights == "imagenet":
         return None
-    from semseg.pretrained import weights_kind as file_kind
-
-    return file_kind(weights)
+    return pretrained.weights_kind(weights)
 
 
 def build_run_model(config, num_outputs, channels, aux_head):
@@ -143,7 +141,7 @@ def build_run_model(config, num_outputs, channels, aux_head):
     kind = weights_kind(config.weights)
     if config.weights == "imagenet" or kind == "encoder":
         options["weights"] = config.weights  # the builder loads keras.applications weights
-    if kind == "torch":
+    if kind == "torch" and config.model in pretrained.TORCH_MODELS:
         options["padding"] = "symmetric"  # the authors' arithmetic, which their weights need
     if config.output_stride is not None:
         options["output_stride"] = config.output_stride
@@ -380,9 +378,7 @@ def _train(config, distribution, run_path):
     # A resumed run takes its weights from the backup instead.
     if chief and read_backup(backup.directory) is None:
         if weights_kind(config.weights) in ("torch", "keras"):
-            from semseg.pretrained import load_weights_file
-
-            weights_transfer = load_weights_file(network, config.weights)
+            weights_transfer = pretrained.load_weights_file(network, config.weights)
         if config.init_from:
             from semseg.finetune import load_matching_weights
 

@@ -135,6 +135,20 @@ def test_pidnet_heads_on_two_cpu_devices_in_mixed_precision(data_dir, tmp_path):
     assert training["num_replicas"] == 2 and training["dtype_policy"] == "mixed_bfloat16"
 
 
+def test_torch_weights_for_a_model_without_them_is_one_error(data_dir, tmp_path):
+    reference = ROOT.parent / "shared" / "reference" / "ddrnet23_slim_cityscapes.pth"
+    work_dir = tmp_path / "effdeeplab"
+    result = run_train(
+        data_dir, work_dir, "--model", "effdeeplabv3plus_lite", "--weights", str(reference),
+        "--epochs", "1", "--steps_per_epoch", "1", check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: --weights {reference}: PyTorch checkpoints are read for")
+    assert "Traceback" not in result.stderr
+    assert not work_dir.exists()
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
