@@ -66,10 +66,11 @@ def main(args):
         f"max |logit difference| to Keras on {description['verified_on']}: "
         f"{description['max_abs_logit_diff']:.2e}"
     )
-    print(
-        f"mIoU: Keras {100 * description['miou_keras']:.2f}, exported "
-        f"{100 * description['miou_exported']:.2f} ({description['miou_change']:+.2f} points)"
-    )
+    if description["miou_change"] is not None:
+        print(
+            f"mIoU: Keras {100 * description['miou_keras']:.2f}, exported "
+            f"{100 * description['miou_exported']:.2f} ({description['miou_change']:+.2f} points)"
+        )
 
 
 if __name__ == "__main__":

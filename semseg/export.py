@@ -22,6 +22,7 @@ Example:
                         calibration_images=images)  # iterable of float32 (H, W, 3)
 """
 
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +34,8 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from semseg.errors import InputError
 from semseg.files import atomic_path
+
+logger = logging.getLogger(__name__)
 
 FORMATS = {"saved_model": "", "tflite": ".tflite", "onnx": ".onnx"}
 QUANTIZATIONS = {
@@ -293,14 +296,10 @@ def compare_with_keras(keras_predictor, exported_predictor, builder, split, coun
     """
     from semseg.evaluation import evaluate, tfds_examples
 
+    if builder is None:
+        return _compare_on_generated_images(keras_predictor, exported_predictor, count)
     images = calibration_images(builder, split, keras_predictor.image_size, count, seed=1)
-    difference = 0.0
-    for image in images:
-        keras_logits = keras_predictor._logits(image[None]).numpy()
-        exported_logits = exported_predictor._logits(image[None]).numpy()
-        if not np.all(np.isfinite(exported_logits)):
-            raise RuntimeError("the exported model returns NaN or infinite logits")
-        difference = max(difference, float(np.max(np.abs(keras_logits - exported_logits))))
+    difference = _max_logit_difference(keras_predictor, exported_predictor, images)
     scores = {}
     for name, predictor in (("keras", keras_predictor), ("exported", exported_predictor)):
         examples, total = tfds_examples(builder, split, max_examples=count)
@@ -311,6 +310,36 @@ def compare_with_keras(keras_predictor, exported_predictor, builder, split, coun
         "miou_exported": scores["exported"],
         "miou_change": 100.0 * (scores["exported"] - scores["keras"]),
         "verified_on": f"{count} images of {split}",
+    }
+
+
+def _max_logit_difference(keras_predictor, exported_predictor, images):
+    difference = 0.0
+    for image in images:
+        keras_logits = keras_predictor._logits(image[None]).numpy()
+        exported_logits = exported_predictor._logits(image[None]).numpy()
+        if not np.all(np.isfinite(exported_logits)):
+            raise RuntimeError("the exported model returns NaN or infinite logits")
+        difference = max(difference, float(np.max(np.abs(keras_logits - exported_logits))))
+    return difference
+
+
+def _compare_on_generated_images(keras_predictor, exported_predictor, count):
+    """`compare_with_keras` without a built dataset (a run of `convert_weights.py`):
+    the logits on smooth random images; no mIoU (there are no labels)."""
+    rng = np.random.default_rng(1)
+    height, width = keras_predictor.image_size
+    channels = keras_predictor.num_channels
+    images = []
+    for _ in range(count):
+        coarse = rng.uniform(0, 255, (height // 8 + 1, width // 8 + 1, channels))
+        images.append(np.kron(coarse, np.ones((8, 8, 1)))[:height, :width].astype("float32"))
+    return {
+        "max_abs_logit_diff": _max_logit_difference(keras_predictor, exported_predictor, images),
+        "miou_keras": None,
+        "miou_exported": None,
+        "miou_change": None,
+        "verified_on": f"{count} generated images (the run's dataset is not built)",
     }
 
 
@@ -347,7 +376,15 @@ def export_run(
     keras_predictor = Predictor(reference, run.labels, run.config.image_size, run.num_channels)
     if keras_predictor.model is None:
         raise InputError(f"--checkpoint {checkpoint}: export starts from a Keras checkpoint")
-    builder, _ = data.load_builder(run.config.dataset, run.config.data_dir)
+    try:
+        builder, _ = data.load_builder(run.config.dataset, run.config.data_dir)
+    except InputError as error:
+        # E.g. a run of convert_weights.py, whose dataset the user has not built: the
+        # export is verified on generated images; int8 needs training images to calibrate.
+        if quantize == "int8":
+            raise
+        logger.warning("%s; verifying the export on generated images", error)
+        builder = None
     name = default_file_name(run.config.model, format_name, quantize)
     path = Path(output) if output else run.config.work_path / "export" / name
     images = None
