@@ -1,4 +1,4 @@
-"""Convert the authors' DDRNet or PIDNet checkpoint into a work dir the other commands read.
+r"""Convert the authors' DDRNet or PIDNet checkpoint into a work dir the other commands read.
 
 Examples:
 
@@ -19,18 +19,15 @@ palette, inference size), OUTPUT/checkpoints/best.keras and OUTPUT/weights.json
 `train.py --weights FILE` instead.
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument(
         "--model", required=True, help="ddrnet23_slim, ddrnet23, pidnet_s, pidnet_m or pidnet_l"
     )

@@ -23,19 +23,16 @@ report.md, confusion_matrix.csv and .png, per_class_iou.png, and with
 --visualize the best and worst images as image | truth | prediction | error panels.
 """
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
     parser.add_argument("--split", default="val", help="split of the dataset to evaluate")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""Export a trained run to SavedModel, TFLite or ONNX, optionally quantized, and verify it.
+r"""Export a trained run to SavedModel, TFLite or ONNX, optionally quantized, and verify it.
 
 Examples:
 
@@ -15,18 +15,15 @@ prints the largest logit difference to the Keras model on validation images and
 the mIoU change.
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
     parser.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
     parser.add_argument("--quantize", choices=("fp16", "int8"), help="reduced precision")

@@ -6,15 +6,12 @@ Examples:
     python make_demo_data.py --output /tmp/shapes --num_train 50 --num_val 10 --size 128 128
 """
 
-import argparse
-
 from semseg.demo_data import write_demo_export
+from semseg.errors import command_parser, run_command
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--output", required=True, help="folder of the export (replaced)")
     parser.add_argument("--num_train", type=int, default=300)
     parser.add_argument("--num_val", type=int, default=60)
@@ -29,4 +26,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_command(main, parse_args)

@@ -9,18 +9,15 @@ Writes OUTPUT/masks/NAME.png in the dataset's colours (importable into CVAT as
 "Segmentation mask 1.1" annotations for correction) and OUTPUT/overlays/NAME.jpg.
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
     parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
     parser.add_argument("--output", required=True, help="output folder")

@@ -1,4 +1,4 @@
-"""Segment a live camera, stream or video file in real time.
+r"""Segment a live camera, stream or video file in real time.
 
 Examples:
 
@@ -15,19 +15,16 @@ segmented. Press q in the window to quit. A dropped stream is reopened a few
 times (--retries), then the tool stops with a summary.
 """
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--work_dir", help="work dir written by train.py")
     parser.add_argument("--model", help="an exported model (instead of --work_dir)")
     parser.add_argument("--checkpoint", default="best", help="with --work_dir: best, last, file")

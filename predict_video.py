@@ -1,4 +1,4 @@
-"""Segment a video file into an overlay video of the same size and frame rate.
+r"""Segment a video file into an overlay video of the same size and frame rate.
 
 Examples:
 
@@ -12,18 +12,15 @@ Examples:
 Prints the end-to-end FPS of the tool next to the FPS of the model alone.
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--work_dir", help="work dir written by train.py")
     parser.add_argument("--model", help="an exported model (instead of --work_dir)")
     parser.add_argument("--checkpoint", default="best", help="with --work_dir: best, last, file")

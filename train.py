@@ -1,4 +1,4 @@
-"""Train a segmentation model on a dataset built by `tfds build full_semantic`.
+r"""Train a segmentation model on a dataset built by `tfds build full_semantic`.
 
 Examples:
 
@@ -69,7 +69,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 from semseg.run_config import (  # noqa: E402
     LEARNING_RATE_SCALING,
     OPTIMIZERS,
@@ -83,9 +83,7 @@ DEFAULTS = RunConfig(work_dir="", dataset="builder/config")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--work_dir", help="output folder of the run (required)")
     parser.add_argument(
         "--dataset", help="built TFDS dataset, e.g. full_semantic/camvid (required)"

@@ -1,4 +1,4 @@
-"""Multiply a labelled dataset offline with albumentations into a new CVAT export.
+r"""Multiply a labelled dataset offline with albumentations into a new CVAT export.
 
 Examples:
 
@@ -64,13 +64,11 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from data_augmentation.augmentation import DEFAULT_OPS, OPS  # noqa: E402
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     inputs = parser.add_argument_group("inputs")
     inputs.add_argument(
         "--rgb_path", required=True, help="folder of images, or a CVAT export folder or .zip"

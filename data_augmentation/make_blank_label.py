@@ -1,4 +1,4 @@
-"""Give images without a mask an all-background one, so an export can be built.
+r"""Give images without a mask an all-background one, so an export can be built.
 
 CVAT exports no mask for an image without annotations; `tfds build` and
 `augment_data.py` then stop on that image. If such images are truly background
@@ -20,7 +20,6 @@ The background class is the labelmap entry named `background`, else the first
 entry. Every written file is listed.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,13 +27,11 @@ if not __package__:
     # Run as `python data_augmentation/make_blank_label.py`: import from the project root.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from semseg.errors import run_command  # noqa: E402
+from semseg.errors import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__)
     parser.add_argument("--rgb_path", required=True, help="CVAT export folder or image folder")
     parser.add_argument("--mask_path", help="folder of class masks (SegmentationClass/)")
     parser.add_argument(

@@ -8,7 +8,8 @@
 #   VENV_DIR         the virtualenv; created with PYTHON if it has no bin/python yet
 #   --python PYTHON  interpreter that creates the virtualenv (default: python3)
 #   --dev            also install requirements-dev.txt (pytest, ruff, linters)
-#   --gpu            also install docker/requirements-gpu.txt (TensorFlow's CUDA wheels)
+#   --gpu            replace tensorflow-cpu with docker/requirements-gpu.txt (TensorFlow's
+#                    CUDA build and wheels)
 #
 # Examples:
 #   docker/install_requirements.sh --dev .venv                      # what `make install` runs
@@ -22,7 +23,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '6,11s/^# \{0,1\}//p' "$0" >&2
+    sed -n '6,12s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 
@@ -65,9 +66,6 @@ requirements=(--requirement "$root/requirements.txt")
 if ((dev)); then
     requirements+=(--requirement "$root/requirements-dev.txt")
 fi
-if ((gpu)); then
-    requirements+=(--requirement "$root/docker/requirements-gpu.txt")
-fi
 
 if [[ ! -x "$venv_dir/bin/python" ]]; then
     if ! command -v "$python" >/dev/null; then
@@ -87,6 +85,16 @@ if ! "$venv_python" -m pip install --quiet --progress-bar off \
     echo "error: pip could not install the pinned requirements into $venv_dir" \
         "(see its message above)" >&2
     exit 1
+fi
+if ((gpu)); then
+    # The same TensorFlow, built with CUDA: tensorflow-cpu goes first, as both install
+    # the `tensorflow` package.
+    "$venv_python" -m pip uninstall --quiet --yes tensorflow-cpu
+    if ! "$venv_python" -m pip install --quiet --progress-bar off \
+        --constraint "$lock" --requirement "$root/docker/requirements-gpu.txt"; then
+        echo "error: pip could not install TensorFlow's CUDA build into $venv_dir" >&2
+        exit 1
+    fi
 fi
 echo "installed the requirements (dev=$dev, gpu=$gpu) into $venv_dir" \
     "at the versions of requirements.lock"

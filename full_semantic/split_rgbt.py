@@ -14,19 +14,15 @@ interrupted run leaves no half-written file and a rerun overwrites cleanly.
 The RGB PNGs are 3-channel, the thermal ones single-channel grey.
 """
 
-import argparse
 import logging
 
 from full_semantic.utokyo import split_rgbt_folder
-from semseg.errors import run_command
+from semseg.errors import command_parser, run_command
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m full_semantic.split_rgbt",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser(__doc__)
+    parser.prog = "python -m full_semantic.split_rgbt"
     parser.add_argument("--input", required=True, help="folder of 4-channel PNGs (recursive)")
     parser.add_argument("--output", required=True, help="folder receiving rgb/ and thermal/")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,4 @@
-"""Class statistics of a built `full_semantic` dataset: pixels per class, shares, class weights.
+r"""Class statistics of a built `full_semantic` dataset: pixels per class, shares, class weights.
 
 Examples:
 
@@ -28,7 +28,6 @@ From Python (what `train.py --class_weights auto` uses):
     weights = class_weights(counts, "inverse")     # float64 (num_classes,)
 """
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -42,7 +41,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from semseg import data  # noqa: E402
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.errors import InputError, command_parser, run_command  # noqa: E402
 from semseg.files import atomic_path, write_json  # noqa: E402
 from semseg.labels import IGNORE_INDEX  # noqa: E402
 
@@ -366,11 +365,8 @@ def describe_dataset(dataset, data_dir=None, splits=None, output_dir=None):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m full_semantic.stats",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser(__doc__)
+    parser.prog = "python -m full_semantic.stats"
     parser.add_argument(
         "--dataset", required=True, help="built TFDS dataset, e.g. full_semantic/camvid"
     )

@@ -1,16 +1,26 @@
-"""The one exception type for mistakes in user input, and how a command reports it.
+"""The exception type for mistakes in user input, and the plumbing every command shares.
 
-Command-line tools run their `main` through `run_command`, which prints an
+Command-line tools build their parser with `command_parser`, which keeps the
+docstring's examples as written, shows every flag's default in `--help` and adds
+`-v/--verbose`, and run their `main` through `run_command`, which prints an
 `InputError` on one line with a non-zero exit status instead of a traceback, so
 every message must say which file (or flag) is wrong and what was expected.
 
-Example (the end of every command-line tool):
+Example (a command-line tool):
+
+    def parse_args(argv=None):
+        parser = command_parser(__doc__)
+        parser.add_argument("--work_dir", help="work dir written by train.py")
+        return parser.parse_args(argv)
 
     if __name__ == "__main__":
         run_command(main, parse_args)
 """
 
+import argparse
+import copy
 import logging
+import os
 import sys
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -20,8 +30,50 @@ class InputError(ValueError):
     """Bad user input: a malformed file, a missing path or an invalid flag value."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """`--help` with the description as written (examples keep their `\\` lines) and
+    `(default: ...)` after every flag that has a default other than None or False."""
+
+    def _format_action(self, action):
+        default = _default_text(action)
+        if default is not None and "%(default)" not in (action.help or ""):
+            action = copy.copy(action)
+            action.help = f"{action.help} ({default})" if action.help else default
+        return super()._format_action(action)
+
+
+def _default_text(action):
+    default = action.default
+    if (
+        not action.option_strings
+        or default is None
+        or default is False
+        or default is argparse.SUPPRESS
+    ):
+        return None
+    if isinstance(default, (list, tuple)):
+        default = " ".join(str(value) for value in default)
+    return f"default: {str(default).replace('%', '%%')}"
+
+
+def command_parser(description):
+    """An `argparse.ArgumentParser` with `HelpFormatter` and `-v/--verbose`."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up lines and debug messages",
+    )
+    return parser
+
+
 def run_command(main, parse_args, log_level=logging.INFO):
     """Runs `main(parse_args())`; an `InputError` exits with status 1 and `error: <message>`.
+
+    The command line is parsed, and checked, before `main` imports TensorFlow.
+    `-v/--verbose` (removed from the arguments `main` sees) lets TensorFlow print
+    its C++ start-up lines and sets the log level to DEBUG.
 
     Args:
         main: the command's function, called with the parsed arguments.
@@ -29,9 +81,13 @@ def run_command(main, parse_args, log_level=logging.INFO):
         log_level: level of the root logger (messages as `LEVEL name: text` on
             stderr), or `None` to leave logging as it is (benchmarks printing JSON).
     """
-    if log_level is not None:
-        logging.basicConfig(level=log_level, format=LOG_FORMAT)
     try:
-        main(parse_args())
+        args = parse_args()
+        if vars(args).pop("verbose", False):
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+            log_level = logging.DEBUG
+        if log_level is not None:
+            logging.basicConfig(level=log_level, format=LOG_FORMAT)
+        main(args)
     except InputError as error:
         sys.exit(f"error: {error}")

@@ -159,7 +159,7 @@ class RunConfig:
                     f"--{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
                 )
         # The loss spec has its own grammar; its errors name --loss.
-        from semseg.losses import parse_loss_spec
+        from semseg.loss_spec import parse_loss_spec
 
         parse_loss_spec(self.loss)
 

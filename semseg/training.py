@@ -48,6 +48,7 @@ from semseg.callbacks import (
 )
 from semseg.errors import InputError
 from semseg.files import write_json
+from semseg.loss_spec import is_binary_spec
 from semseg.metrics import BinaryMeanIoU, mean_iou_metric
 from semseg.run_config import Run, load_run, parse_class_weights, save_run
 from semseg.schedules import learning_rate_schedule
@@ -86,7 +87,7 @@ def binary_mode(config, labels):
     (`bce`, `binary_focal`, `lovasz_hinge`); it needs exactly 2 classes (class 1
     is the foreground).
     """
-    binary = config.binary or losses.is_binary_spec(config.loss)
+    binary = config.binary or is_binary_spec(config.loss)
     if binary and labels.num_classes != 2:
         reason = "--binary" if config.binary else f"--loss {config.loss}"
         raise InputError(

@@ -5,6 +5,8 @@ float32 math under reduced-precision logits."""
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -14,7 +16,7 @@ from cvat_fixtures import class_index_pattern, write_cvat_export
 
 import models
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-from semseg import data, losses
+from semseg import data, loss_spec, losses
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 from semseg.run_config import RunConfig, parse_class_weights
@@ -374,10 +376,10 @@ def test_spec_sums_terms_with_their_weights(multiclass_batch):
 
 
 def test_spec_options_reach_the_losses():
-    terms = losses.parse_loss_spec(" ohem(thresh=0.9, min_kept=5000) : 2 , lovasz(per_image=1)")
+    terms = loss_spec.parse_loss_spec(" ohem(thresh=0.9, min_kept=5000) : 2 , lovasz(per_image=1)")
     assert terms == [
-        losses.LossTerm("ohem", 2.0, (("min_kept", 5000), ("thresh", 0.9))),
-        losses.LossTerm("lovasz", 1.0, (("per_image", True),)),
+        loss_spec.LossTerm("ohem", 2.0, (("min_kept", 5000), ("thresh", 0.9))),
+        loss_spec.LossTerm("lovasz", 1.0, (("per_image", True),)),
     ]
     loss = losses.build_loss("ohem(thresh=0.9,min_kept=5000)", class_weights=[1.0, 2.0])
     assert isinstance(loss, losses.OhemCrossEntropy)
@@ -390,7 +392,7 @@ def test_binary_mode_maps_names_to_binary_losses(binary_batch):
     assert [type(term) for term in loss.losses] == [losses.BinaryCrossEntropy, losses.LovaszHinge]
     expected = numpy_bce(labels, logits) + 0.5 * numpy_lovasz_hinge(labels, logits, True)
     assert evaluate(loss, labels, logits) == pytest.approx(expected, rel=1e-5)
-    assert losses.is_binary_spec("bce,dice") and not losses.is_binary_spec("ce,dice")
+    assert loss_spec.is_binary_spec("bce,dice") and not loss_spec.is_binary_spec("ce,dice")
 
 
 @pytest.mark.parametrize(
@@ -585,3 +587,10 @@ def test_class_weights_without_a_weighted_loss_are_refused(three_class_data, tmp
     with pytest.raises(InputError, match="--class_weights: no term of --loss 'lovasz'"):
         train(config)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_spec_grammar_knows_every_loss_and_imports_no_tensorflow():
+    assert set(loss_spec.LOSS_OPTIONS) == set(losses.LOSSES)
+    # train.py checks --loss before TensorFlow loads (it takes seconds).
+    code = "import sys, semseg.run_config; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
