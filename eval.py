@@ -29,11 +29,15 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
+    parser.add_argument(
+        "--work_dir",
+        help="work dir written by train.py (default: the latest finished run under runs/)",
+    )
     parser.add_argument("--split", default="val", help="split of the dataset to evaluate")
     parser.add_argument(
         "--checkpoint", default="best", help="best, last, or the path of a .keras file"
@@ -66,7 +70,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--fail_under", type=float, help="exit with status 1 if mIoU (0..1) is below this"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.work_dir = resolve_work_dir(args.work_dir)
+    return args
 
 
 def main(args):

@@ -20,11 +20,15 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
+    parser.add_argument(
+        "--work_dir",
+        help="work dir written by train.py (default: the latest finished run under runs/)",
+    )
     parser.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
     parser.add_argument("--quantize", choices=("fp16", "int8"), help="reduced precision")
     parser.add_argument(
@@ -42,7 +46,9 @@ def parse_args(argv=None):
         help="validation images to compare the export with Keras on",
     )
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.work_dir = resolve_work_dir(args.work_dir)
+    return args
 
 
 def main(args):

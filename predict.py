@@ -14,18 +14,25 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
+    parser.add_argument(
+        "--work_dir",
+        help="work dir written by train.py (default: the latest finished run under runs/)",
+    )
     parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
-    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--output", help="output folder (default: WORK_DIR/predictions)")
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in overlays")
     parser.add_argument(
         "--checkpoint", default="best", help="best, last, or the path of a .keras file"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.work_dir = resolve_work_dir(args.work_dir)
+    args.output = args.output or os.path.join(args.work_dir, "predictions")
+    return args
 
 
 def main(args):

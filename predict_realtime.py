@@ -21,11 +21,16 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument("--work_dir", help="work dir written by train.py")
+    parser.add_argument(
+        "--work_dir",
+        help="work dir written by train.py (default without --model: the latest finished run "
+        "under runs/)",
+    )
     parser.add_argument("--model", help="an exported model (instead of --work_dir)")
     parser.add_argument("--checkpoint", default="best", help="with --work_dir: best, last, file")
     parser.add_argument(
@@ -37,7 +42,10 @@ def parse_args(argv=None):
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
     parser.add_argument("--retries", type=int, default=3, help="reconnects of a dropped stream")
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.model is None:
+        args.work_dir = resolve_work_dir(args.work_dir)
+    return args
 
 
 def main(args):

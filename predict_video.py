@@ -17,19 +17,32 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument("--work_dir", help="work dir written by train.py")
+    parser.add_argument(
+        "--work_dir",
+        help="work dir written by train.py (default without --model: the latest finished run "
+        "under runs/)",
+    )
     parser.add_argument("--model", help="an exported model (instead of --work_dir)")
     parser.add_argument("--checkpoint", default="best", help="with --work_dir: best, last, file")
     parser.add_argument("--input", required=True, help="video file")
-    parser.add_argument("--output", required=True, help="output .mp4")
+    parser.add_argument(
+        "--output", help="output .mp4 (default: INPUT_segmented.mp4 next to the input)"
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
     parser.add_argument("--show_fps", action="store_true", help="draw the FPS on the frames")
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output is None:
+        stem, _ = os.path.splitext(args.input)
+        args.output = f"{stem}_segmented.mp4"
+    if args.model is None:
+        args.work_dir = resolve_work_dir(args.work_dir)
+    return args
 
 
 def main(args):

@@ -77,6 +77,7 @@ from semseg.run_config import (  # noqa: E402
     SCHEDULES,
     RunConfig,
     apply_recipe,
+    config_from_flags,
 )
 
 DEFAULTS = RunConfig(work_dir="", dataset="builder/config")
@@ -84,9 +85,15 @@ DEFAULTS = RunConfig(work_dir="", dataset="builder/config")
 
 def build_parser():
     parser = command_parser(__doc__)
-    parser.add_argument("--work_dir", help="output folder of the run (required)")
     parser.add_argument(
-        "--dataset", help="built TFDS dataset, e.g. full_semantic/camvid (required)"
+        "--work_dir",
+        help="output folder of the run; rerun with the same one to resume it (default: a new "
+        "runs/<config>-<model>)",
+    )
+    parser.add_argument(
+        "--dataset",
+        help="built TFDS dataset, e.g. full_semantic/camvid (default: the one full_semantic "
+        "build in --data_dir)",
     )
     parser.add_argument(
         "--recipe",
@@ -94,7 +101,9 @@ def build_parser():
         help="JSON object of these flags without -- (e.g. recipes/camvid_ddrnet23_slim.json); "
         "flags on the command line override it",
     )
-    parser.add_argument("--data_dir", help="TFDS data dir (default ~/tensorflow_datasets)")
+    parser.add_argument(
+        "--data_dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)"
+    )
     parser.add_argument("--model", default=DEFAULTS.model, help="a name from models.MODELS")
     parser.add_argument(
         "--image_size",
@@ -272,7 +281,7 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    """The flags as a namespace of `RunConfig` fields, the `--recipe` merged in."""
+    """The `RunConfig` of the flags, the `--recipe` merged in, defaults resolved and checked."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # Which flags were given: parse again into a namespace whose values are all a
@@ -280,15 +289,19 @@ def parse_args(argv=None):
     unset = object()
     marked = parser.parse_args(argv, argparse.Namespace(**{name: unset for name in vars(args)}))
     given = {name for name, value in vars(marked).items() if value is not unset}
-    return argparse.Namespace(**apply_recipe(vars(args), given))
+    verbose = vars(args).pop("verbose")
+    config, chose_work_dir = config_from_flags(apply_recipe(vars(args), given))
+    if chose_work_dir:
+        print(f"work dir: {config.work_dir}", flush=True)
+    return argparse.Namespace(config=config, verbose=verbose)
 
 
 def main(args):
+    config = args.config
     from semseg.callbacks import TrainingDiverged
     from semseg.distribute import is_chief_process
     from semseg.training import train
 
-    config = RunConfig(**vars(args))
     try:
         train(config)
     except TrainingDiverged as error:

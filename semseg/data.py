@@ -12,14 +12,12 @@ Example:
     images, masks = next(iter(train))  # (8, 360, 480, 3) float32, (8, 360, 480) int32
 """
 
-import re
-from pathlib import Path
-
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX, LabelSpec
+from semseg.workspace import dataset_path
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Decoded examples are kept in memory when the encoded dataset is smaller than this.
@@ -29,36 +27,6 @@ BRIGHTNESS_DELTA = 32.0
 CONTRAST_RANGE = (0.5, 1.5)
 SATURATION_RANGE = (0.5, 1.5)
 HUE_DELTA = 18.0 / 360.0
-
-
-def dataset_path(dataset, data_dir=None):
-    """Folder of a built dataset: `DATA_DIR/BUILDER/CONFIG/VERSION`.
-
-    Args:
-        dataset: `"BUILDER/CONFIG"` or `"BUILDER/CONFIG:VERSION"`, e.g. `"full_semantic/camvid"`.
-        data_dir: TFDS data dir; `None` means `~/tensorflow_datasets`.
-
-    Returns:
-        `Path` of the newest (or the requested) version.
-    """
-    name, _, version = dataset.partition(":")
-    root = Path(data_dir or "~/tensorflow_datasets").expanduser() / name
-    if version:
-        candidates = [root / version]
-    else:
-        candidates = sorted(
-            (path for path in root.glob("*") if re.fullmatch(r"\d+\.\d+\.\d+", path.name)),
-            key=lambda path: tuple(int(part) for part in path.name.split(".")),
-        )
-    candidates = [path for path in candidates if (path / "dataset_info.json").is_file()]
-    if not candidates:
-        builder_name, _, config = name.partition("/")
-        raise InputError(
-            f"{root}: no built dataset {dataset!r} there. Build it first: "
-            f"tfds build {builder_name} --config {config} --manual_dir YOUR_EXPORT "
-            f"--data_dir {data_dir or '~/tensorflow_datasets'}"
-        )
-    return candidates[-1]
 
 
 def load_builder(dataset, data_dir=None):

@@ -32,6 +32,8 @@ from pathlib import Path
 from semseg.errors import InputError
 from semseg.files import write_json
 from semseg.labels import LabelSpec
+from semseg.loss_spec import parse_loss_spec
+from semseg.workspace import dataset_path, default_dataset, new_work_dir
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("poly", "cosine", "constant")
@@ -153,15 +155,18 @@ class RunConfig:
             ),
             (self.vis_every >= 0, "vis_every", "zero (no images) or positive"),
         ]
-        for valid, name, expected in checks:
-            if not valid:
-                raise InputError(
-                    f"--{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
-                )
+        problems = [
+            f"--{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
+            for valid, name, expected in checks
+            if not valid
+        ]
         # The loss spec has its own grammar; its errors name --loss.
-        from semseg.loss_spec import parse_loss_spec
-
-        parse_loss_spec(self.loss)
+        try:
+            parse_loss_spec(self.loss)
+        except InputError as error:
+            problems.append(str(error))
+        if problems:
+            raise InputError("; ".join(problems))
 
     @property
     def work_path(self):
@@ -267,17 +272,55 @@ def apply_recipe(flags, given):
         dict of every field: a given flag, else the recipe's value, else the default.
 
     Raises:
-        InputError: for a bad recipe, or when `work_dir` or `dataset` is set nowhere.
+        InputError: for a bad recipe.
     """
     values = dict(flags)
     if values.get("recipe"):
         for key, value in load_recipe(values["recipe"]).items():
             if key not in given:
                 values[key] = value
-    for name in ("work_dir", "dataset"):
-        if not values.get(name):
-            raise InputError(f"--{name} is required (on the command line or in the --recipe)")
     return values
+
+
+def config_from_flags(values):
+    """The `RunConfig` of `train.py`'s flags, defaults resolved, every flag checked at once.
+
+    Without `dataset`, the one `full_semantic` build in the data dir; without
+    `work_dir`, a new `runs/<config>-<model>` (`semseg.workspace`). A given dataset
+    must be built. No TensorFlow is imported.
+
+    Args:
+        values: dict of every `RunConfig` field (`apply_recipe`'s result); `work_dir`
+            and `dataset` may be `None`.
+
+    Returns:
+        `(config, chose_work_dir)`: the `RunConfig`, and whether its work dir was chosen
+        here (the command prints it).
+
+    Raises:
+        InputError: listing every missing or invalid flag, separated by `; `.
+    """
+    values = dict(values)
+    problems = []
+    try:
+        if values.get("dataset"):
+            if values["dataset"].count("/") == 1:
+                dataset_path(values["dataset"], values.get("data_dir"))
+        else:
+            values["dataset"] = default_dataset(values.get("data_dir"))
+    except InputError as error:
+        problems.append(str(error))
+        values["dataset"] = values.get("dataset") or "full_semantic/unknown"
+    chose_work_dir = not values.get("work_dir")
+    if chose_work_dir:
+        values["work_dir"] = str(new_work_dir(values["dataset"], values.get("model") or "model"))
+    try:
+        config = RunConfig(**values)
+    except InputError as error:
+        problems.append(str(error))
+    if problems:
+        raise InputError("; ".join(problems))
+    return config, chose_work_dir
 
 
 @dataclasses.dataclass

@@ -7,15 +7,24 @@ import pytest
 import train
 from semseg.errors import InputError
 from semseg.labels import LabelSpec
-from semseg.run_config import Run, RunConfig, load_run, save_run
+from semseg.run_config import Run, RunConfig, apply_recipe, load_run, save_run
 
 
-def test_train_flags_map_one_to_one_to_run_config_fields():
-    args = train.parse_args(["--work_dir", "w", "--dataset", "full_semantic/x"])
-    assert set(vars(args)) == {field.name for field in dataclasses.fields(RunConfig)}
-    config = RunConfig(**vars(args))
-    defaults = RunConfig(work_dir="w", dataset="full_semantic/x")
-    assert config == defaults
+def fake_build(data_dir, config):
+    """What `semseg.workspace` looks for: DATA_DIR/full_semantic/CONFIG/1.0.0/dataset_info.json."""
+    version_dir = Path(data_dir) / "full_semantic" / config / "1.0.0"
+    version_dir.mkdir(parents=True)
+    (version_dir / "dataset_info.json").write_text("{}")
+
+
+def test_train_flags_map_one_to_one_to_run_config_fields(tmp_path):
+    fake_build(tmp_path, "x")
+    parser = train.build_parser()
+    flags = {action.dest for action in parser._actions} - {"help", "verbose"}
+    assert flags == {field.name for field in dataclasses.fields(RunConfig)}
+    argv = ["--work_dir", "w", "--dataset", "full_semantic/x", "--data_dir", str(tmp_path)]
+    config = train.parse_args(argv).config
+    assert config == RunConfig(work_dir="w", dataset="full_semantic/x", data_dir=str(tmp_path))
 
 
 def test_config_json_round_trip(tmp_path):
@@ -67,8 +76,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "camvid_ddrnet23_slim
 
 
 def test_the_camvid_recipe_holds_the_whole_configuration():
-    args = train.parse_args(["--recipe", str(RECIPE), "--work_dir", "w"])
-    config = RunConfig(**vars(args))
+    config = RunConfig(**apply_recipe({"recipe": str(RECIPE)}, given={"recipe"}), work_dir="w")
     assert config.recipe == str(RECIPE)
     assert config.dataset == "full_semantic/camvid" and config.model == "ddrnet23_slim"
     assert config.image_size == (360, 480) and config.augment
@@ -85,9 +93,11 @@ def test_the_camvid_recipe_holds_the_whole_configuration():
 def test_flags_on_the_command_line_override_the_recipe(tmp_path):
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({"dataset": "full_semantic/a", "epochs": 7, "batch_size": 4}))
-    args = train.parse_args(["--recipe", str(recipe), "--work_dir", "w", "--epochs", "100"])
-    assert args.epochs == 100  # given, even though it equals the default
-    assert args.batch_size == 4 and args.dataset == "full_semantic/a"
+    fake_build(tmp_path, "a")
+    argv = ["--recipe", str(recipe), "--work_dir", "w", "--epochs", "100"]
+    config = train.parse_args([*argv, "--data_dir", str(tmp_path)]).config
+    assert config.epochs == 100  # given, even though it equals the default
+    assert config.batch_size == 4 and config.dataset == "full_semantic/a"
 
 
 @pytest.mark.parametrize(
