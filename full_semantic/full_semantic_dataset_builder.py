@@ -1,5 +1,11 @@
 """TFDS builder turning semantic-segmentation datasets and labelling-tool exports into TFRecords.
 
+With no `--config`, the source is detected from what `--manual_dir` (default: TFDS's
+`~/tensorflow_datasets/downloads/manual/`) holds, e.g. the original project's
+`full_semantic.zip` of `rgb/` images and `gt/` masks:
+
+    cd full_semantic && tfds build
+
 Run from the project root:
 
     tfds build full_semantic --config cvat --manual_dir path/to/cvat_export \
@@ -25,6 +31,7 @@ them in `SOURCE_TEXT_FEATURES`.
 
 import dataclasses
 import logging
+import os
 import sys
 import tempfile
 
@@ -32,7 +39,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from full_semantic import cityscapes, cvat, folder, satellite, utokyo
+from full_semantic import cityscapes, cvat, detect, folder, rgb_gt, satellite, utokyo
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -45,7 +52,10 @@ SOURCE_READERS = {
     "utokyo": utokyo.open_source,
     "satellite": satellite.open_source,
     "folder": folder.open_source,
+    "rgb_gt": rgb_gt.open_source,
 }
+# `tfds build` without `--config`: the source detected from the manual dir's contents.
+AUTO = "auto"
 # Source name -> the image channel counts it can produce (config field `channels`).
 SOURCE_CHANNELS = {
     "cvat": (3,),
@@ -53,6 +63,8 @@ SOURCE_CHANNELS = {
     "utokyo": utokyo.CHANNELS,
     "satellite": satellite.CHANNELS,
     "folder": folder.CHANNELS,
+    "rgb_gt": rgb_gt.CHANNELS,
+    AUTO: (3,),
 }
 # Source name -> its class sets (config field `class_set`), the first being the default.
 SOURCE_CLASS_SETS = {"cityscapes": cityscapes.CLASS_SETS}
@@ -67,6 +79,9 @@ SOURCE_MANUAL_DIRS = {
     ".zip of it",
     "satellite": "the satellite folder (images/, labels/building/, labels/road/) or a .zip of it",
     "folder": "the dataset folder (classes.json, images/, labels/) or a .zip of it",
+    "rgb_gt": "the folder of rgb/ images and gt/ masks or a .zip of it (full_semantic.zip)",
+    AUTO: "a dataset folder or .zip of any source (put it in ~/tensorflow_datasets/downloads/"
+    "manual/ or pass --manual_dir)",
 }
 SOURCE_HOMEPAGES = {
     "cvat": "https://www.cvat.ai/",
@@ -74,6 +89,8 @@ SOURCE_HOMEPAGES = {
     "utokyo": "https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/",
     "satellite": "https://www.aihub.or.kr/",
     "folder": "https://mmsegmentation.readthedocs.io/en/latest/advanced_guides/add_datasets.html",
+    "rgb_gt": "https://www.tensorflow.org/datasets/add_dataset",
+    AUTO: "https://www.tensorflow.org/datasets/add_dataset",
 }
 # The fields a JSON `--config` may set.
 JSON_FIELDS = (
@@ -117,10 +134,10 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
 
     def __post_init__(self):
         where = f"--config {self.name!r}"
-        if self.source not in SOURCE_READERS:
+        if self.source not in SOURCE_READERS and self.source != AUTO:
             raise InputError(
                 f"{where}: unknown source {self.source!r}; expected one of "
-                f"{sorted(SOURCE_READERS)}."
+                f"{sorted([*SOURCE_READERS, AUTO])}."
             )
         void_labels = self.void_labels
         if isinstance(void_labels, str) or not all(isinstance(name, str) for name in void_labels):
@@ -157,6 +174,15 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
             )
 
 
+# `tfds build` without `--config`: detect the source.
+AUTO_CONFIG = FullSemanticConfig(
+    name=AUTO,
+    source=AUTO,
+    description="The source detected from --manual_dir's contents (full_semantic/detect.py), "
+    "e.g. the original rgb/ + gt/ layout in full_semantic.zip.",
+)
+
+
 def config_from_json_fields(**fields):
     """`FullSemanticConfig(**fields)`, with an `InputError` for a misspelled field.
 
@@ -182,55 +208,73 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "1.0.0": "Initial release: CVAT exports, Cityscapes and MiniCity, UTokyo multispectral, "
         "AIHub satellite building/road and plain folders.",
     }
-    BUILDER_CONFIGS = [
-        FullSemanticConfig(
-            name="cvat",
-            source="cvat",
-            description="CVAT 'Segmentation mask 1.1' export, every labelmap class kept.",
-        ),
-        FullSemanticConfig(
-            name="cityscapes",
-            source="cityscapes",
-            class_set="train_ids",
-            description="Cityscapes or MiniCity fine annotations, the 19 evaluated classes.",
-        ),
-        FullSemanticConfig(
-            name="cityscapes_categories",
-            source="cityscapes",
-            class_set="categories",
-            description="Cityscapes or MiniCity fine annotations, the 8 categories as classes.",
-        ),
-        FullSemanticConfig(
-            name="utokyo_rgb",
-            source="utokyo",
-            channels=3,
-            description="UTokyo multispectral (MFNet), RGB channels, 9 classes, day/night.",
-        ),
-        FullSemanticConfig(
-            name="utokyo_thermal",
-            source="utokyo",
-            channels=1,
-            description="UTokyo multispectral (MFNet), thermal channel, 9 classes, day/night.",
-        ),
-        FullSemanticConfig(
-            name="utokyo_rgbt",
-            source="utokyo",
-            channels=4,
-            description="UTokyo multispectral (MFNet), RGB + thermal, 9 classes, day/night.",
-        ),
-        FullSemanticConfig(
-            name="satellite",
-            source="satellite",
-            description="AIHub satellite tiles, background/building/road from GeoJSON polygons.",
-        ),
-        FullSemanticConfig(
-            name="folder",
-            source="folder",
-            description="Plain folder: images/, 8-bit index labels/, splits/, classes.json.",
-        ),
-    ]
+    # What `tfds build` without `--config` builds: TFDS builds every entry of this
+    # list then, so it holds only the detecting config; `--config NAME` also finds
+    # the named configs below (`get_builder_config`).
+    BUILDER_CONFIGS = [AUTO_CONFIG]
+    NAMED_CONFIGS = {
+        config.name: config
+        for config in [
+            FullSemanticConfig(
+                name="cvat",
+                source="cvat",
+                description="CVAT 'Segmentation mask 1.1' export, every labelmap class kept.",
+            ),
+            FullSemanticConfig(
+                name="cityscapes",
+                source="cityscapes",
+                class_set="train_ids",
+                description="Cityscapes or MiniCity fine annotations, the 19 evaluated classes.",
+            ),
+            FullSemanticConfig(
+                name="cityscapes_categories",
+                source="cityscapes",
+                class_set="categories",
+                description="Cityscapes or MiniCity fine annotations, the 8 categories as classes.",
+            ),
+            FullSemanticConfig(
+                name="utokyo_rgb",
+                source="utokyo",
+                channels=3,
+                description="UTokyo multispectral (MFNet), RGB channels, 9 classes, day/night.",
+            ),
+            FullSemanticConfig(
+                name="utokyo_thermal",
+                source="utokyo",
+                channels=1,
+                description="UTokyo multispectral (MFNet), thermal channel, 9 classes, day/night.",
+            ),
+            FullSemanticConfig(
+                name="utokyo_rgbt",
+                source="utokyo",
+                channels=4,
+                description="UTokyo multispectral (MFNet), RGB + thermal, 9 classes, day/night.",
+            ),
+            FullSemanticConfig(
+                name="satellite",
+                source="satellite",
+                description="AIHub satellite tiles, background/building/road from GeoJSON "
+                "polygons.",
+            ),
+            FullSemanticConfig(
+                name="folder",
+                source="folder",
+                description="Plain folder: images/, 8-bit index labels/, splits/, classes.json.",
+            ),
+        ]
+    }
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def builder_configs(cls):
+        """Every config by name, `auto` and `NAMED_CONFIGS` (what `--config NAME` finds)."""
+        return {AUTO_CONFIG.name: AUTO_CONFIG, **cls.NAMED_CONFIGS}
+
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-    Pass the source data with `--manual_dir` (layouts in full_semantic/README.md):
+    Pass the source data with `--manual_dir` (layouts in full_semantic/README.md), or
+    put it in TFDS's default manual dir (~/tensorflow_datasets/downloads/manual/):
+    * auto (no --config): any layout below, detected; also the original rgb/ + gt/
+      layout (full_semantic.zip).
     * cvat: a CVAT "Segmentation mask 1.1" export folder (labelmap.txt,
       ImageSets/Segmentation/, JPEGImages/, SegmentationClass/), a .zip of it, or
       a folder holding exactly one such .zip.
@@ -240,6 +284,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       (images/, labels/, train.txt, val.txt, test.txt) or a .zip of it.
     * satellite: images/, labels/building/*.json, labels/road/*.json, optional splits/.
     * folder: classes.json, images/, labels/, optional splits/.
+    * rgb_gt: rgb/ images, gt/ masks named like the image plus _SUFFIX, optional
+      classes.json or labelmap.txt.
     """
 
     def _info(self):
@@ -253,7 +299,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         }
         for name in SOURCE_TEXT_FEATURES.get(config.source, ()):
             features[name] = tfds.features.Text()
-        return self.dataset_info_from_configs(
+        metadata = self.get_metadata()
+        return BuildSummaryInfo(
+            builder=self,
+            description=metadata.description,
+            citation=metadata.citation,
             features=tfds.features.FeaturesDict(features),
             supervised_keys=("image", "mask"),
             homepage=SOURCE_HOMEPAGES[config.source],
@@ -263,21 +313,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def download_and_prepare(self, **kwargs):
         """Builds the dataset; on failure leaves no empty folder behind."""
+        download_dir = epath.Path(
+            kwargs.get("download_dir") or epath.Path(self._data_dir_root) / "downloads"
+        )
+        existed = {path for path in (download_dir, download_dir / "extracted") if path.exists()}
         try:
             with tempfile.TemporaryDirectory(prefix="full_semantic_") as scratch_dir:
                 self._scratch_dir = epath.Path(scratch_dir)
                 super().download_and_prepare(**kwargs)
         except BaseException:
-            self._remove_empty_folders()
+            self._remove_empty_folders(download_dir, existed)
             raise
         finally:
             self._scratch_dir = None
 
-    def _remove_empty_folders(self):
-        """Removes `<data_dir>/full_semantic/<config>/` if a failed build left it empty.
+    def _remove_empty_folders(self, download_dir, existed):
+        """Removes the empty folders a failed build made in `--data_dir`.
 
         TFDS deletes its `incomplete.*` folder on failure but keeps its parents;
-        `<data_dir>/full_semantic/` goes too if it holds nothing but TFDS's `.config`.
+        `<data_dir>/full_semantic/` goes too if it holds nothing but TFDS's `.config`,
+        and `downloads/extracted/` (and `downloads/`) if this build created them empty.
         """
         config_dir = self.data_path.parent
         dataset_dir = config_dir.parent
@@ -285,20 +340,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             config_dir.rmdir()
         if dataset_dir.is_dir() and {entry.name for entry in dataset_dir.iterdir()} <= {".config"}:
             dataset_dir.rmtree()
+        for leftover in (download_dir / "extracted", download_dir):
+            if leftover not in existed and leftover.is_dir() and not any(leftover.iterdir()):
+                leftover.rmdir()
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        reader = SOURCE_READERS[config.source]
         scratch_dir = getattr(self, "_scratch_dir", None)
         if scratch_dir is None:
             raise RuntimeError("full_semantic builds only through `download_and_prepare`.")
-        source = reader(_manual_path(dl_manager, config.source), scratch_dir, config)
+        manual_path = _manual_path(dl_manager, config.source)
+        source_name = config.source
+        if source_name == AUTO:
+            source_name, manual_path = detect.detect_source(manual_path)
+            logger.info("detected a %s dataset in %s", source_name, manual_path)
+            config = dataclasses.replace(config, source=source_name)
+        source = SOURCE_READERS[source_name](manual_path, scratch_dir, config)
         self.info.metadata.update(
             {
                 "class_names": list(source.class_names),
                 "palette": [list(color) for color in source.palette],
                 "ignore_index": IGNORE_INDEX,
-                "source": config.source,
+                "source": source_name,
             }
         )
         logger.info(
@@ -311,7 +374,36 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(source, split) for split in source.split_names}
 
     def _generate_examples(self, source, split):
-        yield from source.examples(split)
+        features = set(self.info.features)
+        for key, example in source.examples(split):
+            # `auto` keeps the common features (UTokyo's `daytime` needs its own config).
+            yield key, {name: value for name, value in example.items() if name in features}
+
+
+class BuildSummaryInfo(tfds.core.DatasetInfo):
+    """`DatasetInfo` whose `repr`, which `tfds build` prints last, is a short summary
+    (splits, counts, classes, where it is, the next command) instead of ~300 lines."""
+
+    def __repr__(self):
+        splits = ", ".join(
+            f"{split} {info.num_examples}" for split, info in sorted(self.splits.items())
+        )
+        if not splits:
+            return f"{self.full_name}: not built yet"
+        name = self.full_name.rpartition("/")[0]
+        metadata = self.metadata or {}
+        classes = list(metadata.get("class_names") or [])
+        shown = ", ".join(classes[:8]) + (", ..." if len(classes) > 8 else "")
+        data_dir = epath.Path(self.data_dir).parents[2]
+        default = os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+        same = os.path.realpath(data_dir) == os.path.realpath(default)
+        data_dir_flag = "" if same else f" --data_dir {data_dir}"
+        return (
+            f"built {name} (source {metadata.get('source', '?')}): {len(classes)} classes "
+            f"[{shown}]; examples: {splits}\n"
+            f"  in {self.data_dir}\n"
+            f"  next: python train.py --dataset {name}{data_dir_flag}"
+        )
 
 
 def _manual_path(dl_manager, source):
