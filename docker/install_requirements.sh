@@ -80,6 +80,11 @@ venv_python="$venv_dir/bin/python"
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$venv_python" -m pip install --quiet --upgrade --constraint "$lock" pip
+if ((!gpu)) && "$venv_python" -m pip show --quiet tensorflow 2>/dev/null; then
+    # An environment from before the switch to tensorflow-cpu (or a GPU one): both
+    # distributions own the `tensorflow` package, so both go and tensorflow-cpu returns.
+    "$venv_python" -m pip uninstall --quiet --yes tensorflow tensorflow-cpu
+fi
 if ! "$venv_python" -m pip install --quiet --progress-bar off \
     --constraint "$lock" --build-constraint "$lock" "${requirements[@]}"; then
     echo "error: pip could not install the pinned requirements into $venv_dir" \
@@ -96,5 +101,11 @@ if ((gpu)); then
         exit 1
     fi
 fi
+# TensorFlow's C++ start-up lines (CPU features, ...) stay hidden in every command of
+# this environment, `tfds build` included, which imports TensorFlow before any of our
+# code runs; warnings and errors still show. `-v` on our commands shows everything.
+site_packages=$("$venv_python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo 'import os; os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")' \
+    >"$site_packages/semseg_quiet_tensorflow.pth"
 echo "installed the requirements (dev=$dev, gpu=$gpu) into $venv_dir" \
     "at the versions of requirements.lock"
