@@ -5,14 +5,18 @@ Examples:
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source 0
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source /dev/video2 --record run.mp4
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source rtsp://192.168.1.20/stream
+    # The live view in a browser, on another port
+    python predict_realtime.py --work_dir runs/camvid_ddrnet --source 0 --port 9000
     # No display (servers, containers): one line of FPS and latency per second
     python predict_realtime.py --model deploy/ddrnet23_slim_int8.tflite --source 0 --headless
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source drive.mp4 --headless \
         --max_frames 50
 
 The camera is read in its own thread and the newest frame is always the one
-segmented. Press q in the window to quit. A dropped stream is reopened a few
-times (--retries), then the tool stops with a summary.
+segmented. Press q in the window to quit. Without a GUI build of OpenCV (the default
+install has opencv-python-headless) the overlays go to a local web page instead:
+open the printed http://127.0.0.1:8765/ in a browser; Ctrl+C stops. A dropped stream
+is reopened a few times (--retries), then the tool stops with a summary.
 """
 
 import os
@@ -36,7 +40,15 @@ def parse_args(argv=None):
     parser.add_argument(
         "--source", default="0", help="camera index, /dev/videoN, rtsp:// or http:// URL, or a file"
     )
-    parser.add_argument("--headless", action="store_true", help="no window; print FPS each second")
+    parser.add_argument(
+        "--headless", action="store_true", help="no window, no web page; print FPS each second"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        help="serve the live view on http://127.0.0.1:PORT/ (default without a GUI build of "
+        "OpenCV: 8765, or the next free port)",
+    )
     parser.add_argument("--max_frames", type=int, help="stop after N segmented frames")
     parser.add_argument("--record", help="also write the overlays to this .mp4")
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
@@ -62,6 +74,7 @@ def main(args):
         alpha=args.alpha,
         retries=args.retries,
         report=lambda line: print(line, flush=True),
+        port=args.port,
     )
     latency = summary["latency_ms"]
     print(

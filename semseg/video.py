@@ -30,6 +30,7 @@ import numpy as np
 from semseg.errors import InputError
 from semseg.files import temporary_sibling
 from semseg.latency import measure_latency
+from semseg.live_view import DEFAULT_PORT, LiveView
 from semseg.visualization import FONT, legend, overlay
 
 logger = logging.getLogger(__name__)
@@ -351,6 +352,19 @@ def segment_video(predictor, input_path, output_path, alpha=0.5, show_fps=False,
     }
 
 
+def has_gui():
+    """Whether this OpenCV build can open windows (opencv-python-headless cannot)."""
+    return _gui_backend() not in ("", "NONE")
+
+
+def _gui_backend():
+    for line in cv2.getBuildInformation().splitlines():
+        name, _, value = line.strip().partition(":")
+        if name == "GUI":
+            return value.strip().upper()
+    return ""
+
+
 def run_realtime(
     predictor,
     source,
@@ -361,6 +375,7 @@ def run_realtime(
     retries=3,
     report=print,
     window="semseg (q quits)",
+    port=None,
 ):
     """Segments a camera, stream or file live until `q`, the end, or `max_frames`.
 
@@ -372,22 +387,26 @@ def run_realtime(
         record: optional `.mp4` path receiving the overlays.
         alpha: weight of the mask colours.
         retries: reconnects of a dropped stream before giving up.
-        report: function receiving the per-second lines in headless mode.
+        report: function receiving the URL of the web view and, without a window,
+            one line of FPS and latency per second.
+        port: with a window wanted and an OpenCV without GUI: the port of the local
+            web view (`semseg.live_view`, default 8765); a port also forces the web
+            view on a GUI build.
 
     Returns:
         dict: `frames` (segmented), `captured`, `dropped` (captured but never
         segmented: the camera was faster than the model), `seconds`, `fps`,
         `latency_ms` {mean, p50, p95}, `reconnects`, `stopped` (why it ended).
     """
-    if not headless:
-        try:
-            cv2.namedWindow(window, cv2.WINDOW_NORMAL)
-        except cv2.error as error:
-            raise InputError(
-                "this OpenCV build has no GUI (opencv-python-headless): run with --headless, "
-                "or install opencv-python to get a window"
-            ) from error
     capture = open_capture(source)
+    view = None
+    if not headless:
+        if port is None and has_gui():
+            cv2.namedWindow(window, cv2.WINDOW_NORMAL)
+        else:
+            view = LiveView(DEFAULT_PORT if port is None else port, title=source)
+            report(f"live view: {view.url} (Ctrl+C stops)")
+    show_window = not headless and view is None
     frame_rate = capture.get(cv2.CAP_PROP_FPS) or 30.0
     warm_up(
         predictor,
@@ -426,7 +445,9 @@ def run_realtime(
                     height, width = frame.shape[:2]
                     writer = VideoWriter(record, frame_rate, (width, height))
                 writer.submit(picture)
-            if headless:
+            if view is not None:
+                view.publish(picture)
+            if not show_window:
                 if now - last_report >= 1.0:
                     report(
                         f"{fps:.1f} FPS, latency p50 {np.median(latencies[-30:]):.0f} ms, "
@@ -447,7 +468,9 @@ def run_realtime(
         reader.stop()
         if writer is not None:
             writer.close(keep=count > 0)
-        if not headless:
+        if view is not None:
+            view.close()
+        if show_window:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - start
     latency = np.asarray(latencies or [0.0])

@@ -1,5 +1,6 @@
 """predict_video.py and predict_realtime.py: frames, sizes, rates, errors, reconnects."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from real_data import shared_data
 
 from semseg.errors import InputError
-from semseg.video import LatestFrameReader, VideoWriter, open_capture
+from semseg.video import LatestFrameReader, VideoWriter, has_gui, open_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,11 +107,49 @@ def test_realtime_without_camera_or_display_is_a_one_line_error(demo_run):
     for arguments, message in (
         (["--source", "7", "--headless"], "camera 7: cannot open it"),
         (["--source", "/dev/video9", "--headless"], "camera /dev/video9: cannot open it"),
-        (["--source", "0"], "no GUI"),
+        (["--source", "0"], "camera 0: cannot open it"),
     ):
         result = run(sys.executable, "predict_realtime.py", "--work_dir", demo_run, *arguments)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert message in result.stderr.strip().splitlines()[-1]
+
+
+CHROMIUM = "chromium"
+
+
+@pytest.mark.large
+def test_without_a_gui_the_live_view_is_a_web_page_that_chromium_shows(demo_run):
+    """The default install (opencv-python-headless): predict_realtime.py serves the
+    overlays on 127.0.0.1, and headless Chromium sees frames arrive and change."""
+    assert not has_gui(), "this test is about OpenCV builds without a GUI"
+    process = subprocess.Popen(
+        [sys.executable, "predict_realtime.py", "--work_dir", str(demo_run), "--port", "0"]
+        + ["--source", str(shared_data("video", "solidWhiteRight.mp4"))],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stdout.readline()
+        assert first.startswith("live view: http://127.0.0.1:"), first + process.stderr.read()
+        url = first.split()[2]
+        page = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
+            + ["--virtual-time-budget=20000", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        output, errors = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    counts = {
+        name: int(re.search(rf'<span id="{name}">(\d+)</span>', page).group(1))
+        for name in ("received", "distinct")
+    }
+    assert counts["received"] >= 3 and counts["distinct"] >= 3, page[-2000:]
+    assert "stopped: end of the source" in output, errors[-2000:]
 
 
 class FailingCapture:
