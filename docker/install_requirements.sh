@@ -103,9 +103,9 @@ if ((gpu)); then
 fi
 # TensorFlow's C++ start-up lines (CPU features, ...) stay hidden in every command of
 # this environment, `tfds build` included, which imports TensorFlow before any of our
-# code runs; warnings and errors still show. `-v` on our commands shows everything.
+# code runs; errors still show. `-v` on our commands shows everything.
 site_packages=$("$venv_python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo 'import os; os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")' \
+echo 'import os; os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")' \
     >"$site_packages/semseg_quiet_tensorflow.pth"
 echo "installed the requirements (dev=$dev, gpu=$gpu) into $venv_dir" \
     "at the versions of requirements.lock"

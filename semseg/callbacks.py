@@ -135,6 +135,53 @@ class LogLearningRate(keras.callbacks.Callback):
             logs["step"] = optimizer_step(self.model.optimizer)
 
 
+class ExplainEarlyValidation(keras.callbacks.Callback):
+    """Says once why the first validations of a short run look far worse than training.
+
+    Validation uses the batch-norm moving statistics, which start at mean 0 and
+    variance 1 and keep `momentum ** steps` of that start (0.9 ** 5 = 59%): after a
+    few steps `val_loss` can be in the thousands while the training loss is ~2.
+    """
+
+    # The start's share below which the statistics count as settled.
+    SETTLED_SHARE = 0.01
+
+    def __init__(self):
+        super().__init__()
+        self._said = False
+
+    def on_test_begin(self, logs=None):
+        if self._said:
+            return
+        momentum = _batch_norm_momentum(self.model)
+        steps = optimizer_step(self.model.optimizer)
+        if momentum is None or not 0 < momentum < 1 or momentum**steps < self.SETTLED_SHARE:
+            return
+        self._said = True
+        settled = math.ceil(math.log(self.SETTLED_SHARE) / math.log(momentum))
+        logger.info(
+            "validating after %d optimizer step(s): the batch-norm moving statistics still hold "
+            "%.0f%% of their initial mean 0 / variance 1 (momentum %g), so val_loss and "
+            "val_mean_iou are far worse than the model until about step %d",
+            steps,
+            100 * momentum**steps,
+            momentum,
+            settled,
+        )
+
+
+def _batch_norm_momentum(model):
+    """The momentum of the first `BatchNormalization` layer in `model` (nested models
+    included), or None."""
+    pending = [model]
+    while pending:
+        layer = pending.pop()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return float(layer.momentum)
+        pending.extend(reversed(getattr(layer, "layers", [])))
+    return None
+
+
 class StopAtStep(keras.callbacks.Callback):
     """Ends training after `total_steps` optimiser steps (`train.py --steps`).
 

@@ -88,6 +88,9 @@ def run_command(main, parse_args, log_level=logging.INFO):
             log_level = logging.DEBUG
         if log_level is not None:
             logging.basicConfig(level=log_level, format=LOG_FORMAT)
+            if log_level > logging.DEBUG:
+                # TFDS's and TensorFlow's own INFO lines ("Constructing tf.data.Dataset ...").
+                logging.getLogger("absl").setLevel(max(log_level, logging.WARNING))
         main(args)
     except InputError as error:
         sys.exit(f"error: {error}")

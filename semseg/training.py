@@ -36,6 +36,7 @@ import models
 from semseg import data, distribute, losses, pretrained
 from semseg.backup import TrainingBackup, read_backup, trim_event_files, trim_history
 from semseg.callbacks import (
+    ExplainEarlyValidation,
     LogLearningRate,
     PredictionImages,
     SaveCheckpoints,
@@ -462,6 +463,7 @@ def _train(config, distribution, run_path):
     callbacks = [
         StopOnNaN(config.work_path),
         LogLearningRate(),
+        ExplainEarlyValidation(),
         SaveCheckpoints(run_path / "checkpoints", monitor),
         keras.callbacks.CSVLogger(str(run_path / "history.csv"), append=True),
         TensorBoard(str(run_path / "logs"), write_graph=False),
@@ -490,6 +492,7 @@ def _train(config, distribution, run_path):
         steps_per_epoch=schedule.steps_per_epoch,
         validation_data=val_batches,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
         verbose="auto" if chief else 0,
     )
     logger.info(

@@ -6,6 +6,7 @@ recipes under tcmalloc."""
 import csv
 import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -22,7 +23,12 @@ from cvat_fixtures import build_demo_dataset
 
 import models
 from semseg.backup import TrainingBackup
-from semseg.callbacks import SaveCheckpoints, StopOnNaN, TrainingDiverged
+from semseg.callbacks import (
+    ExplainEarlyValidation,
+    SaveCheckpoints,
+    StopOnNaN,
+    TrainingDiverged,
+)
 from semseg.finetune import load_matching_weights
 from semseg.schedules import learning_rate_schedule
 
@@ -399,3 +405,27 @@ def test_fine_tune_across_class_counts_skips_only_the_classifiers(tmp_path):
         else:
             np.testing.assert_array_equal(np.asarray(variable), expected[variable.path])
     assert "skipped (other shapes)" in report.summary()
+
+
+def test_the_first_validations_of_a_short_run_say_why_val_loss_is_high(caplog):
+    images = np.random.default_rng(0).random((16, 8)).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.BatchNormalization(momentum=0.9), keras.layers.Dense(1)]
+    )
+    model.compile("adam", "mse")
+    with caplog.at_level(logging.INFO, logger="semseg.callbacks"):
+        model.fit(
+            images,
+            images[:, :1],
+            validation_data=(images, images[:, :1]),
+            epochs=2,
+            batch_size=8,
+            callbacks=[ExplainEarlyValidation()],
+            verbose=0,
+        )
+    notes = [record.getMessage() for record in caplog.records if "batch-norm" in record.message]
+    assert notes == [
+        "validating after 2 optimizer step(s): the batch-norm moving statistics still hold 81% "
+        "of their initial mean 0 / variance 1 (momentum 0.9), so val_loss and val_mean_iou are "
+        "far worse than the model until about step 44"
+    ]
