@@ -1,6 +1,8 @@
 # `make demo`: install everything, then run the whole path on the built-in demo data:
 #   synthetic CVAT export -> tfds build -> train DDRNet-23-slim -> eval -> predict.
-# `make test`: install everything, then lint and run the test suite.
+# `make test`: install everything, then lint and run the default test suite (tests marked
+#   `large` left out; 12 minutes or less on 2 cores).
+# `make test-all`: the same with every test, the `large` ones included (what CI runs).
 # `make lock`: re-pin requirements.lock after a requirements file changed.
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,8 +10,9 @@ BIN := $(VENV)/bin
 DEMO ?= build/demo
 DEMO_EPOCHS ?= 15
 TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install lock demo test lint clean
+.PHONY: install lock demo test test-all lint clean
 
 install: $(VENV)/.installed
 
@@ -45,11 +48,23 @@ lint: install
 test: lint $(TCMALLOC)
 	$(BIN)/python -m pytest
 
-# tcmalloc (Debian libtcmalloc-minimal4): README's LD_PRELOAD for long runs; a test trains under it.
+test-all: lint $(TCMALLOC) $(CHROMIUM)
+	$(BIN)/python -m pytest -m ""
+
+# Debian packages some tests need: tcmalloc (libtcmalloc-minimal4, README's LD_PRELOAD for
+# long runs; a test trains under it) and, for `make test-all`, headless Chromium (a test
+# opens predict_realtime.py's web live view in it).
 $(TCMALLOC):
+	$(call apt_install,libtcmalloc-minimal4)
+
+$(CHROMIUM):
+	$(call apt_install,chromium)
+
+define apt_install
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
-		libtcmalloc-minimal4
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+		--no-install-recommends $(1)
+endef
 
 clean:
 	rm -rf build $(VENV)

@@ -137,6 +137,7 @@ def resolve_work_dir(work_dir, runs_dir=RUNS_DIR):
         return str(path)
     if not (Path(work_dir) / "config.json").is_file():
         raise InputError(
-            f"--work_dir {work_dir}: no config.json there; is it a work dir written by train.py?"
+            f"{Path(work_dir) / 'config.json'}: not found; is {work_dir} a work dir written by "
+            "train.py?"
         )
     return work_dir

@@ -70,7 +70,7 @@ def test_the_latest_run_is_the_one_that_finished_last(tmp_path):
     old = time.time() - 100
     os.utime(tmp_path / "b-old" / "checkpoints" / "last.keras", (old, old))
     assert workspace.latest_run(tmp_path) == tmp_path / "a-new"
-    with pytest.raises(InputError, match="no config.json there"):
+    with pytest.raises(InputError, match="nothing/config.json: not found"):
         workspace.resolve_work_dir(str(tmp_path / "nothing"))
 
 
