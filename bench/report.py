@@ -56,15 +56,22 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu")}
+
+
 def describe_machine():
     """dict: `date`, `cpu`, `cpu_flags`, `cores`, `load_average` (1, 5, 15 min),
     `python`, `packages`."""
     versions = {}
     for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
+        versions[package] = None
+        # TensorFlow is `tensorflow-cpu` on CPU installs, `tensorflow` on GPU ones.
+        for distribution in DISTRIBUTIONS.get(package, (package,)):
+            try:
+                versions[package] = importlib.metadata.version(distribution)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu_name(),

@@ -727,6 +727,8 @@ def test_command_line_flags_map_to_options():
         ["--rgb_path", "in", "--output_path", "out", "--no-keep_originals", "--ops", "flip"]
     )
 
+    assert args.verbose is False  # every command's -v, which run_command takes off
+    del args.verbose
     options = AugmentOptions(**vars(args))
 
     assert options.keep_originals is False and options.ops == "flip" and options.vis is True
