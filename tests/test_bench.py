@@ -22,7 +22,9 @@ def run_script(*arguments):
     )
 
 
-@pytest.mark.parametrize("runtime, precision", [("onnx", "int8"), ("xla", "bf16")])
+@pytest.mark.parametrize(
+    "runtime, precision", [("onnx", "int8"), pytest.param("xla", "bf16", marks=pytest.mark.large)]
+)
 def test_latency_prints_one_json_line(runtime, precision):
     result = run_script(
         "bench/latency.py",
@@ -54,6 +56,7 @@ def test_latency_rejects_a_precision_the_runtime_lacks():
         latency.main(latency.parse_args(["--model", "resnet9000", "--image_size", "32", "32"]))
 
 
+@pytest.mark.large
 def test_train_step_function_restores_the_precision_policy():
     measured = train_step.measure_train_step(
         "ddrnet23_slim", (64, 64), batch_size=2, num_classes=3, precision="bf16", steps=1, warmup=1

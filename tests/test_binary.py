@@ -84,6 +84,7 @@ def run(*command):
     return result
 
 
+@pytest.mark.large
 def test_binary_model_trains_and_evaluates_through_the_command_lines(data_dir, tmp_path):
     work_dir = tmp_path / "run"
     run(

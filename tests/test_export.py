@@ -42,6 +42,7 @@ def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
     assert path.stat().st_size < 0.4 * (demo_run / "checkpoints" / "best.keras").stat().st_size
 
 
+@pytest.mark.large
 def test_fp16_tflite_is_close_to_keras(demo_run):
     _, description = export.export_run(demo_run, "tflite", "fp16", verify_examples=8)
     assert description["max_abs_logit_diff"] < 0.1

@@ -4,8 +4,9 @@ parameter counts, the `keras.applications` encoders (pyramid levels, dilation,
 ImageNet weights copied into N-channel twins, the offline error), options and
 argument checking.
 
-The contract test of the biggest encoders (EfficientNet-B4..B7, ResNet-101) is
-marked `large`: run it with `pytest -m large tests/test_models.py`.
+The contract test of the biggest encoders (EfficientNet-B1..B7, ResNet-101) and of
+the larger siblings of a model that stays (`LARGE_MODELS`) is marked `large`: run
+it with `pytest -m large tests/test_models.py`.
 """
 
 import dataclasses
@@ -97,6 +98,13 @@ LARGE_MODELS = (
     "effdeeplabv3plus_b7",
     "deeplabv3plus_resnet101",
     "fpn_resnet101",
+    # Siblings of a model that stays: ResNet-50 FPN (FPN on EfficientNet-B0 stays), the
+    # large MobileNetV3 (small stays), DDRNet-23 (slim stays), PIDNet-M and -L (S stays).
+    "fpn_resnet50",
+    "mnv3deeplabv3plus_large",
+    "ddrnet23",
+    "pidnet_m",
+    "pidnet_l",
 )
 
 

@@ -95,6 +95,7 @@ def camvid_data_dir(tmp_path_factory):
     return data_dir
 
 
+@pytest.mark.large
 def test_pidnet_s_trains_on_camvid_with_every_loss_term(camvid_data_dir, tmp_path):
     work_dir = tmp_path / "pidnet"
     command = [

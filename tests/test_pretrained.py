@@ -18,6 +18,8 @@ from semseg.torch_checkpoint import read_torch_checkpoint, state_dict_of
 from tests.torch_files import write_pickle_zip, write_torch_legacy, write_torch_zip
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+DEFAULT_PAIR = ("ddrnet23_slim_cityscapes", "onnx")
+LARGE = (pytest.mark.large,)
 NUMERIC_CASES = {
     "ddrnet23_slim_cityscapes": ("ddrnet23_slim", False),
     "pidnet_s_cityscapes": ("pidnet_s", True),
@@ -371,8 +373,15 @@ def converted_runs(tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("format_name", ["tflite", "onnx", "saved_model"])
-@pytest.mark.parametrize("case", sorted(NUMERIC_CASES))
+# One pair in the default suite; the other five (10-22 s each) are `large`.
+EXPORT_PAIRS = [
+    pytest.param(case, format_name, marks=() if (case, format_name) == DEFAULT_PAIR else LARGE)
+    for case in sorted(NUMERIC_CASES)
+    for format_name in ("tflite", "onnx", "saved_model")
+]
+
+
+@pytest.mark.parametrize("case, format_name", EXPORT_PAIRS)
 def test_export_of_a_converted_run_keeps_the_official_logits(converted_runs, case, format_name):
     """export.py on a convert_weights.py work dir whose dataset (Cityscapes) is not built."""
     import tensorflow as tf

@@ -105,6 +105,7 @@ def plain_run(data_dir, tmp_path_factory):
     return work_dir
 
 
+@pytest.mark.large
 def test_mirrored_strategy_on_two_cpu_devices_with_init_from(data_dir, plain_run, tmp_path):
     work_dir = tmp_path / "mirrored"
     result = run_train(
@@ -124,6 +125,7 @@ def test_mirrored_strategy_on_two_cpu_devices_with_init_from(data_dir, plain_run
     assert (work_dir / "checkpoints" / "best.keras").is_file()
 
 
+@pytest.mark.large
 def test_pidnet_heads_on_two_cpu_devices_in_mixed_precision(data_dir, tmp_path):
     """PIDNet's four losses under MirroredStrategy with bf16 mixed precision."""
     work_dir = tmp_path / "pidnet"
@@ -165,6 +167,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.large
 def test_two_workers_on_loopback_match_one_process_and_only_the_chief_writes(
     data_dir, plain_run, tmp_path
 ):
@@ -235,6 +238,7 @@ def test_two_workers_on_loopback_match_one_process_and_only_the_chief_writes(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["logs", "single", "workers"]
 
 
+@pytest.mark.large
 def test_sigkill_mid_epoch_then_the_same_command_resumes(data_dir, tmp_path):
     work_dir = tmp_path / "killed"
     flags = (
@@ -282,6 +286,7 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(data_dir, tmp_path):
     assert (work_dir / "training_curves.png").stat().st_size > 0
 
 
+@pytest.mark.large
 def test_mixed_precision_iterations_warmup_and_recipe_under_tcmalloc(data_dir, tmp_path):
     assert TCMALLOC.is_file(), f"{TCMALLOC} missing: apt-get install libtcmalloc-minimal4"
     recipe = tmp_path / "recipe.json"

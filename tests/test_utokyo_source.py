@@ -248,6 +248,7 @@ def run(*command):
     return result
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("config, channels", [("utokyo_rgbt", 4), ("utokyo_thermal", 1)])
 def test_train_and_eval_command_lines(tmp_path, config, channels):
     splits = {"train": ["00001D", "00002N", "00003D", "00004N"], "val": ["00005D", "00006N"]}
