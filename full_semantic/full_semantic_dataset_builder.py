@@ -257,6 +257,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "polygons.",
             ),
             FullSemanticConfig(
+                name="rgb_gt",
+                source="rgb_gt",
+                description="The original layout: rgb/ images, gt/ masks with suffixed names.",
+            ),
+            FullSemanticConfig(
                 name="folder",
                 source="folder",
                 description="Plain folder: images/, 8-bit index labels/, splits/, classes.json.",

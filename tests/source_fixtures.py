@@ -456,3 +456,27 @@ def examples_by_name(builder, split):
         example["file_name"].decode(): example
         for example in tfds.as_numpy(builder.as_dataset(split=split))
     }
+
+
+# The original project's rgb/ + gt/ layout (full_semantic/rgb_gt.py).
+ORIGINAL_SIZE = (10, 6)  # width, height
+
+
+def mask_of(index):
+    mask = np.zeros(ORIGINAL_SIZE[::-1], np.uint8)
+    mask[:, : ORIGINAL_SIZE[0] // 2] = 1
+    mask[0, 0] = index % 3
+    return mask
+
+
+def write_original(root, count=12, masks=None, suffixes=("_mask", "_output")):
+    """rgb/image_N.png with gt/image_N_mask.png or gt/image_N_output.png (N = 1..count)."""
+    (root / "rgb").mkdir(parents=True)
+    (root / "gt").mkdir()
+    for index in range(1, count + 1):
+        image = np.full((*ORIGINAL_SIZE[::-1], 3), index * 10, np.uint8)
+        Image.fromarray(image).save(root / "rgb" / f"image_{index}.png")
+        mask = masks[index] if masks else mask_of(index)
+        suffix = suffixes[index % len(suffixes)]
+        Image.fromarray(mask).save(root / "gt" / f"image_{index}{suffix}.png")
+    return root

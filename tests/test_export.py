@@ -32,7 +32,10 @@ def test_fp32_exports_match_keras_logits(demo_run, format_name):
     assert not [item for item in path.parent.iterdir() if item.name.startswith(".")]
 
 
-@pytest.mark.parametrize("format_name, quantize", [("tflite", "int8"), ("onnx", "int8")])
+@pytest.mark.parametrize(
+    "format_name, quantize",
+    [pytest.param("tflite", "int8", marks=pytest.mark.large), ("onnx", "int8")],
+)
 def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
     path, description = export.export_run(
         demo_run, format_name, quantize, calibration_steps=32, verify_examples=16

@@ -99,8 +99,10 @@ LARGE_MODELS = (
     "deeplabv3plus_resnet101",
     "fpn_resnet101",
     # Siblings of a model that stays: ResNet-50 FPN (FPN on EfficientNet-B0 stays), the
-    # large MobileNetV3 (small stays), DDRNet-23 (slim stays), PIDNet-M and -L (S stays).
+    # large MobileNetV3 (small stays), DDRNet-23 (slim stays), PIDNet-M and -L (S stays),
+    # the light EfficientNet DeepLabV3+ (B0 stays).
     "fpn_resnet50",
+    "effdeeplabv3plus_lite",
     "mnv3deeplabv3plus_large",
     "ddrnet23",
     "pidnet_m",

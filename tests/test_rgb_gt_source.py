@@ -16,10 +16,13 @@ import pytest
 from cvat_fixtures import write_cvat_export, zip_folder
 from PIL import Image
 from source_fixtures import (
+    ORIGINAL_SIZE,
     build_dataset,
     examples_by_name,
+    mask_of,
     write_cityscapes,
     write_folder,
+    write_original,
     write_satellite,
     write_utokyo,
 )
@@ -28,27 +31,7 @@ from full_semantic import detect, rgb_gt
 from semseg.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE = (10, 6)  # width, height
-
-
-def mask_of(index):
-    mask = np.zeros(SIZE[::-1], np.uint8)
-    mask[:, : SIZE[0] // 2] = 1
-    mask[0, 0] = index % 3
-    return mask
-
-
-def write_original(root, count=12, masks=None, suffixes=("_mask", "_output")):
-    """rgb/image_N.png with gt/image_N_mask.png or gt/image_N_output.png (N = 1..count)."""
-    (root / "rgb").mkdir(parents=True)
-    (root / "gt").mkdir()
-    for index in range(1, count + 1):
-        image = np.full((*SIZE[::-1], 3), index * 10, np.uint8)
-        Image.fromarray(image).save(root / "rgb" / f"image_{index}.png")
-        mask = masks[index] if masks else mask_of(index)
-        suffix = suffixes[index % len(suffixes)]
-        Image.fromarray(mask).save(root / "gt" / f"image_{index}{suffix}.png")
-    return root
+SIZE = ORIGINAL_SIZE  # width, height
 
 
 def test_masks_pair_with_the_longest_image_name_they_start_with():

@@ -358,6 +358,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
             steps_per_epoch=3,
             epochs=3,
             verbose=0,
+            shuffle=False,
             callbacks=[
                 StopOnNaN(tmp_path),
                 record,

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from cvat_fixtures import zip_folder
+from source_fixtures import write_original
 
 import train
 from semseg import workspace
@@ -128,3 +130,45 @@ def test_commands_without_work_dir_name_the_missing_run_in_one_line(tmp_path, sc
         "--work_dir"
     )
     assert "cuInit" not in result.stderr and "cudart" not in result.stderr
+
+
+@pytest.mark.large
+def test_the_first_hour_commands_as_typed(tmp_path):
+    """The original layout's zip in the default manual dir, then `tfds build`, `train.py
+    --multi_gpu` and `eval.py --visualize` without any other flag, as the README says."""
+    home = tmp_path / "home"
+    manual = home / "tensorflow_datasets" / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    zip_folder(write_original(tmp_path / "src", count=12), manual / "full_semantic.zip")
+    env = {key: value for key, value in os.environ.items() if key != "TFDS_DATA_DIR"}
+    env["HOME"] = str(home)
+    outputs = []
+
+    def command(*args, cwd=tmp_path):
+        result = subprocess.run(
+            [str(arg) for arg in args], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        outputs.append(result.stdout + result.stderr)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    command(Path(sys.executable).parent / "tfds", "build", cwd=ROOT / "full_semantic")
+    small = ["--image_size", "64", "64", "--batch_size", "2"]
+    trained = command(
+        sys.executable, ROOT / "train.py", "--multi_gpu", "--epochs", "1", "--steps_per_epoch",
+        "2", *small,
+    )  # fmt: skip
+    assert trained.splitlines()[0] == "work dir: runs/auto-ddrnet23_slim"
+    evaluated = command(sys.executable, ROOT / "eval.py", "--visualize", "--latency_runs", "0")
+    assert evaluated.splitlines()[0] == (
+        "work dir: runs/auto-ddrnet23_slim (the latest finished run under runs/)"
+    )
+    assert list((tmp_path / "runs" / "auto-ddrnet23_slim" / "eval" / "val" / "vis").glob("*"))
+    # A second run goes next to the first.
+    again = command(
+        sys.executable, ROOT / "train.py", "--epochs", "1", "--steps_per_epoch", "1", *small
+    )
+    assert again.splitlines()[0] == "work dir: runs/auto-ddrnet23_slim-2"
+    for output in outputs:
+        assert "cuInit" not in output and "cudart" not in output
+        assert "cpu_feature_guard" not in output
