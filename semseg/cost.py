@@ -18,6 +18,8 @@ Example:
     count_flops(model, (480, 640)) / 1e9 # 10.687
 """
 
+import logging
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -74,10 +76,17 @@ def count_flops(model, image_size, channels=3):
         .with_empty_output()
         .build()
     )
-    profile = tf.compat.v1.profiler.profile(
-        graph=concrete.graph,
-        run_meta=tf.compat.v1.RunMetadata(),
-        cmd="op",
-        options=options,
-    )
+    # The v1 profiler logs a deprecation notice of its own internals; nothing to act on.
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        profile = tf.compat.v1.profiler.profile(
+            graph=concrete.graph,
+            run_meta=tf.compat.v1.RunMetadata(),
+            cmd="op",
+            options=options,
+        )
+    finally:
+        tf_logger.setLevel(level)
     return int(profile.total_float_ops)
