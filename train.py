@@ -249,7 +249,15 @@ def build_parser():
         "--mixed_precision",
         action="store_true",
         help="compute in float16 on GPUs, bfloat16 on CPUs; variables, logits, softmax and "
-        "loss stay float32 (float16 with loss scaling)",
+        "loss stay float32 (float16 with loss scaling); float32 with a warning where the "
+        "hardware would only emulate them (config.json records the precision that ran)",
+    )
+    parser.add_argument(
+        "--force_mixed_precision",
+        action="store_true",
+        help="with --mixed_precision: keep bfloat16/float16 where the hardware lacks it "
+        "(no AVX512_BF16 or AMX on a CPU, no tensor cores on a GPU), which --mixed_precision "
+        "alone replaces by float32 with a warning; emulated and slower, for numerical checks",
     )
     parser.add_argument(
         "--float64",

@@ -137,6 +137,45 @@ def _clone_layer(layer, policy):
     return layer.__class__.from_config(config)
 
 
+# Compute capability from which NVIDIA GPUs have float16 tensor cores (Volta).
+FP16_COMPUTE_CAPABILITY = (7, 0)
+
+
+def _gpu_compute_capability():
+    """`(major, minor)` of the first visible GPU, `None` without a GPU (or unknown)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+    return tuple(capability) if capability else (0, 0)
+
+
+def mixed_precision_support():
+    """The reduced precision this machine trains faster in, or why it has none.
+
+    Returns:
+        `(precision, missing)`: `("fp16", None)` on a GPU with float16 tensor cores
+        (compute capability 7.0 or newer), `("bf16", None)` on a CPU with AVX512_BF16
+        or AMX-BF16; else `(None, missing)`, `missing` saying what the hardware lacks.
+    """
+    capability = _gpu_compute_capability()
+    if capability is not None:
+        if capability >= FP16_COMPUTE_CAPABILITY:
+            return "fp16", None
+        return None, (
+            f"this GPU (compute capability {capability[0]}.{capability[1]}) has no float16 "
+            "tensor cores"
+        )
+    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        return "bf16", None
+    return None, (
+        "this CPU has neither AVX512_BF16 nor AMX-BF16, so bfloat16 would be emulated "
+        "(8 to 10 times slower than float32 on an AVX2 EPYC, bench/RESULTS.md)"
+    )
+
+
 def _cpu_has_bf16():
     import tensorflow as tf
 

@@ -83,6 +83,7 @@ class RunConfig:
     cpu_devices: int | None = None
     scale_lr: str = "none"
     mixed_precision: bool = False
+    force_mixed_precision: bool = False
     float64: bool = False
     init_from: str | None = None
     vis_every: int = 5

@@ -219,15 +219,40 @@ def check_work_dir(config):
 
 
 def precision_of(config):
-    """The precision name of `semseg.precision` for the run: fp32, fp16/bf16 when mixed,
-    fp64 with `--float64`."""
+    """The precision name of `semseg.precision` the run trains in.
+
+    fp64 with `--float64`; with `--mixed_precision`, fp16 on GPUs and bf16 on CPUs
+    whose hardware computes them fast, else fp32 with a warning saying why (and bf16
+    or fp16 anyway with `--force_mixed_precision`); fp32 otherwise. `config.json`
+    records the result (`training.precision`).
+    """
     if config.float64:
         if config.mixed_precision:
             raise InputError("--float64 and --mixed_precision exclude each other; give one")
         return "fp64"
     if not config.mixed_precision:
+        if config.force_mixed_precision:
+            raise InputError("--force_mixed_precision needs --mixed_precision")
         return "fp32"
-    return "fp16" if tf.config.list_logical_devices("GPU") else "bf16"
+    from semseg.precision import mixed_precision_support
+
+    supported, missing = mixed_precision_support()
+    if supported:
+        return supported
+    emulated = "fp16" if tf.config.list_logical_devices("GPU") else "bf16"
+    if config.force_mixed_precision:
+        logger.warning(
+            "--force_mixed_precision: training in %s although %s; slower than float32",
+            emulated,
+            missing,
+        )
+        return emulated
+    logger.warning(
+        "--mixed_precision: %s; training in float32 instead (--force_mixed_precision keeps %s)",
+        missing,
+        emulated,
+    )
+    return "fp32"
 
 
 def memory_allocator():
@@ -439,6 +464,7 @@ def _train(config, distribution, run_path):
         "epochs": schedule.epochs,
         "total_steps": schedule.total_steps,
         "warmup_steps": schedule.warmup_steps,
+        "precision": precision,
         "dtype_policy": keras_policy(precision),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,

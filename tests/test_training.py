@@ -132,7 +132,7 @@ def test_pidnet_heads_on_two_cpu_devices_in_mixed_precision(data_dir, tmp_path):
     result = run_train(
         data_dir, work_dir, "--model", "pidnet_s", "--aux_weight", "0.4", "--multi_gpu",
         "--cpu_devices", "2", "--batch_size", "2", "--epochs", "1", "--steps_per_epoch", "2",
-        "--mixed_precision", "--loss", "ohem(thresh=0.9)",
+        "--mixed_precision", "--force_mixed_precision", "--loss", "ohem(thresh=0.9)",
     )  # fmt: skip
     assert "MirroredStrategy over 2 devices (CPU:0, CPU:1)" in result.stderr
     assert "batch norm synchronised over the replicas" in result.stderr
@@ -293,7 +293,8 @@ def test_mixed_precision_iterations_warmup_and_recipe_under_tcmalloc(data_dir, t
     recipe.write_text(
         json.dumps(
             {"batch_size": 2, "epochs": 50, "schedule": "cosine", "optimizer": "adamw",
-             "learning_rate": 0.004, "weight_decay": 0.01, "mixed_precision": True}
+             "learning_rate": 0.004, "weight_decay": 0.01, "mixed_precision": True,
+             "force_mixed_precision": True}
         )
     )  # fmt: skip
     work_dir = tmp_path / "run"
@@ -435,3 +436,39 @@ def test_the_first_validations_of_a_short_run_say_why_val_loss_is_high(caplog):
         "of their initial mean 0 / variance 1 (momentum 0.9), so val_loss and val_mean_iou are "
         "far worse than the model until about step 44"
     ]
+
+
+@pytest.mark.parametrize(
+    "flags, capability, expected, warning",
+    [
+        ({"avx2", "avx512_bf16"}, None, "bf16", None),
+        ({"avx2", "amx_bf16"}, None, "bf16", None),
+        ({"avx2", "fma"}, None, "fp32", "neither AVX512_BF16 nor AMX-BF16"),
+        ({"avx2"}, (8, 0), "fp16", None),
+        ({"avx2"}, (6, 1), "fp32", "compute capability 6.1) has no float16 tensor cores"),
+    ],
+)
+def test_mixed_precision_falls_back_to_float32_where_the_hardware_lacks_it(
+    monkeypatch, caplog, flags, capability, expected, warning
+):
+    from semseg import precision, training
+    from semseg.run_config import RunConfig
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(precision, "_gpu_compute_capability", lambda: capability)
+    config = RunConfig(work_dir="w", dataset="full_semantic/x", mixed_precision=True)
+    with caplog.at_level(logging.WARNING, logger="semseg.training"):
+        assert training.precision_of(config) == expected
+    warnings = [record.getMessage() for record in caplog.records]
+    if warning is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warning in warnings[0]
+        assert "training in float32 instead" in warnings[0]
+        # --force_mixed_precision keeps the emulated precision, saying so.
+        caplog.clear()
+        config.force_mixed_precision = True
+        with caplog.at_level(logging.WARNING, logger="semseg.training"):
+            assert training.precision_of(config) == "bf16"
+        assert "slower than float32" in caplog.records[0].getMessage()
+    assert training.precision_of(RunConfig(work_dir="w", dataset="full_semantic/x")) == "fp32"
