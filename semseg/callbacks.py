@@ -72,12 +72,14 @@ class SaveCheckpoints(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or infinite.
+    """Stops training at the first step whose loss is NaN or infinite, or at the end of
+    an epoch whose validation loss or weights are.
 
-    It raises `TrainingDiverged` from inside the step loop, so no end-of-epoch
-    callback runs: the checkpoints, `history.csv` and the backup keep the last
-    good epoch (`keras.callbacks.TerminateOnNaN` would let them save the NaN
-    weights of the broken epoch).
+    It raises `TrainingDiverged` from inside the step loop, or from the first
+    end-of-epoch callback (it comes first in the list), so no checkpoint callback
+    runs: the checkpoints, `history.csv` and the backup keep the last good epoch
+    (`keras.callbacks.TerminateOnNaN` would let them save the NaN weights of the
+    broken epoch).
 
     Args:
         work_dir: the run's work dir, named in the message.
@@ -97,7 +99,23 @@ class StopOnNaN(keras.callbacks.Callback):
             return
         steps = self.params.get("steps")
         of_steps = f" of {steps}" if steps else ""
-        where = f"the loss is {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}{of_steps}"
+        self._stop(
+            f"the loss is {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}{of_steps}"
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        val_loss = (logs or {}).get("val_loss")
+        if val_loss is not None and not math.isfinite(float(val_loss)):
+            self._stop(f"the validation loss is {float(val_loss)} after epoch {epoch + 1}")
+        broken = sum(
+            1
+            for weight in self.model.weights
+            if not np.isfinite(keras.ops.convert_to_numpy(weight)).all()
+        )
+        if broken:
+            self._stop(f"{broken} weight tensor(s) are not finite after epoch {epoch + 1}")
+
+    def _stop(self, where):
         if self.epoch == 0:
             raise TrainingDiverged(
                 f"training diverged: {where}, before any epoch completed, so nothing was "

@@ -26,6 +26,7 @@ Work dir layout:
 
 import dataclasses
 import json
+import math
 import types
 from pathlib import Path
 
@@ -106,8 +107,17 @@ class RunConfig:
                 "at least 1",
             ),
             (self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}"),
-            (self.learning_rate > 0, "learning_rate", "positive"),
-            (self.weight_decay >= 0, "weight_decay", "zero or positive"),
+            (_finite(self.learning_rate) and self.learning_rate > 0, "learning_rate", "positive"),
+            (
+                _finite(self.momentum) and 0 <= self.momentum < 1,
+                "momentum",
+                "in [0, 1) (SGD's momentum)",
+            ),
+            (
+                _finite(self.weight_decay) and self.weight_decay >= 0,
+                "weight_decay",
+                "zero or positive",
+            ),
             (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
             (
                 _valid_class_weights(self.class_weights),
@@ -127,11 +137,17 @@ class RunConfig:
                 "output_stride",
                 f"omitted (the model's default) or one of {', '.join(map(str, OUTPUT_STRIDES))}",
             ),
-            (self.aux_weight >= 0, "aux_weight", "zero or positive"),
-            (self.boundary_weight >= 0, "boundary_weight", "zero or positive"),
-            (self.bas_weight >= 0, "bas_weight", "zero or positive"),
+            (_finite(self.aux_weight) and self.aux_weight >= 0, "aux_weight", "zero or positive"),
             (
-                len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
+                _finite(self.boundary_weight) and self.boundary_weight >= 0,
+                "boundary_weight",
+                "zero or positive",
+            ),
+            (_finite(self.bas_weight) and self.bas_weight >= 0, "bas_weight", "zero or positive"),
+            (
+                len(self.scale_range) == 2
+                and all(_finite(value) for value in self.scale_range)
+                and 0 < self.scale_range[0] <= self.scale_range[1],
                 "scale_range",
                 "MIN MAX with 0 < MIN <= MAX",
             ),
@@ -172,6 +188,11 @@ class RunConfig:
     @property
     def work_path(self):
         return Path(self.work_dir)
+
+
+def _finite(value):
+    """A real number, neither NaN nor infinite (a recipe can hold `NaN`, a flag `inf`)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _valid_class_weights(value):

@@ -56,6 +56,13 @@ def test_config_json_round_trip(tmp_path):
         ({"scale_range": (2.0, 0.5)}, "--scale_range"),
         ({"dataset": "camvid"}, "--dataset"),
         ({"learning_rate": 0.0}, "--learning_rate"),
+        ({"learning_rate": float("inf")}, "--learning_rate"),
+        ({"momentum": 2.0}, "--momentum"),
+        ({"momentum": float("nan")}, "--momentum"),
+        ({"weight_decay": float("nan")}, "--weight_decay"),
+        ({"aux_weight": float("inf")}, "--aux_weight"),
+        ({"boundary_weight": -1.0}, "--boundary_weight"),
+        ({"scale_range": (0.5, float("inf"))}, "--scale_range"),
     ],
 )
 def test_invalid_settings_name_the_flag(changes, flag):
@@ -117,3 +124,15 @@ def test_a_bad_recipe_is_named_with_what_is_wrong(tmp_path, text, message):
         train.parse_args(["--recipe", str(recipe), "--work_dir", "w"])
     with pytest.raises(InputError, match="recipe not found"):
         train.parse_args(["--recipe", str(tmp_path / "none.json"), "--work_dir", "w"])
+
+
+def test_a_recipe_with_nan_is_one_line_naming_the_setting(tmp_path):
+    fake_build(tmp_path, "a")
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text('{"dataset": "full_semantic/a", "momentum": NaN, "learning_rate": 1e400}')
+    with pytest.raises(InputError) as caught:
+        train.parse_args(["--recipe", str(recipe), "--data_dir", str(tmp_path), "--work_dir", "w"])
+    message = str(caught.value)
+    assert "--momentum must be in [0, 1)" in message and "momentum=nan" in message
+    assert "--learning_rate must be positive. Received: learning_rate=inf" in message
+    assert "\n" not in message

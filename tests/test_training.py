@@ -375,6 +375,63 @@ def test_nan_loss_stops_and_keeps_the_last_good_epoch(tmp_path):
     assert json.loads((tmp_path / "backup" / "state.json").read_text())["epoch"] == 1
 
 
+@pytest.mark.parametrize("broken", ["val_loss", "weights"])
+def test_a_non_finite_validation_loss_or_weight_stops_before_anything_is_saved(tmp_path, broken):
+    """A diverged epoch whose training loss stays finite (a NaN only in the validation
+    data, or a weight turned NaN) is never saved as best or last."""
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    features, targets = np.ones((8, 4), "float32"), np.zeros((8, 2), "float32")
+    val_features = features.copy()
+
+    class BreakInSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1 and broken == "val_loss":
+                val_features[:] = np.nan
+
+        def on_train_batch_end(self, batch, logs=None):
+            # After the epoch's last loss: only the weights tell.
+            if self.epoch == 1 and batch == 1 and broken == "weights":
+                kernel = self.model.weights[0]
+                kernel.assign(np.full(kernel.shape, np.inf, "float32"))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+    val_batches = tf.data.Dataset.from_generator(
+        lambda: ((val_features[start : start + 4], targets[:4]) for start in (0, 4)),
+        output_signature=(tf.TensorSpec((None, 4)), tf.TensorSpec((None, 2))),
+    )
+    message = {
+        "val_loss": "the validation loss is nan after epoch 2",
+        "weights": "weight tensor\\(s\\) are not finite after epoch 2",
+    }[broken]
+    breaker = BreakInSecondEpoch()
+    breaker.epoch = 0
+    monitor = "val_loss" if broken == "val_loss" else "loss"
+    with pytest.raises(TrainingDiverged, match=message):
+        model.fit(
+            features,
+            targets,
+            batch_size=4,
+            epochs=3,
+            verbose=0,
+            validation_data=val_batches if broken == "val_loss" else None,
+            callbacks=[
+                breaker,
+                StopOnNaN(tmp_path),
+                SaveCheckpoints(tmp_path / "checkpoints", monitor),
+                TrainingBackup(tmp_path / "backup"),
+            ],
+        )
+    best = json.loads((tmp_path / "checkpoints" / "best.json").read_text())
+    assert best["epoch"] == 1 and np.isfinite(best["value"])
+    kept = keras.saving.load_model(tmp_path / "checkpoints" / "last.keras").get_weights()
+    assert all(np.isfinite(weight).all() for weight in kept)
+    assert json.loads((tmp_path / "backup" / "state.json").read_text())["epoch"] == 1
+
+
 def test_backup_restores_the_optimizer_state(tmp_path):
     keras.utils.set_random_seed(0)
     model = tiny_model()
