@@ -317,6 +317,22 @@ def list_images(inputs):
             raise InputError(f"{item}: no such file or folder")
     if not paths:
         raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(inputs)}")
+    # One file named twice is one image; two files with one name would overwrite each
+    # other's mask (masks keep the image's name, which CVAT matches on re-import).
+    unique = list(dict.fromkeys(path.resolve() for path in paths))
+    paths = [next(path for path in paths if path.resolve() == resolved) for resolved in unique]
+    by_name = {}
+    for path in paths:
+        by_name.setdefault(path.stem, []).append(path)
+    clashes = {name: group for name, group in by_name.items() if len(group) > 1}
+    if clashes:
+        name, group = next(iter(clashes.items()))
+        more = f" (and {len(clashes) - 1} more names)" if len(clashes) > 1 else ""
+        raise InputError(
+            f"{', '.join(str(path) for path in group)}: {len(group)} images would all be "
+            f"written as masks/{name}.png{more}; rename them or segment each folder into its "
+            "own --output"
+        )
     return paths
 
 
