@@ -471,8 +471,16 @@ class CvatExport:
         }
 
     def _decode(self, data, path):
-        """Decodes image bytes with PIL, naming the file if they are corrupt."""
-        return raster.decode(data, self._where(self._relative(path)))
+        """Decodes 8-bit image bytes with PIL, naming the file if they are corrupt or deeper
+        (a 16-bit image converted to RGB would be clipped to 255 almost everywhere)."""
+        where = self._where(self._relative(path))
+        image = raster.decode(data, where)
+        if raster.bit_depth(image, data) > 8:
+            raise InputError(
+                f"{where}: {raster.describe(image, data)} image; expected 8-bit pixels. Convert "
+                "it to 8 bits per channel."
+            )
+        return image
 
     def _colors_to_ids(self, rgb, mask_path):
         """Maps an RGB mask `(H, W, 3)` uint8 to class ids `(H, W)` uint8 by exact colour."""

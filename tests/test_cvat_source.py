@@ -335,6 +335,18 @@ def test_corrupt_image_or_mask(tmp_path, broken):
     assert "cannot decode image" in str(error.value)
 
 
+@pytest.mark.parametrize("broken", ["image", "mask"])
+def test_a_16_bit_image_or_mask_is_refused_not_clipped(tmp_path, broken):
+    export_dir = write_cvat_export(tmp_path / "export", image_extensions={"e": ".png"})
+    path = export_dir / ("JPEGImages/e.png" if broken == "image" else "SegmentationClass/e.png")
+    # A 16-bit grey PNG of the same size (PIL mode I;16): as RGB it would be 255 everywhere.
+    Image.fromarray(np.full((8, 12), 40000, np.uint16)).save(path)
+
+    with pytest.raises(InputError, match="16-bit 1-channel .*expected 8-bit pixels") as error:
+        read_all(open_export(export_dir, tmp_path))
+    assert path.relative_to(export_dir).as_posix() in str(error.value)
+
+
 def test_missing_labelmap(tmp_path):
     export_dir = write_cvat_export(tmp_path / "export", omit_labelmap=True)
 
