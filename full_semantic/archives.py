@@ -20,6 +20,13 @@ from semseg.errors import InputError
 
 # Folders that zip tools add beside the real content.
 _IGNORED_TOP_LEVEL = ("__MACOSX",)
+# Limits of what a zip may unpack to (zip bombs): more members than any dataset has, a
+# member that inflates more than MAX_RATIO times (images and masks barely compress;
+# text lists and JSON polygons ~10-30x), or more bytes than the temp disk has free.
+MAX_MEMBERS = 2_000_000
+MAX_RATIO = 200
+RATIO_CHECKED_ABOVE = 2**20  # bytes; small members may compress as they like
+FREE_SPACE_MARGIN = 2**28  # bytes left free on the temp disk after extracting
 
 
 def is_unsafe_member(member_name):
@@ -63,6 +70,7 @@ def extract_zip(zip_path, target_dir):
                         f"{zip_path}: member {member.filename!r} would be extracted outside "
                         "the target folder (absolute path or '..'); refusing to extract."
                     )
+            _check_limits(zip_path, members, target_dir)
             target_dir.mkdir(parents=True, exist_ok=True)
             for member in members:
                 destination = target_dir / posixpath.normpath(member.filename.replace("\\", "/"))
@@ -74,6 +82,40 @@ def extract_zip(zip_path, target_dir):
                     shutil.copyfileobj(source, sink)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
         raise InputError(f"{zip_path} is not a readable zip file: {error}") from error
+
+
+def _check_limits(zip_path, members, target_dir):
+    """Refuses a zip that would unpack to more than `MAX_MEMBERS` members, a member
+    inflating more than `MAX_RATIO` times, or more bytes than the temp disk has free.
+
+    The sizes come from the zip's directory; `zipfile` stops a member at its declared
+    size (and fails its CRC check), so a lying directory cannot unpack more.
+    """
+    if len(members) > MAX_MEMBERS:
+        raise InputError(
+            f"{zip_path}: {len(members)} members, more than the {MAX_MEMBERS} a dataset zip "
+            "may hold; refusing to extract."
+        )
+    for member in members:
+        if member.file_size > RATIO_CHECKED_ABOVE and (
+            member.file_size > MAX_RATIO * max(member.compress_size, 1)
+        ):
+            raise InputError(
+                f"{zip_path}: member {member.filename!r} inflates from "
+                f"{member.compress_size} to {member.file_size} bytes (more than {MAX_RATIO}x, "
+                "as a zip bomb does); refusing to extract."
+            )
+    total = sum(member.file_size for member in members)
+    existing = target_dir
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if total + FREE_SPACE_MARGIN > free:
+        raise InputError(
+            f"{zip_path}: unpacks to {total / 2**30:.2f} GiB but {existing} has "
+            f"{free / 2**30:.2f} GiB free; free some space, set TMPDIR to a larger disk, or "
+            "pass the extracted folder as --manual_dir."
+        )
 
 
 def _find_root_in(extracted_dir, zip_path, marker, description):

@@ -385,6 +385,29 @@ def test_unknown_void_label(tmp_path):
     assert "'unlabelled'" in str(error.value)
 
 
+def test_a_zip_bomb_or_a_zip_larger_than_the_free_space_is_refused(tmp_path, monkeypatch):
+    from full_semantic import archives
+
+    export_dir = write_cvat_export(tmp_path / "export")
+    scratch_dir = tmp_path / "scratch"
+    scratch_dir.mkdir()
+    bomb = zip_folder(export_dir, tmp_path / "bomb.zip")
+    with zipfile.ZipFile(bomb, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("JPEGImages/zeros.jpg", bytes(16 * 2**20))  # 16 MiB -> ~16 KiB
+    with pytest.raises(InputError, match=r"bomb.zip: member 'JPEGImages/zeros.jpg' inflates"):
+        cvat.open_export(bomb, scratch_dir)
+    assert list(scratch_dir.iterdir()) == []
+
+    plain = zip_folder(export_dir, tmp_path / "plain.zip")
+    usage = archives.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        archives.shutil, "disk_usage", lambda path: usage._replace(free=archives.FREE_SPACE_MARGIN)
+    )
+    with pytest.raises(InputError, match=r"plain.zip: unpacks to 0.00 GiB but .* GiB free"):
+        cvat.open_export(plain, scratch_dir)
+    assert list(scratch_dir.iterdir()) == []
+
+
 def test_folder_without_labelmap_or_single_zip(tmp_path):
     folder = tmp_path / "download"
     folder.mkdir()
