@@ -39,7 +39,16 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from full_semantic import cityscapes, cvat, detect, folder, rgb_gt, satellite, utokyo
+from full_semantic import (
+    cityscapes,
+    cvat,
+    detect,
+    fingerprint,
+    folder,
+    rgb_gt,
+    satellite,
+    utokyo,
+)
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -317,10 +326,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def download_and_prepare(self, **kwargs):
-        """Builds the dataset; on failure leaves no empty folder behind."""
+        """Builds the dataset; on failure leaves no empty folder behind.
+
+        A build already there is reused only if its source is unchanged (the
+        `source_fingerprint` of its metadata); a changed source stops with one line
+        saying how to rebuild, instead of the old classes and masks being kept.
+        """
         download_dir = epath.Path(
             kwargs.get("download_dir") or epath.Path(self._data_dir_root) / "downloads"
         )
+        download_config = kwargs.get("download_config")
+        manual_dir = getattr(download_config, "manual_dir", None) or download_dir / "manual"
+        self._fingerprint = fingerprint.source_fingerprint(manual_dir)
+        if self.is_prepared():
+            stored = (self.info.metadata or {}).get("source_fingerprint")
+            if stored and self._fingerprint and stored != self._fingerprint:
+                raise InputError(
+                    f"{self.data_path}: built from {manual_dir} before it changed; rebuild it "
+                    "with --overwrite (tfds build ... --overwrite), or build the new state "
+                    "under another config name or --data_dir."
+                )
         existed = {path for path in (download_dir, download_dir / "extracted") if path.exists()}
         try:
             with tempfile.TemporaryDirectory(prefix="full_semantic_") as scratch_dir:
@@ -367,6 +392,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "palette": [list(color) for color in source.palette],
                 "ignore_index": IGNORE_INDEX,
                 "source": source_name,
+                "source_fingerprint": getattr(self, "_fingerprint", None),
             }
         )
         logger.info(

@@ -408,6 +408,22 @@ def test_a_zip_bomb_or_a_zip_larger_than_the_free_space_is_refused(tmp_path, mon
     assert list(scratch_dir.iterdir()) == []
 
 
+def test_a_rebuild_after_the_export_changed_stops_instead_of_reusing_the_old_build(tmp_path):
+    export_dir = write_cvat_export(tmp_path / "export")
+    data_dir = tmp_path / "data"
+    first = build(export_dir, data_dir)
+    assert first.info.metadata["source_fingerprint"].startswith("sha256:")
+    build(export_dir, data_dir)  # unchanged: reused
+
+    labelmap = export_dir / "labelmap.txt"
+    labelmap.write_text(labelmap.read_text().replace("car", "vehicle"))
+    with pytest.raises(InputError, match=r"cvat/1.0.0: built from .*export before it changed; "):
+        build(export_dir, data_dir)
+    # What --overwrite does: the old build goes, the new one has the fixed class.
+    first.data_path.rmtree()
+    assert "vehicle" in build(export_dir, data_dir).info.metadata["class_names"]
+
+
 def test_folder_without_labelmap_or_single_zip(tmp_path):
     folder = tmp_path / "download"
     folder.mkdir()
