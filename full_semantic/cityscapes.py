@@ -34,7 +34,7 @@ from etils import epath
 
 from full_semantic import raster
 from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import SPLIT_NAME_PATTERN, walk_files
+from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_text, walk_files
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -364,7 +364,7 @@ def rasterize_polygons(path):
     """
     path = epath.Path(path)
     try:
-        annotation = json.loads(path.read_text())
+        annotation = json.loads(read_text(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not a JSON file ({error}).") from error
     if not isinstance(annotation, dict) or not {"imgWidth", "imgHeight", "objects"} <= set(

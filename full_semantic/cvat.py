@@ -28,7 +28,7 @@ import numpy as np
 from etils import epath
 
 from full_semantic import archives, raster
-from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_name_list
+from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_name_list, read_text
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -102,7 +102,8 @@ def read_labelmap(path, display_name=None):
     entries = []
     names = {}
     colors = {}
-    for line_number, raw_line in enumerate(path.read_text().splitlines(), start=1):
+    text = read_text(path, lambda _: display_name)
+    for line_number, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.strip()
         if not line or line.startswith("#"):
             continue

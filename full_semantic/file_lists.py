@@ -74,6 +74,22 @@ def index_files(folder, extensions, describe=_default_describe, what="image"):
     return dict(sorted(index.items()))
 
 
+def read_text(path, describe=_default_describe):
+    """The text of a list, labelmap or JSON file: UTF-8, a byte-order mark allowed.
+
+    Raises:
+        InputError: naming the file and the first byte that is not UTF-8.
+    """
+    data = epath.Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{describe(path)}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+            f"{error.start}); save it as UTF-8."
+        ) from None
+
+
 def read_name_list(path, describe=_default_describe, strip_suffixes=()):
     """Reads a list of example keys, one per line; blank lines are ignored.
 
@@ -91,7 +107,7 @@ def read_name_list(path, describe=_default_describe, strip_suffixes=()):
     """
     path = epath.Path(path)
     names = {}
-    for line_number, raw_line in enumerate(path.read_text().splitlines(), start=1):
+    for line_number, raw_line in enumerate(read_text(path, describe).splitlines(), start=1):
         name = raw_line.strip().replace("\\", "/")
         if not name:
             continue

@@ -29,7 +29,7 @@ from etils import epath
 
 from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import index_files, read_split_lists, resolve_names
+from full_semantic.file_lists import index_files, read_split_lists, read_text, resolve_names
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX, default_palette
 
@@ -67,7 +67,7 @@ def read_classes(path, describe=str):
     path = epath.Path(path)
     where = describe(path)
     try:
-        content = json.loads(path.read_text())
+        content = json.loads(read_text(path, describe))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{where}: not a JSON file ({error}).") from error
     ignore_index = IGNORE_INDEX

@@ -30,6 +30,7 @@ them in `SOURCE_TEXT_FEATURES`.
 """
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -461,6 +462,17 @@ def _find_input_error(error):
     return None
 
 
+def _json_config_given(argv):
+    """Whether the command line has `--config {...}` (or `--config={...}`)."""
+    for index, argument in enumerate(argv):
+        value = argument.partition("=")[2] if argument.startswith("--config=") else None
+        if argument == "--config" and index + 1 < len(argv):
+            value = argv[index + 1]
+        if value is not None and value.lstrip().startswith("{"):
+            return True
+    return False
+
+
 def _install_input_error_hook():
     """Makes an uncaught `InputError` print `error: <message>` on one line, exit status 1.
 
@@ -473,6 +485,16 @@ def _install_input_error_hook():
 
     def input_error_hook(exception_type, exception, traceback):
         input_error = _find_input_error(exception)
+        if (
+            input_error is None
+            and isinstance(exception, json.JSONDecodeError)
+            and _json_config_given(sys.argv)
+        ):
+            # `tfds build --config '{...'` parses the JSON itself, before our code runs.
+            input_error = InputError(
+                f"--config is not valid JSON ({exception}); e.g. --config "
+                '\'{"name": "mydata", "source": "cvat", "void_labels": ["background"]}\''
+            )
         if input_error is None:
             previous_hook(exception_type, exception, traceback)
             return

@@ -32,7 +32,7 @@ from etils import epath
 
 from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import index_files, read_split_lists, resolve_names
+from full_semantic.file_lists import index_files, read_split_lists, read_text, resolve_names
 from semseg.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def read_label_file(path, image_name, describe=str):
     path = epath.Path(path)
     where = describe(path)
     try:
-        collection = json.loads(path.read_text())
+        collection = json.loads(read_text(path, describe))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{where}: not a JSON file ({error}).") from error
     if not isinstance(collection, dict) or not isinstance(collection.get("features"), list):

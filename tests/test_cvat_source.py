@@ -424,6 +424,35 @@ def test_a_rebuild_after_the_export_changed_stops_instead_of_reusing_the_old_bui
     assert "vehicle" in build(export_dir, data_dir).info.metadata["class_names"]
 
 
+def test_text_files_are_utf8_with_or_without_a_byte_order_mark(tmp_path):
+    export_dir = write_cvat_export(tmp_path / "export")
+    labelmap = export_dir / "labelmap.txt"
+    labelmap.write_bytes(b"\xef\xbb\xbf" + labelmap.read_bytes())  # Windows Notepad's BOM
+    assert open_export(export_dir, tmp_path).class_names == ["background", "road", "car"]
+    labelmap.write_bytes("background:0,0,0::\nstraße:128,64,128::\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"labelmap.txt: not UTF-8 text \(byte 0xdf at offset"):
+        open_export(export_dir, tmp_path)
+    labelmap.write_text("background:0,0,0::\n")
+    (export_dir / "ImageSets" / "Segmentation" / "train.txt").write_bytes(b"a\n\xff\n")
+    with pytest.raises(InputError, match=r"train.txt: not UTF-8 text \(byte 0xff at offset 2\)"):
+        open_export(export_dir, tmp_path)
+
+
+def test_tfds_build_with_malformed_config_json_is_one_line(tmp_path):
+    result = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic"]
+        + ["--config", '{"name": "x", ', "--data_dir", str(tmp_path)],
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --config is not valid JSON (Expecting property name")
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_folder_without_labelmap_or_single_zip(tmp_path):
     folder = tmp_path / "download"
     folder.mkdir()
