@@ -88,6 +88,12 @@ def binary_mode(config, labels):
     (`bce`, `binary_focal`, `lovasz_hinge`); it needs exactly 2 classes (class 1
     is the foreground).
     """
+    if labels.num_classes < 2:
+        raise InputError(
+            f"{config.dataset}: {labels.num_classes} class ({', '.join(labels.class_names)}); "
+            "segmentation needs at least 2 (e.g. keep 'background' out of void_labels, or "
+            "label a second class)"
+        )
     binary = config.binary or is_binary_spec(config.loss)
     if binary and labels.num_classes != 2:
         reason = "--binary" if config.binary else f"--loss {config.loss}"

@@ -19,9 +19,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from cvat_fixtures import build_demo_dataset
+from cvat_fixtures import build_demo_dataset, write_cvat_export
+from source_fixtures import build_dataset
 
 import models
+from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
 from semseg.backup import TrainingBackup
 from semseg.callbacks import (
     ExplainEarlyValidation,
@@ -29,8 +31,11 @@ from semseg.callbacks import (
     StopOnNaN,
     TrainingDiverged,
 )
+from semseg.errors import InputError
 from semseg.finetune import load_matching_weights
+from semseg.run_config import RunConfig
 from semseg.schedules import learning_rate_schedule
+from semseg.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TCMALLOC = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
@@ -509,7 +514,6 @@ def test_mixed_precision_falls_back_to_float32_where_the_hardware_lacks_it(
     monkeypatch, caplog, flags, capability, expected, warning
 ):
     from semseg import precision, training
-    from semseg.run_config import RunConfig
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     monkeypatch.setattr(precision, "_gpu_compute_capability", lambda: capability)
@@ -529,3 +533,14 @@ def test_mixed_precision_falls_back_to_float32_where_the_hardware_lacks_it(
             assert training.precision_of(config) == "bf16"
         assert "slower than float32" in caplog.records[0].getMessage()
     assert training.precision_of(RunConfig(work_dir="w", dataset="full_semantic/x")) == "fp32"
+
+
+def test_a_one_class_dataset_is_one_error_and_leaves_no_work_dir(tmp_path):
+    export = write_cvat_export(tmp_path / "export", labels=(("background", (0, 0, 0)),))
+    build_dataset(FullSemanticConfig(name="one", source="cvat"), export, tmp_path / "tfds")
+    config = RunConfig(
+        work_dir=str(tmp_path / "run"), dataset="full_semantic/one", data_dir=str(tmp_path / "tfds")
+    )
+    with pytest.raises(InputError, match=r"full_semantic/one: 1 class \(background\); "):
+        train(config)
+    assert not (tmp_path / "run").exists()
