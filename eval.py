@@ -29,6 +29,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.files import check_output_dir  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -72,6 +73,8 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     args.work_dir = resolve_work_dir(args.work_dir)
+    if args.output_dir:
+        check_output_dir(args.output_dir, "--output_dir")
     return args
 
 

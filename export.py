@@ -20,6 +20,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.files import check_output_dir  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -48,6 +49,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
     args = parser.parse_args(argv)
     args.work_dir = resolve_work_dir(args.work_dir)
+    if args.output:
+        check_output_dir(os.path.dirname(os.path.abspath(args.output)), "--output")
     return args
 
 

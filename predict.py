@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.files import check_output_dir  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -32,6 +33,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.work_dir = resolve_work_dir(args.work_dir)
     args.output = args.output or os.path.join(args.work_dir, "predictions")
+    check_output_dir(args.output, "--output")
     return args
 
 

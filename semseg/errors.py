@@ -94,3 +94,8 @@ def run_command(main, parse_args, log_level=logging.INFO):
         main(args)
     except InputError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:
+        # A file-system refusal (no space left, permission, a file where a folder goes):
+        # the path and the system's reason are the whole story.
+        where = f"{error.filename}: " if error.filename else ""
+        sys.exit(f"error: {where}{error.strerror or error}")

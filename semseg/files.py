@@ -13,6 +13,8 @@ from pathlib import Path
 
 import cv2
 
+from semseg.errors import InputError
+
 
 def temporary_sibling(path):
     """A unique hidden temporary name beside `path` that keeps its suffix (writers such as
@@ -56,3 +58,27 @@ def write_image(path, image):
         raise OSError(f"{path}: OpenCV could not encode an image of shape {image.shape}")
     with atomic_path(path) as temp_path:
         temp_path.write_bytes(encoded.tobytes())
+
+
+def check_output_dir(path, flag):
+    """Checks before any work that `path` is, or can become, a folder this process writes.
+
+    Args:
+        path: path-like, the output folder (created later by the command).
+        flag: str, the flag it came from, for messages (e.g. `"--output"`).
+
+    Raises:
+        InputError: naming the flag and the path when it is a file, under a file, or
+            in a folder this process may not write to.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is under the file {existing}"
+        raise InputError(f"{flag} {path}: {what}; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {path}: {existing} is not writable by this user")

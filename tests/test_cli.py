@@ -239,3 +239,18 @@ def test_eval_reports_cost_and_speed(trained, tmp_path):
     assert "GFLOPs" in result.stdout and "FPS" in result.stdout
     report = (tmp_path / "report" / "report.md").read_text()
     assert "latency batch 1 (ms)" in report and "GMACs" in report
+
+
+def test_outputs_that_are_files_are_refused_before_any_work(trained, tmp_path):
+    base, export, work_dir = trained
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for command, flag in (
+        (["predict.py", "--input", export / "JPEGImages", "--output", a_file], "--output"),
+        (["eval.py", "--output_dir", a_file, "--latency_runs", "0"], "--output_dir"),
+        (["export.py", "--format", "onnx", "--output", a_file / "model.onnx"], "--output"),
+    ):
+        result = run(sys.executable, *command, "--work_dir", work_dir, check=False)
+        assert_one_line_error(result, f"{flag} {a_file}", "give a folder")
+    assert a_file.read_text() == "not a folder"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"]
