@@ -194,3 +194,31 @@ def resolve_names(names, files, list_path, describe=_default_describe, folder_te
             f"{missing[0]!r} ({len(missing)} of {len(names)} listed names are missing: {shown})."
         )
     return [(name, files[name]) for name in names]
+
+
+def resolve_split_folder(splits_dir, images, describe=_default_describe, folder_text="images/"):
+    """The examples of each `splits_dir/NAME.txt` list, or `None` without lists.
+
+    Args:
+        splits_dir: path-like, the folder of split lists (may be missing).
+        images: dict name -> path of every image (`index_files`).
+        describe: callable naming a path in messages.
+        folder_text: how messages name the image folder, e.g. `"images/"`.
+
+    Returns:
+        dict split -> list of `(name, image path)`, or `None` when there is no list.
+
+    Raises:
+        InputError: if every list is empty or a list names a missing image.
+    """
+    splits_dir = epath.Path(splits_dir)
+    list_paths = sorted(splits_dir.glob("*.txt")) if splits_dir.is_dir() else []
+    if not list_paths:
+        return None
+    lists = read_split_lists(list_paths, describe)
+    if not lists:
+        raise InputError(f"every list in {describe(splits_dir)} is empty.")
+    return {
+        split: resolve_names(names, images, list_path, describe, folder_text)
+        for split, (list_path, names) in lists.items()
+    }

@@ -27,7 +27,10 @@ from etils import epath
 
 from full_semantic import archives, cvat, raster
 from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import index_files, read_split_lists, resolve_names
+from full_semantic.file_lists import (
+    index_files,
+    resolve_split_folder,
+)
 from full_semantic.folder import CLASSES_FILE, IMAGE_EXTENSIONS, read_classes
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX, default_palette
@@ -195,16 +198,11 @@ class RgbGtDataset:
         return names, default_palette(len(names)), IGNORE_INDEX, None
 
     def _resolve_splits(self, images):
-        splits_dir = self.root / SPLITS_DIR
-        list_paths = sorted(splits_dir.glob("*.txt")) if splits_dir.is_dir() else []
-        if list_paths:
-            lists = read_split_lists(list_paths, self._describe)
-            if not lists:
-                raise InputError(f"every list in {self._describe(splits_dir)} is empty.")
-            return {
-                split: resolve_names(names, images, list_path, self._describe, f"{IMAGES_DIR}/")
-                for split, (list_path, names) in lists.items()
-            }
+        listed = resolve_split_folder(
+            self.root / SPLITS_DIR, images, self._describe, f"{IMAGES_DIR}/"
+        )
+        if listed is not None:
+            return listed
         splits = {"train": [], "val": []}
         for name, path in images.items():
             splits[_split_of(name)].append((name, path))

@@ -32,7 +32,11 @@ from etils import epath
 
 from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import index_files, read_split_lists, read_text, resolve_names
+from full_semantic.file_lists import (
+    index_files,
+    read_text,
+    resolve_split_folder,
+)
 from semseg.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -211,17 +215,10 @@ class SatelliteDataset:
         self.split_names = list(self._examples)
 
     def _resolve_splits(self, images):
-        splits_dir = self.root / SPLITS_DIR
-        list_paths = sorted(splits_dir.glob("*.txt")) if splits_dir.is_dir() else []
-        if not list_paths:
-            return {"train": list(images.items())}
-        lists = read_split_lists(list_paths, self._describe)
-        if not lists:
-            raise InputError(f"every list in {self._describe(splits_dir)} is empty.")
-        return {
-            split: resolve_names(names, images, list_path, self._describe, f"{IMAGES_DIR}/")
-            for split, (list_path, names) in lists.items()
-        }
+        listed = resolve_split_folder(
+            self.root / SPLITS_DIR, images, self._describe, f"{IMAGES_DIR}/"
+        )
+        return listed if listed is not None else {"train": list(images.items())}
 
     def num_examples(self, split):
         """Number of examples `examples(split)` yields."""
