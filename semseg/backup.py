@@ -7,6 +7,12 @@ float16 training) at the end of every epoch into `W/backup/`:
     W/backup/epoch-0007.weights.h5   the state after epoch 7
     W/backup/state.json              {"epoch": 7, "step": 700, "weights": "epoch-0007.weights.h5"}
 
+The folder exists from the start of training (`state.json` of epoch 0, no weights)
+until it ends normally, so a work dir with `backup/` is an unfinished run whatever
+instant a kill hits, and one without it (but with `config.json` and
+`checkpoints/last.keras`) a finished one: the checkpoints written at an epoch's
+end before the backup commits it never make a killed run look finished.
+
 The weights file is written under a temporary name and renamed, then
 `state.json` is replaced (the commit), then older weight files are removed:
 a kill at any moment leaves a consistent state behind. It does the job of
@@ -49,16 +55,27 @@ STATE_FILE = "state.json"
 
 
 def read_backup(directory):
-    """The committed state of a backup folder: `{"epoch", "step", "weights"}`, or `None`."""
+    """The committed state of a backup folder: `{"epoch", "step", "weights"}`, or `None`.
+
+    Epoch 0 (training started, no epoch completed) has `"weights": None`.
+    """
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         return None
     try:
         state = json.loads(path.read_text())
-        int(state["epoch"]), str(state["weights"])
+        epoch = int(state["epoch"])
+        if epoch or state["weights"] is not None:
+            str(state["weights"])
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{path}: not a training backup state ({error})") from error
     return state
+
+
+def completed_epochs(directory):
+    """The number of epochs a backup folder has committed (0 for none or no folder)."""
+    state = read_backup(directory)
+    return int(state["epoch"]) if state else 0
 
 
 class TrainingBackup(keras.callbacks.Callback):
@@ -84,7 +101,7 @@ class TrainingBackup(keras.callbacks.Callback):
             The number of completed epochs (the `initial_epoch` of `fit`), 0 without a backup.
         """
         state = read_backup(self.directory)
-        if state is None:
+        if state is None or int(state["epoch"]) == 0:
             return 0
         weights = self.directory / state["weights"]
         if not weights.is_file():
@@ -99,6 +116,12 @@ class TrainingBackup(keras.callbacks.Callback):
                 "with other settings or the file is damaged"
             ) from error
         return int(state["epoch"])
+
+    def on_train_begin(self, logs=None):
+        # Marks the run unfinished before any checkpoint exists (see the module doc).
+        if read_backup(self.directory) is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_json(self.directory / STATE_FILE, {"epoch": 0, "step": 0, "weights": None})
 
     def on_epoch_end(self, epoch, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -104,9 +104,6 @@ class StopOnNaN(keras.callbacks.Callback):
         )
 
     def on_epoch_end(self, epoch, logs=None):
-        val_loss = (logs or {}).get("val_loss")
-        if val_loss is not None and not math.isfinite(float(val_loss)):
-            self._stop(f"the validation loss is {float(val_loss)} after epoch {epoch + 1}")
         broken = sum(
             1
             for weight in self.model.weights
@@ -114,6 +111,18 @@ class StopOnNaN(keras.callbacks.Callback):
         )
         if broken:
             self._stop(f"{broken} weight tensor(s) are not finite after epoch {epoch + 1}")
+        val_loss = (logs or {}).get("val_loss")
+        if val_loss is None or math.isfinite(float(val_loss)):
+            return
+        if batch_norm_settled(self.model):
+            self._stop(f"the validation loss is {float(val_loss)} after epoch {epoch + 1}")
+        # Finite weights, unsettled batch-norm statistics: early validation overflows.
+        logger.warning(
+            "epoch %d: the validation loss is %s with finite weights, before the batch-norm "
+            "moving statistics settled; not treated as divergence yet",
+            epoch + 1,
+            float(val_loss),
+        )
 
     def _stop(self, where):
         if self.epoch == 0:
@@ -161,22 +170,17 @@ class ExplainEarlyValidation(keras.callbacks.Callback):
     few steps `val_loss` can be in the thousands while the training loss is ~2.
     """
 
-    # The start's share below which the statistics count as settled.
-    SETTLED_SHARE = 0.01
-
     def __init__(self):
         super().__init__()
         self._said = False
 
     def on_test_begin(self, logs=None):
-        if self._said:
-            return
-        momentum = _batch_norm_momentum(self.model)
-        steps = optimizer_step(self.model.optimizer)
-        if momentum is None or not 0 < momentum < 1 or momentum**steps < self.SETTLED_SHARE:
+        if self._said or batch_norm_settled(self.model):
             return
         self._said = True
-        settled = math.ceil(math.log(self.SETTLED_SHARE) / math.log(momentum))
+        momentum = _batch_norm_momentum(self.model)
+        steps = optimizer_step(self.model.optimizer)
+        settled = math.ceil(math.log(SETTLED_SHARE) / math.log(momentum))
         logger.info(
             "validating after %d optimizer step(s): the batch-norm moving statistics still hold "
             "%.0f%% of their initial mean 0 / variance 1 (momentum %g), so val_loss and "
@@ -186,6 +190,20 @@ class ExplainEarlyValidation(keras.callbacks.Callback):
             momentum,
             settled,
         )
+
+
+# The share of their initial values below which batch-norm moving statistics count as
+# settled (after 44 steps at momentum 0.9).
+SETTLED_SHARE = 0.01
+
+
+def batch_norm_settled(model):
+    """Whether `model`'s batch-norm moving statistics have left their initial mean 0 and
+    variance 1 behind (`momentum ** steps < SETTLED_SHARE`); True without batch norm."""
+    momentum = _batch_norm_momentum(model)
+    if momentum is None or not 0 < momentum < 1:
+        return True
+    return momentum ** optimizer_step(model.optimizer) < SETTLED_SHARE
 
 
 def _batch_norm_momentum(model):

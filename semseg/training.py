@@ -34,7 +34,7 @@ import tensorflow as tf
 
 import models
 from semseg import data, distribute, losses, pretrained
-from semseg.backup import TrainingBackup, read_backup, trim_event_files, trim_history
+from semseg.backup import TrainingBackup, completed_epochs, trim_event_files, trim_history
 from semseg.callbacks import (
     ExplainEarlyValidation,
     LogLearningRate,
@@ -409,7 +409,7 @@ def _train(config, distribution, run_path):
     # Outside the strategy scope: under MultiWorkerMirroredStrategy creating the
     # checkpoint's variables would start collectives the other workers never join.
     # A resumed run takes its weights from the backup instead.
-    if chief and read_backup(backup.directory) is None:
+    if chief and completed_epochs(backup.directory) == 0:
         if weights_kind(config.weights) in ("torch", "keras"):
             weights_transfer = pretrained.load_weights_file(network, config.weights)
         if config.init_from:
@@ -432,10 +432,14 @@ def _train(config, distribution, run_path):
                 strategy, list(model.weights) + list(model.optimizer.variables)
             )
     if initial_epoch >= schedule.epochs:
-        raise InputError(
-            f"{run_path / 'backup'}: the backup is at epoch {initial_epoch}, the run has "
-            f"{schedule.epochs}; it is finished"
+        # Killed after committing its last epoch, before removing the backup: done.
+        logger.info(
+            "all %d epochs were trained before the last run stopped; finishing it",
+            schedule.epochs,
         )
+        if chief:
+            shutil.rmtree(backup.directory, ignore_errors=True)
+        return keras.callbacks.History()
 
     # A resumed run draws new data orders and augmentations rather than replaying epoch 1's.
     data_seed = config.seed + initial_epoch

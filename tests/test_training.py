@@ -292,6 +292,78 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(data_dir, tmp_path):
 
 
 @pytest.mark.large
+def test_a_kill_after_any_file_commit_leaves_a_run_the_same_command_finishes(data_dir, tmp_path):
+    """SIGKILL right after each `os.replace` of a run in turn (config.json, the backup's
+    start, then at the epoch's end the checkpoints, best.json, the curves, the backup's
+    weights and state): the work dir is always an unfinished run that the same command
+    completes, or the finished run itself. One epoch: every epoch end commits the same
+    files, and resuming in the middle of a run is the mid-epoch kill test's."""
+    flags = ("--batch_size", "2", "--epochs", "1", "--steps_per_epoch", "1")
+    hook = str(ROOT / "tests" / "kill_hook")
+    kill_point, killed_runs = 0, 0
+    while True:
+        kill_point += 1
+        work_dir = tmp_path / f"kill_{kill_point}"
+        env = environment(KILL_AFTER_REPLACE=str(kill_point), PYTHONPATH=hook)
+        first = run_train(data_dir, work_dir, *flags, env=env, check=False)
+        if first.returncode == 0:
+            break  # past the run's last commit: it finished untouched
+        assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+        killed_runs += 1
+        finished = (work_dir / "checkpoints" / "last.keras").is_file() and not (
+            work_dir / "backup"
+        ).exists()
+        assert not finished, f"kill point {kill_point}: a killed run looks finished"
+        rerun = run_train(data_dir, work_dir, *flags)
+        assert "a finished run is already there" not in rerun.stderr
+        history = read_history(work_dir / "history.csv")
+        assert [int(row["epoch"]) for row in history] == [0], kill_point
+        assert not (work_dir / "backup").exists()
+        assert json.loads((work_dir / "checkpoints" / "best.json").read_text())["epoch"] == 1
+        keras.saving.load_model(work_dir / "checkpoints" / "last.keras", compile=False)
+        leftovers = [path.name for path in work_dir.rglob("*") if ".tmp" in path.name]
+        assert leftovers == [], kill_point
+    assert killed_runs >= 7  # config.json, backup start, last, best, best.json, weights, state
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 60 MB tmpfs (mounted and unmounted here); skips when mounting is not permitted."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=60m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+@pytest.mark.large
+def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_space(data_dir, small_disk):
+    """Two checkpoints fit on the 60 MB disk, the backup of the first epoch does not."""
+    work_dir = small_disk / "run"
+    flags = ("--batch_size", "2", "--epochs", "2", "--steps_per_epoch", "2")
+    first = run_train(data_dir, work_dir, *flags, check=False)
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "Traceback" not in first.stderr
+    last_line = first.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and "No space left on device" in last_line
+    assert (work_dir / "backup").is_dir(), "a run stopped by a full disk must look unfinished"
+    assert [path.name for path in work_dir.rglob("*") if ".tmp" in path.name] == []
+
+    subprocess.run(["mount", "-o", "remount,size=400m", str(small_disk)], check=True)
+    run_train(data_dir, work_dir, *flags)
+    assert [int(row["epoch"]) for row in read_history(work_dir / "history.csv")] == [0, 1]
+    assert not (work_dir / "backup").exists()
+
+
+@pytest.mark.large
 def test_mixed_precision_iterations_warmup_and_recipe_under_tcmalloc(data_dir, tmp_path):
     assert TCMALLOC.is_file(), f"{TCMALLOC} missing: apt-get install libtcmalloc-minimal4"
     recipe = tmp_path / "recipe.json"
@@ -544,3 +616,26 @@ def test_a_one_class_dataset_is_one_error_and_leaves_no_work_dir(tmp_path):
     with pytest.raises(InputError, match=r"full_semantic/one: 1 class \(background\); "):
         train(config)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_early_non_finite_validation_loss_with_unsettled_batch_norm_is_a_warning(caplog):
+    """After a few steps batch norm's moving statistics can make validation overflow
+    although nothing diverged: the run goes on, saying so."""
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.BatchNormalization(momentum=0.9), keras.layers.Dense(2)]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    features, targets = np.ones((8, 4), "float32"), np.zeros((8, 2), "float32")
+    with caplog.at_level(logging.WARNING, logger="semseg.callbacks"):
+        history = model.fit(
+            features,
+            targets,
+            batch_size=4,
+            epochs=2,
+            verbose=0,
+            validation_data=(np.full((4, 4), np.inf, "float32"), targets[:4]),
+            callbacks=[StopOnNaN(Path("unused"))],
+        )
+    assert len(history.epoch) == 2
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2 and "not treated as divergence yet" in warnings[0]
