@@ -25,6 +25,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.video import check_output_video, check_source  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -57,6 +58,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.model is None:
         args.work_dir = resolve_work_dir(args.work_dir)
+    check_source(args.source)
+    if args.record:
+        check_output_video(args.record)
     return args
 
 

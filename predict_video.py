@@ -17,6 +17,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.video import check_output_video, check_source  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -42,6 +43,8 @@ def parse_args(argv=None):
         args.output = f"{stem}_segmented.mp4"
     if args.model is None:
         args.work_dir = resolve_work_dir(args.work_dir)
+    check_source(args.input)
+    check_output_video(args.output)
     return args
 
 

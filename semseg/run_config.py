@@ -26,6 +26,7 @@ Work dir layout:
 
 import dataclasses
 import json
+import logging
 import math
 import types
 from pathlib import Path
@@ -35,6 +36,8 @@ from semseg.files import write_json
 from semseg.labels import LabelSpec
 from semseg.loss_spec import parse_loss_spec
 from semseg.workspace import dataset_path, default_dataset, new_work_dir
+
+logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("poly", "cosine", "constant")
@@ -171,6 +174,16 @@ class RunConfig:
                 f"one of {', '.join(LEARNING_RATE_SCALING)}",
             ),
             (self.vis_every >= 0, "vis_every", "zero (no images) or positive"),
+            (
+                not (self.float64 and self.mixed_precision),
+                "float64",
+                "left out with --mixed_precision (they exclude each other; give one)",
+            ),
+            (
+                self.mixed_precision or not self.force_mixed_precision,
+                "force_mixed_precision",
+                "given with --mixed_precision only",
+            ),
         ]
         problems = [
             f"--{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
@@ -342,6 +355,7 @@ def config_from_flags(values):
         problems.append(str(error))
     if problems:
         raise InputError("; ".join(problems))
+    check_work_dir(config)
     return config, chose_work_dir
 
 
@@ -414,3 +428,31 @@ def load_run(work_dir):
         )
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{path}: not a valid run config ({error})") from error
+
+
+def check_work_dir(config):
+    """Refuses to mix two runs in one work dir.
+
+    A work dir with an unfinished run (a `backup/` folder) is resumed only with
+    the same settings; one with a finished run is never overwritten.
+    """
+    work_path = config.work_path
+    if not (work_path / "config.json").is_file():
+        return
+    previous = load_run(work_path).config
+    if (work_path / "backup").is_dir():
+        changed = [
+            field.name
+            for field in dataclasses.fields(config)
+            if field.name != "work_dir"
+            and getattr(previous, field.name) != getattr(config, field.name)
+        ]
+        if changed:
+            raise InputError(
+                f"{work_path / 'config.json'}: an unfinished run with other settings is there "
+                f"({', '.join(changed)} differ); resume it with the same flags or pick a new "
+                "--work_dir"
+            )
+        logger.info("resuming the unfinished run in %s", work_path)
+    elif (work_path / "checkpoints" / "last.keras").is_file():
+        raise InputError(f"{work_path}: a finished run is already there; pick a new --work_dir")

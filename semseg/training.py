@@ -51,7 +51,7 @@ from semseg.errors import InputError
 from semseg.files import write_json
 from semseg.loss_spec import is_binary_spec
 from semseg.metrics import BinaryMeanIoU, mean_iou_metric
-from semseg.run_config import Run, load_run, parse_class_weights, save_run
+from semseg.run_config import Run, check_work_dir, parse_class_weights, save_run
 from semseg.schedules import learning_rate_schedule
 
 logger = logging.getLogger(__name__)
@@ -196,34 +196,6 @@ def boundary_training_model(network):
     return keras.Model(network.inputs, [*network.outputs, combined], name=network.name)
 
 
-def check_work_dir(config):
-    """Refuses to mix two runs in one work dir.
-
-    A work dir with an unfinished run (a `backup/` folder) is resumed only with
-    the same settings; one with a finished run is never overwritten.
-    """
-    work_path = config.work_path
-    if not (work_path / "config.json").is_file():
-        return
-    previous = load_run(work_path).config
-    if (work_path / "backup").is_dir():
-        changed = [
-            field.name
-            for field in dataclasses.fields(config)
-            if field.name != "work_dir"
-            and getattr(previous, field.name) != getattr(config, field.name)
-        ]
-        if changed:
-            raise InputError(
-                f"{work_path / 'config.json'}: an unfinished run with other settings is there "
-                f"({', '.join(changed)} differ); resume it with the same flags or pick a new "
-                "--work_dir"
-            )
-        logger.info("resuming the unfinished run in %s", work_path)
-    elif (work_path / "checkpoints" / "last.keras").is_file():
-        raise InputError(f"{work_path}: a finished run is already there; pick a new --work_dir")
-
-
 def precision_of(config):
     """The precision name of `semseg.precision` the run trains in.
 
@@ -233,12 +205,8 @@ def precision_of(config):
     records the result (`training.precision`).
     """
     if config.float64:
-        if config.mixed_precision:
-            raise InputError("--float64 and --mixed_precision exclude each other; give one")
         return "fp64"
     if not config.mixed_precision:
-        if config.force_mixed_precision:
-            raise InputError("--force_mixed_precision needs --mixed_precision")
         return "fp32"
     from semseg.precision import mixed_precision_support
 

@@ -29,7 +29,6 @@ import numpy as np
 
 from semseg.errors import InputError
 from semseg.files import temporary_sibling
-from semseg.latency import measure_latency
 from semseg.live_view import DEFAULT_PORT, LiveView
 from semseg.visualization import FONT, legend, overlay
 
@@ -48,6 +47,22 @@ def is_live(source):
     """Whether a source is a camera or a network stream rather than a file."""
     source = parse_source(source)
     return isinstance(source, int) or "://" in source or source.startswith("/dev/")
+
+
+def check_output_video(path):
+    """Raises `InputError` unless `path` is an `.mp4` in an existing folder."""
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise InputError(f"{path}: the output must be an .mp4 file")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: no such folder for the output video")
+
+
+def check_source(source):
+    """Opens and closes a video file or camera, so that a command reports a bad
+    `--input`/`--source` before loading its model; stream URLs are left to the run."""
+    if "://" not in str(source):
+        open_capture(source).release()
 
 
 def open_capture(source):
@@ -121,10 +136,7 @@ class VideoWriter:
 
     def __init__(self, path, fps, size, draw=None):
         self.path = Path(path)
-        if self.path.suffix.lower() != ".mp4":
-            raise InputError(f"{self.path}: the output must be an .mp4 file")
-        if not self.path.parent.is_dir():
-            raise InputError(f"{self.path.parent}: no such folder for the output video")
+        check_output_video(self.path)
         self._temp_path = temporary_sibling(self.path)
         self._writer = cv2.VideoWriter(
             str(self._temp_path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), tuple(size)
@@ -306,6 +318,8 @@ def segment_video(predictor, input_path, output_path, alpha=0.5, show_fps=False,
         on random input at its size, batch 1), `size` `[width, height]`,
         `frame_rate`, `output`.
     """
+    from semseg.latency import measure_latency  # TensorFlow: only once a video is segmented
+
     capture = open_capture(input_path)
     frame_rate = capture.get(cv2.CAP_PROP_FPS) or 25.0
     width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))

@@ -23,7 +23,12 @@ def run_script(*arguments):
 
 
 @pytest.mark.parametrize(
-    "runtime, precision", [("onnx", "int8"), pytest.param("xla", "bf16", marks=pytest.mark.large)]
+    "runtime, precision",
+    [
+        ("keras", "fp32"),
+        pytest.param("onnx", "int8", marks=pytest.mark.large),
+        pytest.param("xla", "bf16", marks=pytest.mark.large),
+    ],
 )
 def test_latency_prints_one_json_line(runtime, precision):
     result = run_script(

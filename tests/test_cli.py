@@ -189,7 +189,7 @@ def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
         base / "tfds", "--work_dir", tmp_path / "conflict", "--float64", "--mixed_precision",
         check=False,
     )  # fmt: skip
-    assert_one_line_error(conflict, "--float64 and --mixed_precision exclude each other")
+    assert_one_line_error(conflict, "--float64 must be left out with --mixed_precision")
     assert not (tmp_path / "conflict").exists()
     assert_one_line_error(
         run(sys.executable, "eval.py", "--work_dir", work_dir, "--split", "test", check=False),

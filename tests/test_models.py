@@ -100,8 +100,10 @@ LARGE_MODELS = (
     "fpn_resnet101",
     # Siblings of a model that stays: ResNet-50 FPN (FPN on EfficientNet-B0 stays), the
     # large MobileNetV3 (small stays), DDRNet-23 (slim stays), PIDNet-M and -L (S stays),
-    # the light EfficientNet DeepLabV3+ (B0 stays).
+    # the light EfficientNet DeepLabV3+ (B0 stays), ResNet-50 DeepLabV3+ (the DeepLabV3+
+    # head stays with B0 and MobileNetV3, the ResNet-50 encoder with OCRNet).
     "fpn_resnet50",
+    "deeplabv3plus_resnet50",
     "effdeeplabv3plus_lite",
     "mnv3deeplabv3plus_large",
     "ddrnet23",
