@@ -20,12 +20,13 @@ The files follow what real releases hold (see ../shared/data/README.md):
 """
 
 import json
+import os
 import pathlib
 import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
-from cvat_fixtures import write_cvat_export
+from cvat_fixtures import write_cvat_export, zip_folder
 from PIL import Image
 
 from full_semantic.full_semantic_dataset_builder import Builder
@@ -480,3 +481,17 @@ def write_original(root, count=12, masks=None, suffixes=("_mask", "_output")):
         suffix = suffixes[index % len(suffixes)]
         Image.fromarray(mask).save(root / "gt" / f"image_{index}{suffix}.png")
     return root
+
+
+def new_user_environment(tmp_path, count):
+    """`os.environ` of a new user whose HOME holds only `write_original`'s layout (`count`
+    images) as `~/tensorflow_datasets/downloads/manual/full_semantic.zip`."""
+    home = pathlib.Path(tmp_path) / "home"
+    manual = home / "tensorflow_datasets" / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    zip_folder(
+        write_original(pathlib.Path(tmp_path) / "src", count=count), manual / "full_semantic.zip"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TFDS_DATA_DIR"}
+    env["HOME"] = str(home)
+    return env

@@ -6,7 +6,6 @@
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from source_fixtures import (
     build_dataset,
     examples_by_name,
     mask_of,
+    new_user_environment,
     write_cityscapes,
     write_folder,
     write_original,
@@ -143,12 +143,8 @@ def test_every_layout_is_detected_and_an_unknown_one_lists_what_was_looked_for(t
 def test_tfds_build_without_arguments_as_typed(tmp_path):
     """`cd full_semantic && tfds build` with full_semantic.zip in ~/tensorflow_datasets/
     downloads/manual: builds, ends with the summary, prints no CUDA line."""
-    home = tmp_path / "home"
-    manual = home / "tensorflow_datasets" / "downloads" / "manual"
-    manual.mkdir(parents=True)
-    zip_folder(write_original(tmp_path / "src", count=6), manual / "full_semantic.zip")
-    env = {key: value for key, value in os.environ.items() if key != "TFDS_DATA_DIR"}
-    env["HOME"] = str(home)
+    env = new_user_environment(tmp_path, count=6)
+    home = Path(env["HOME"])
     tfds_cli = Path(sys.executable).parent / "tfds"
     result = subprocess.run(
         [str(tfds_cli), "build"],

@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cvat_fixtures import zip_folder
-from source_fixtures import write_original
+from source_fixtures import new_user_environment
 
 import train
 from semseg import workspace
@@ -136,12 +135,7 @@ def test_commands_without_work_dir_name_the_missing_run_in_one_line(tmp_path, sc
 def test_the_first_hour_commands_as_typed(tmp_path):
     """The original layout's zip in the default manual dir, then `tfds build`, `train.py
     --multi_gpu` and `eval.py --visualize` without any other flag, as the README says."""
-    home = tmp_path / "home"
-    manual = home / "tensorflow_datasets" / "downloads" / "manual"
-    manual.mkdir(parents=True)
-    zip_folder(write_original(tmp_path / "src", count=12), manual / "full_semantic.zip")
-    env = {key: value for key, value in os.environ.items() if key != "TFDS_DATA_DIR"}
-    env["HOME"] = str(home)
+    env = new_user_environment(tmp_path, count=12)
     outputs = []
 
     def command(*args, cwd=tmp_path):
