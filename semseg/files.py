@@ -8,6 +8,7 @@ place only once complete; `os.replace` makes the rename atomic.
 import contextlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,24 @@ def temporary_sibling(path):
     Keras and OpenCV choose the format by extension)."""
     path = Path(path)
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+def remove_stale_temporaries(folder):
+    """Removes the temporary files a killed writer left under `folder` (recursively).
+
+    Only names of the `temporary_sibling` form (`.NAME.XXXXXXXX.tmp...`, and the
+    backup's `.XXXXXXXX.tmp.weights.h5`) go; call it when no other process writes
+    there (a work dir at the start of its run).
+
+    Returns:
+        The number of files removed.
+    """
+    removed = 0
+    for path in Path(folder).rglob(".*"):
+        if path.is_file() and re.search(r"\.[0-9a-f]{8}\.tmp(\.|$)", path.name):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 @contextlib.contextmanager

@@ -48,7 +48,7 @@ from semseg.callbacks import (
     optimizer_step,
 )
 from semseg.errors import InputError
-from semseg.files import write_json
+from semseg.files import remove_stale_temporaries, write_json
 from semseg.loss_spec import is_binary_spec
 from semseg.metrics import BinaryMeanIoU, mean_iou_metric
 from semseg.run_config import Run, check_work_dir, parse_class_weights, save_run
@@ -313,6 +313,12 @@ def train(config):
         finally:
             shutil.rmtree(run_path, ignore_errors=True)
     check_work_dir(config)
+    if config.work_path.is_dir():
+        removed = remove_stale_temporaries(config.work_path)
+        if removed:
+            logger.info(
+                "removed %d temporary file(s) a killed run left in %s", removed, config.work_path
+            )
     return _train(config, distribution, config.work_path)
 
 

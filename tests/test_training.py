@@ -32,6 +32,7 @@ from semseg.callbacks import (
     TrainingDiverged,
 )
 from semseg.errors import InputError
+from semseg.files import remove_stale_temporaries
 from semseg.finetune import load_matching_weights
 from semseg.run_config import RunConfig
 from semseg.schedules import learning_rate_schedule
@@ -639,3 +640,24 @@ def test_an_early_non_finite_validation_loss_with_unsettled_batch_norm_is_a_warn
     assert len(history.epoch) == 2
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 2 and "not treated as divergence yet" in warnings[0]
+
+
+def test_a_run_removes_the_temporary_files_a_killed_run_left(data_dir, tmp_path):
+    work_dir = tmp_path / "run"
+    litter = [
+        work_dir / "checkpoints" / ".last.1a2b3c4d.tmp.keras",
+        work_dir / "backup" / ".0f1e2d3c.tmp.weights.h5",
+        work_dir / ".config.89abcdef.tmp.json",
+    ]
+    kept = [work_dir / "notes.tmp.txt", work_dir / ".hidden_config.json"]
+    for path in litter + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    assert remove_stale_temporaries(work_dir) == 3
+    assert [path for path in litter + kept if path.exists()] == kept
+    for path in litter:
+        path.write_bytes(b"partial")
+    result = run_train(data_dir, work_dir, "--batch_size", "2", "--epochs", "1",
+                       "--steps_per_epoch", "1")  # fmt: skip
+    assert "removed 3 temporary file(s) a killed run left" in result.stderr
+    assert not any(path.exists() for path in litter)
