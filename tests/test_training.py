@@ -642,8 +642,8 @@ def test_an_early_non_finite_validation_loss_with_unsettled_batch_norm_is_a_warn
     assert len(warnings) == 2 and "not treated as divergence yet" in warnings[0]
 
 
-def test_a_run_removes_the_temporary_files_a_killed_run_left(data_dir, tmp_path):
-    work_dir = tmp_path / "run"
+def write_litter(work_dir):
+    """Temporary files as a killed writer leaves them, and two files that are not."""
     litter = [
         work_dir / "checkpoints" / ".last.1a2b3c4d.tmp.keras",
         work_dir / "backup" / ".0f1e2d3c.tmp.weights.h5",
@@ -653,10 +653,19 @@ def test_a_run_removes_the_temporary_files_a_killed_run_left(data_dir, tmp_path)
     for path in litter + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"partial")
-    assert remove_stale_temporaries(work_dir) == 3
+    return litter, kept
+
+
+def test_only_the_temporary_files_of_killed_writers_are_removed(tmp_path):
+    litter, kept = write_litter(tmp_path / "run")
+    assert remove_stale_temporaries(tmp_path / "run") == 3
     assert [path for path in litter + kept if path.exists()] == kept
-    for path in litter:
-        path.write_bytes(b"partial")
+
+
+@pytest.mark.large
+def test_a_run_removes_the_temporary_files_a_killed_run_left(data_dir, tmp_path):
+    work_dir = tmp_path / "run"
+    litter, _ = write_litter(work_dir)
     result = run_train(data_dir, work_dir, "--batch_size", "2", "--epochs", "1",
                        "--steps_per_epoch", "1")  # fmt: skip
     assert "removed 3 temporary file(s) a killed run left" in result.stderr
