@@ -19,7 +19,7 @@ from etils import epath
 from semseg.errors import InputError
 
 # Folders that zip tools add beside the real content.
-_IGNORED_TOP_LEVEL = ("__MACOSX",)
+IGNORED_TOP_LEVEL = ("__MACOSX",)
 # Limits of what a zip may unpack to (zip bombs): more members than any dataset has, a
 # member that inflates more than MAX_RATIO times (images and masks barely compress;
 # text lists and JSON polygons ~10-30x), or more bytes than the temp disk has free.
@@ -122,7 +122,7 @@ def _find_root_in(extracted_dir, zip_path, marker, description):
     """The dataset folder inside an extracted zip: its root or its single top folder."""
     if (extracted_dir / marker).exists():
         return extracted_dir
-    entries = [entry for entry in extracted_dir.iterdir() if entry.name not in _IGNORED_TOP_LEVEL]
+    entries = [entry for entry in extracted_dir.iterdir() if entry.name not in IGNORED_TOP_LEVEL]
     if len(entries) == 1 and entries[0].is_dir() and (entries[0] / marker).exists():
         return entries[0]
     raise InputError(

@@ -43,7 +43,6 @@ MASK_EXTENSIONS = (".png",)
 EXPORT_DESCRIPTION = "a CVAT 'Segmentation mask 1.1' export"
 # The colour of CVAT's `background`, and of the blank masks `blank_missing_masks` stands for.
 BLANK_COLOR = (0, 0, 0)
-_MAX_UNKNOWN_COLORS_SHOWN = 5
 _MAX_NAMES_SHOWN = 3
 
 
@@ -332,15 +331,9 @@ class CvatExport:
         self.class_names = [entry.name for entry in kept]
         self.palette = [list(entry.color) for entry in kept]
         class_id_of_name = {entry.name: class_id for class_id, entry in enumerate(kept)}
-        packed_to_id = {
-            _pack_color(entry.color): class_id_of_name.get(entry.name, IGNORE_INDEX)
-            for entry in entries
-        }
-        self._sorted_colors = np.array(sorted(packed_to_id), dtype=np.uint32)
-        self._ids_of_sorted_colors = np.array(
-            [packed_to_id[key] for key in sorted(packed_to_id)], dtype=np.uint8
-        )
-        self._blank_id = packed_to_id.get(_pack_color(BLANK_COLOR))
+        ids = [class_id_of_name.get(entry.name, IGNORE_INDEX) for entry in entries]
+        self._colors = raster.ColorLookup([entry.color for entry in entries], ids, LABELMAP_FILE)
+        self._blank_id = dict(zip((entry.color for entry in entries), ids)).get(BLANK_COLOR)
         if self.blank_missing_masks and self._blank_id is None:
             raise InputError(
                 f"{self._where(LABELMAP_FILE)}: blank_missing_masks needs a class coloured "
@@ -464,7 +457,9 @@ class CvatExport:
                 f"{self._where(self._relative(files.image))} is {_size_text(image.size)} "
                 "(width x height); a mask must have the size of its image."
             )
-        class_ids = self._colors_to_ids(np.asarray(mask.convert("RGB")), files.mask)
+        class_ids = self._colors.map(
+            np.asarray(mask.convert("RGB")), self._where(self._relative(files.mask))
+        )
         return {
             "image": encoded_image,
             "mask": raster.encode_png(class_ids),
@@ -482,42 +477,6 @@ class CvatExport:
                 "it to 8 bits per channel."
             )
         return image
-
-    def _colors_to_ids(self, rgb, mask_path):
-        """Maps an RGB mask `(H, W, 3)` uint8 to class ids `(H, W)` uint8 by exact colour."""
-        packed = (
-            (rgb[..., 0].astype(np.uint32) << 16)
-            | (rgb[..., 1].astype(np.uint32) << 8)
-            | rgb[..., 2].astype(np.uint32)
-        )
-        positions = np.searchsorted(self._sorted_colors, packed)
-        positions = np.minimum(positions, len(self._sorted_colors) - 1)
-        known = self._sorted_colors[positions] == packed
-        if not known.all():
-            raise InputError(self._unknown_colors_message(packed[~known], mask_path))
-        return self._ids_of_sorted_colors[positions]
-
-    def _unknown_colors_message(self, unknown_packed, mask_path):
-        colors, counts = np.unique(unknown_packed, return_counts=True)
-        order = np.argsort(-counts, kind="stable")[:_MAX_UNKNOWN_COLORS_SHOWN]
-        shown = ", ".join(
-            f"{_unpack_color(colors[index])} in {counts[index]} pixel(s)" for index in order
-        )
-        more = f", and {len(colors) - len(order)} more" if len(colors) > len(order) else ""
-        return (
-            f"{self._where(self._relative(mask_path))}: {len(colors)} colour(s) not in "
-            f"{LABELMAP_FILE} ({counts.sum()} pixels): {shown}{more}."
-        )
-
-
-def _pack_color(color):
-    red, green, blue = color
-    return (red << 16) | (green << 8) | blue
-
-
-def _unpack_color(packed):
-    packed = int(packed)
-    return ((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)
 
 
 def _size_text(size):

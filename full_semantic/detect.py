@@ -27,6 +27,7 @@ import zipfile
 
 from etils import epath
 
+from full_semantic.archives import IGNORED_TOP_LEVEL
 from semseg.errors import InputError
 
 # Source -> alternative sets of entries that must all be at the dataset's root
@@ -41,7 +42,6 @@ SIGNATURES = {
 }
 # The zip the original project's users put in TFDS's default manual dir.
 DEFAULT_ZIP = "full_semantic.zip"
-_IGNORED_TOP_LEVEL = ("__MACOSX",)
 
 
 def _expected_text():
@@ -76,7 +76,7 @@ def _zip_entries(zip_path):
     paths = set()
     for name in names:
         parts = [part for part in posixpath.normpath(name).split("/") if part not in ("", ".")]
-        if not parts or parts[0] in _IGNORED_TOP_LEVEL:
+        if not parts or parts[0] in IGNORED_TOP_LEVEL:
             continue
         for depth in range(1, len(parts)):
             paths.add("/".join(parts[:depth]) + "/")
@@ -101,7 +101,7 @@ def _matches(entries):
 
 def _single_folder(folder):
     """The only sub-folder of `folder` when it holds nothing else (a folder of a folder)."""
-    children = [child for child in folder.iterdir() if child.name not in _IGNORED_TOP_LEVEL]
+    children = [child for child in folder.iterdir() if child.name not in IGNORED_TOP_LEVEL]
     if len(children) == 1 and children[0].is_dir():
         return children[0]
     return None

@@ -154,7 +154,11 @@ def read_index_image(data, where, what="class ids"):
     Raises:
         InputError: if the file is corrupt, 16- or 32-bit, or has several channels.
     """
-    image = decode(data, where)
+    return index_values(decode(data, where), data, where, what)
+
+
+def index_values(image, data, where, what="class ids"):
+    """`read_index_image` of an image already decoded from `data`."""
     if image.mode in ("L", "P"):
         return np.asarray(image), image.size
     if image.mode == "1":
@@ -265,3 +269,58 @@ def encode_png(values):
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(values, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+class ColorLookup:
+    """Maps RGB colour masks to ids by exact colour (CVAT masks, colour `gt/` masks).
+
+    Args:
+        colors: sequence of `(r, g, b)`, the known colours.
+        ids: sequence of ints (0..255), the id of each colour.
+        source: str, what defines the colours, for messages (e.g. `"labelmap.txt"`).
+    """
+
+    def __init__(self, colors, ids, source):
+        id_of = {pack_color(color): int(value) for color, value in zip(colors, ids)}
+        self._sorted = np.array(sorted(id_of), dtype=np.uint32)
+        self._ids = np.array([id_of[key] for key in sorted(id_of)], dtype=np.uint8)
+        self._source = source
+
+    def map(self, rgb, where):
+        """The ids `(H, W)` uint8 of an RGB mask `(H, W, 3)` uint8.
+
+        Raises:
+            InputError: naming `where`, with the most frequent unknown colours and
+                their pixel counts.
+        """
+        packed = (
+            (rgb[..., 0].astype(np.uint32) << 16)
+            | (rgb[..., 1].astype(np.uint32) << 8)
+            | rgb[..., 2].astype(np.uint32)
+        )
+        positions = np.minimum(np.searchsorted(self._sorted, packed), len(self._sorted) - 1)
+        known = self._sorted[positions] == packed
+        if not known.all():
+            colors, counts = np.unique(packed[~known], return_counts=True)
+            order = np.argsort(-counts, kind="stable")[:_MAX_VALUES_SHOWN]
+            shown = ", ".join(
+                f"{unpack_color(colors[index])} in {counts[index]} pixel(s)" for index in order
+            )
+            more = f", and {len(colors) - len(order)} more" if len(colors) > len(order) else ""
+            raise InputError(
+                f"{where}: {len(colors)} colour(s) not in {self._source} ({counts.sum()} "
+                f"pixels): {shown}{more}."
+            )
+        return self._ids[positions]
+
+
+def pack_color(color):
+    """`(r, g, b)` as one int `0xRRGGBB`."""
+    red, green, blue = color
+    return (int(red) << 16) | (int(green) << 8) | int(blue)
+
+
+def unpack_color(packed):
+    """`0xRRGGBB` back to `(r, g, b)`."""
+    packed = int(packed)
+    return ((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)

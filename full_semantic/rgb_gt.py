@@ -153,7 +153,11 @@ class RgbGtDataset:
                     f"{', '.join(describe(masks[mask]) for mask in found)}; keep one."
                 )
             self._masks[name] = masks[found[0]]
-        names, palette, ignore_value, self._colors = self._read_classes()
+        names, palette, ignore_value, colors = self._read_classes()
+        # Colour masks map to the class list's positions (raw ids) by exact colour.
+        self._colors = None
+        if colors is not None:
+            self._colors = raster.ColorLookup(colors, range(len(colors)), self._classes_where)
         self._table = ClassTable(
             names, palette, void_labels, where=self._classes_where, ignored_values=(ignore_value,)
         )
@@ -252,27 +256,10 @@ class RgbGtDataset:
 
     def _read_mask(self, data, where):
         mask = raster.decode(data, where)
-        if mask.mode in ("L", "P", "1") or self._colors is None:
-            return raster.read_index_image(data, where)
-        if mask.mode not in ("RGB", "RGBA"):
-            return raster.read_index_image(data, where)  # names the problem (e.g. 16-bit)
-        rgb = np.asarray(mask.convert("RGB"))
-        return self._colors_to_ids(rgb, where), mask.size
-
-    def _colors_to_ids(self, rgb, where):
-        packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8)
-        packed |= rgb[..., 2].astype(np.uint32)
-        colors = np.array([(r << 16) | (g << 8) | b for r, g, b in self._colors], np.uint32)
-        order = np.argsort(colors)
-        positions = np.minimum(np.searchsorted(colors[order], packed), len(colors) - 1)
-        known = colors[order][positions] == packed
-        if not known.all():
-            values, counts = np.unique(packed[~known], return_counts=True)
-            shown = ", ".join(
-                f"{((int(v) >> 16) & 255, (int(v) >> 8) & 255, int(v) & 255)} in {c} pixel(s)"
-                for v, c in sorted(zip(values, counts), key=lambda item: -item[1])[:3]
-            )
+        if self._colors is None or mask.mode not in ("RGB", "RGBA"):
+            return raster.index_values(mask, data, where)  # names any other problem
+        if raster.bit_depth(mask, data) > 8:
             raise InputError(
-                f"{where}: {len(values)} colour(s) not in {self._classes_where}: {shown}."
+                f"{where}: {raster.describe(mask, data)} image; expected 8-bit pixels."
             )
-        return order[positions].astype(np.uint8)
+        return self._colors.map(np.asarray(mask.convert("RGB")), where), mask.size
