@@ -25,9 +25,9 @@ import logging
 import pathlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-from full_semantic import cvat
+from full_semantic import cvat, raster
 from semseg.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -390,7 +390,8 @@ def read_rgb(path, display_name=None):
         display_name: str naming it in messages; defaults to the path.
 
     Returns:
-        uint8 array `(H, W, 3)` (grey, paletted and RGBA images are converted).
+        uint8 array `(H, W, 3)` (grey, paletted and RGBA images are converted), upright
+        when the file has an EXIF orientation.
 
     Raises:
         InputError: if the file cannot be decoded.
@@ -398,7 +399,7 @@ def read_rgb(path, display_name=None):
     display_name = display_name or str(path)
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise InputError(
             f"{display_name}: cannot decode image ({type(error).__name__}: {error})."
@@ -406,7 +407,8 @@ def read_rgb(path, display_name=None):
 
 
 def read_size(path, display_name=None):
-    """`(width, height)` of an image file, read from its header.
+    """`(width, height)` of an image file as shown (EXIF orientation applied), read from
+    its header.
 
     Raises:
         InputError: if the file is not a readable image.
@@ -414,7 +416,7 @@ def read_size(path, display_name=None):
     display_name = display_name or str(path)
     try:
         with Image.open(path) as image:
-            return image.size
+            return raster.upright_size(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise InputError(
             f"{display_name}: cannot read image ({type(error).__name__}: {error})."

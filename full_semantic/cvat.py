@@ -437,48 +437,26 @@ class CvatExport:
             yield files.name, self._read_example(files)
 
     def _read_example(self, files):
-        image_bytes = files.image.read_bytes()
-        image = self._decode(image_bytes, files.image)
-        if image.format in raster.PASSTHROUGH_FORMATS and image.mode == "RGB":
-            encoded_image = image_bytes
-        else:
-            encoded_image = np.asarray(image.convert("RGB"))
+        image_where = self._where(self._relative(files.image))
+        encoded_image, image_size = raster.image_feature(files.image.read_bytes(), 3, image_where)
         if files.mask is None:
-            width, height = image.size
+            width, height = image_size
             return {
                 "image": encoded_image,
                 "mask": raster.encode_png(np.full((height, width), self._blank_id, np.uint8)),
                 "file_name": files.name,
             }
-        mask = self._decode(files.mask.read_bytes(), files.mask)
-        if image.size != mask.size:
+        mask_where = self._where(self._relative(files.mask))
+        mask_bytes = files.mask.read_bytes()
+        mask = raster.decode(mask_bytes, mask_where)
+        if raster.bit_depth(mask, mask_bytes) > 8:
             raise InputError(
-                f"{self._where(self._relative(files.mask))} is {_size_text(mask.size)} but "
-                f"{self._where(self._relative(files.image))} is {_size_text(image.size)} "
-                "(width x height); a mask must have the size of its image."
+                f"{mask_where}: {raster.describe(mask, mask_bytes)} image; expected 8-bit pixels."
             )
-        class_ids = self._colors.map(
-            np.asarray(mask.convert("RGB")), self._where(self._relative(files.mask))
-        )
+        raster.check_size(mask.size, image_size, mask_where, image_where)
+        class_ids = self._colors.map(np.asarray(mask.convert("RGB")), mask_where)
         return {
             "image": encoded_image,
             "mask": raster.encode_png(class_ids),
             "file_name": files.name,
         }
-
-    def _decode(self, data, path):
-        """Decodes 8-bit image bytes with PIL, naming the file if they are corrupt or deeper
-        (a 16-bit image converted to RGB would be clipped to 255 almost everywhere)."""
-        where = self._where(self._relative(path))
-        image = raster.decode(data, where)
-        if raster.bit_depth(image, data) > 8:
-            raise InputError(
-                f"{where}: {raster.describe(image, data)} image; expected 8-bit pixels. Convert "
-                "it to 8 bits per channel."
-            )
-        return image
-
-
-def _size_text(size):
-    width, height = size
-    return f"{width}x{height}"

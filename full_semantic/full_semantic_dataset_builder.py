@@ -33,6 +33,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 
@@ -473,6 +474,28 @@ def _json_config_given(argv):
     return False
 
 
+def _environment_error(exception):
+    """An `InputError` for the mistakes TFDS's own code meets before ours runs: an unknown
+    `--config` name, and a `--data_dir` (or other path) that is a file, unwritable or full.
+    None for anything else."""
+    if isinstance(exception, ValueError) and re.match(
+        r"BuilderConfig (.+) not found", str(exception)
+    ):
+        name = re.match(r"BuilderConfig (.+?) not found", str(exception)).group(1)
+        known = ", ".join(config.name for config in Builder.builder_configs.values())
+        return InputError(
+            f"--config {name}: full_semantic has no such config; configs: {known}, or a JSON "
+            'object such as \'{"name": "mydata", "source": "cvat"}\''
+        )
+    if isinstance(exception, OSError) and exception.filename:
+        path = epath.Path(exception.filename)
+        blocking = next((parent for parent in path.parents if parent.is_file()), None)
+        if isinstance(exception, NotADirectoryError) and blocking is not None:
+            return InputError(f"{path}: {blocking} is a file, not a folder")
+        return InputError(f"{path}: {exception.strerror or exception}")
+    return None
+
+
 def _install_input_error_hook():
     """Makes an uncaught `InputError` print `error: <message>` on one line, exit status 1.
 
@@ -495,6 +518,8 @@ def _install_input_error_hook():
                 f"--config is not valid JSON ({exception}); e.g. --config "
                 '\'{"name": "mydata", "source": "cvat", "void_labels": ["background"]}\''
             )
+        if input_error is None:
+            input_error = _environment_error(exception)
         if input_error is None:
             previous_hook(exception_type, exception, traceback)
             return

@@ -17,7 +17,7 @@ import io
 import struct
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from semseg.errors import InputError
 
@@ -31,6 +31,7 @@ _MODE_OF_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
 # Modes PIL converts to RGB without losing anything but a constant alpha.
 _RGB_CONVERTIBLE = ("L", "P", "CMYK", "YCbCr", "LA", "RGBA", "PA")
 _MAX_VALUES_SHOWN = 5
+EXIF_ORIENTATION = 0x0112  # the EXIF tag of how a camera image is to be shown (1: as stored)
 
 
 def decode(data, where):
@@ -76,6 +77,14 @@ def bit_depth(image, data):
     return _MODE_BITS.get(image.mode, 8)
 
 
+def upright_size(image):
+    """`(width, height)` of a PIL image as shown: swapped when its EXIF orientation is a
+    quarter turn (5 to 8). Reads only the header."""
+    width, height = image.size
+    turned = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+    return (height, width) if turned else (width, height)
+
+
 def describe(image, data):
     """Pixel format of an image for messages, e.g. `'16-bit 1-channel (PIL mode I;16)'`."""
     return f"{bit_depth(image, data)}-bit {len(image.getbands())}-channel (PIL mode {image.mode})"
@@ -83,6 +92,9 @@ def describe(image, data):
 
 def image_feature(data, channels, where, as_array=False):
     """Validates image bytes and prepares them for a `channels`-channel `Image` feature.
+
+    An image with an EXIF orientation (a phone photo taken on its side) is turned
+    upright first, as CVAT shows it and as its mask is drawn; its size is the upright one.
 
     Accepted inputs, all 8-bit:
 
@@ -108,6 +120,11 @@ def image_feature(data, channels, where, as_array=False):
             for `channels == 3`).
     """
     image = decode(data, where)
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        # Shown upright, as CVAT and every viewer show it (and as its mask was drawn):
+        # the stored pixels are rotated or mirrored, so the bytes cannot be kept.
+        image = ImageOps.exif_transpose(image)
+        as_array = True
     depth = bit_depth(image, data)
     if depth > 8:
         raise InputError(

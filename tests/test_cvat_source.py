@@ -117,6 +117,23 @@ def test_png_and_upper_case_extensions_in_jpegimages(tmp_path):
     np.testing.assert_array_equal(decoded["train"]["c"][0], image_pattern("c", (12, 8)))
 
 
+def test_photo_with_an_exif_orientation_is_read_upright_like_its_mask(tmp_path):
+    # A phone photo stored sideways (EXIF orientation 6: turn 90 degrees clockwise to
+    # show): CVAT shows it upright, 12x8, and the mask is drawn on that view.
+    export_dir = write_cvat_export(tmp_path / "export", splits={"train": ["a"]}, image_size=(12, 8))
+    upright = image_pattern("a", (12, 8))
+    stored = Image.fromarray(np.rot90(upright, 1))  # 8x12, as the sensor wrote it
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(export_dir / "JPEGImages" / "a.png", exif=exif)
+    (export_dir / "JPEGImages" / "a.jpg").unlink()
+
+    image, class_ids = read_all(open_export(export_dir, tmp_path))["train"]["a"]
+
+    np.testing.assert_array_equal(image, upright)
+    np.testing.assert_array_equal(class_ids, class_index_pattern((12, 8), 3))
+
+
 def test_missing_image_is_skipped_with_one_warning_per_split(tmp_path, caplog):
     export_dir = write_cvat_export(
         tmp_path / "export",
@@ -533,6 +550,29 @@ def test_input_error_hook_prints_one_line_and_defers_the_rest(monkeypatch, capsy
 
     assert capsys.readouterr().err == "error: SegmentationClass/a.png: bad thing\n"
     assert previous == [(KeyError, other, None)]
+
+
+def test_input_error_hook_names_unknown_configs_and_blocked_data_dirs(
+    tmp_path, monkeypatch, capsys
+):
+    previous = []
+    monkeypatch.setattr(sys, "excepthook", lambda *args: previous.append(args))
+    full_semantic_dataset_builder._install_input_error_hook()
+    hook = sys.excepthook
+    (tmp_path / "afile").write_text("x")
+    blocked = tmp_path / "afile" / "downloads"
+    try:
+        blocked.mkdir()
+    except NotADirectoryError as error:
+        hook(type(error), error, error.__traceback__)
+    unknown = ValueError("BuilderConfig cvta not found with version 1.0.0. Here are 10 ...")
+    hook(ValueError, unknown, None)
+
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"error: {blocked}: {tmp_path / 'afile'} is a file, not a folder"
+    assert lines[1].startswith("error: --config cvta: full_semantic has no such config; ")
+    assert "auto, cvat, cityscapes" in lines[1] and "rgb_gt" in lines[1]
+    assert len(lines) == 2 and previous == []
 
 
 def test_tfds_build_command_prints_one_line_error(tmp_path):

@@ -21,7 +21,7 @@ import tensorflow_datasets as tfds
 from cvat_fixtures import DEFAULT_LABELS, write_cvat_export
 from PIL import Image
 
-from data_augmentation import augment_data, make_blank_label
+from data_augmentation import augment_data, make_blank_label, source_files
 from data_augmentation.augment_export import AugmentOptions, augment_export
 from data_augmentation.augmentation import AugmentationSettings, Augmenter, example_rng
 from data_augmentation.blank_labels import write_blank_labels
@@ -780,3 +780,14 @@ def test_camvid_twenty_images_augment_and_build(tmp_path):
         expected = camvid_colours.to_ids(rgb(output / "SegmentationClass" / f"{name}.png"), name)
         np.testing.assert_array_equal(built[name]["mask"][..., 0], expected)
         assert built[name]["mask"].shape == (360, 480, 1)
+
+
+def test_source_images_with_an_exif_orientation_are_read_upright(tmp_path):
+    upright = np.random.default_rng(3).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    stored = Image.fromarray(np.rot90(upright, 1))
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "photo.png", exif=exif)
+
+    assert source_files.read_size(tmp_path / "photo.png") == (12, 8)
+    np.testing.assert_array_equal(source_files.read_rgb(tmp_path / "photo.png"), upright)
