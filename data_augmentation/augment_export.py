@@ -47,6 +47,7 @@ from data_augmentation.label_colors import (
 )
 from data_augmentation.source_files import find_sources, list_images, read_rgb
 from full_semantic import cvat
+from semseg import files
 from semseg.errors import InputError
 from semseg.files import write_image, write_json, write_text
 from semseg.labels import IGNORE_INDEX
@@ -59,6 +60,8 @@ IMAGE_FORMATS = ("jpg", "png")
 IGNORE_LABEL_NAME = "ignore"
 VIS_DIR = "VIS_MASK"
 RECORD_FILE = "augmentation.json"
+# Temp folders of runs (an extracted zip); one left by a killed run goes at the next.
+SCRATCH_PREFIX = "augment_data_"
 OBJECTS_DIR = "SegmentationObject"
 # Options that change how the output is made, not what it holds.
 _NOT_RECORDED = ("workers", "overwrite")
@@ -263,7 +266,8 @@ def augment_export(options, progress=None):
     """
     progress = progress or _no_progress
     output_path = pathlib.Path(options.output_path).resolve()
-    with tempfile.TemporaryDirectory(prefix="augment_data_") as scratch_dir:
+    _remove_litter(output_path)
+    with files.owned_temp_dir(prefix=SCRATCH_PREFIX) as scratch_dir:
         sources = find_sources(
             options.rgb_path,
             mask_path=options.mask_path,
@@ -310,9 +314,9 @@ def augment_export(options, progress=None):
         )
         created_parents = [parent for parent in output_path.parents if not parent.exists()]
         try:
-            temp_dir.mkdir(parents=True)
-            summary = _write_export(job, sources, options, colors, temp_dir, progress)
-            _move_into_place(temp_dir, output_path)
+            with files.owned_dir(temp_dir):
+                summary = _write_export(job, sources, options, colors, temp_dir, progress)
+                _move_into_place(temp_dir, output_path)
         except BaseException:
             shutil.rmtree(temp_dir, ignore_errors=True)
             for parent in created_parents:  # innermost first
@@ -495,6 +499,29 @@ def _check_names(sources, options):
                 "rename the source files or augment them in separate runs."
             )
         owner[name] = source
+
+
+def _remove_litter(output_path):
+    """Removes what killed runs left: the `.NAME.partial-*` folders beside `output_path`
+    and the temp folders whose process is gone, and puts back an output that a run
+    killed while replacing it had moved to `.NAME.old-*`."""
+    parent = output_path.parent
+    if not output_path.exists():
+        moved = sorted(parent.glob(f".{output_path.name}.old-*"), key=os.path.getmtime)
+        if moved:
+            os.rename(moved[-1], output_path)
+            logger.warning(
+                "put back %s, which a killed run had moved to %s", output_path, moved[-1]
+            )
+    leftovers = files.remove_abandoned(parent, f".{output_path.name}.partial-*")
+    leftovers += files.remove_abandoned(parent, f".{output_path.name}.old-*")
+    leftovers += files.remove_abandoned(tempfile.gettempdir(), f"{SCRATCH_PREFIX}*")
+    if leftovers:
+        logger.info(
+            "removed %d folder(s) left by killed runs: %s",
+            len(leftovers),
+            ", ".join(str(path) for path in leftovers[:3]),
+        )
 
 
 def _move_into_place(temp_dir, output_path):

@@ -51,6 +51,7 @@ from full_semantic import (
     satellite,
     utokyo,
 )
+from semseg import files
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -67,6 +68,8 @@ SOURCE_READERS = {
 }
 # `tfds build` without `--config`: the source detected from the manual dir's contents.
 AUTO = "auto"
+# Temp folders of builds (an extracted zip); one left by a killed build goes at the next.
+SCRATCH_PREFIX = "full_semantic_"
 # Source name -> the image channel counts it can produce (config field `channels`).
 SOURCE_CHANNELS = {
     "cvat": (3,),
@@ -333,12 +336,50 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         A build already there is reused only if its source is unchanged (the
         `source_fingerprint` of its metadata); a changed source stops with one line
         saying how to rebuild, instead of the old classes and masks being kept.
+
+        The build holds a lock on `<data_dir>/full_semantic/<config>/`: a second build
+        of the same config stops with one line, and the `incomplete.*` folders and temp
+        folders of killed builds are removed first.
         """
         download_dir = epath.Path(
             kwargs.get("download_dir") or epath.Path(self._data_dir_root) / "downloads"
         )
         download_config = kwargs.get("download_config")
         manual_dir = getattr(download_config, "manual_dir", None) or download_dir / "manual"
+        config_dir = epath.Path(self.data_path).parent  # <data_dir>/full_semantic/<config>
+        existed = {
+            path for path in (download_dir, download_dir / "extracted", config_dir) if path.exists()
+        }
+        config_dir.mkdir(parents=True, exist_ok=True)
+        busy = (
+            f"{config_dir}: another build of full_semantic/{self.builder_config.name} is "
+            "running in this data dir; wait for it to finish."
+        )
+        try:
+            with files.locked(config_dir, busy):
+                self._remove_litter(config_dir)
+                self._prepare_once(manual_dir, download_dir, kwargs)
+        except BaseException:
+            self._remove_empty_folders(download_dir, existed)
+            raise
+
+    def _remove_litter(self, config_dir):
+        """Removes what killed builds left: TFDS's `incomplete.*` folders of this config
+        (no other build of it runs: this one holds its lock) and the temp folders of
+        builds whose process is gone."""
+        leftovers = [path for path in config_dir.glob("incomplete.*") if path.is_dir()]
+        for leftover in leftovers:
+            leftover.rmtree(missing_ok=True)
+        leftovers += files.remove_abandoned(tempfile.gettempdir(), f"{SCRATCH_PREFIX}*")
+        if leftovers:
+            logger.info(
+                "removed %d folder(s) left by killed builds: %s",
+                len(leftovers),
+                ", ".join(str(path) for path in leftovers[:3]),
+            )
+
+    def _prepare_once(self, manual_dir, download_dir, kwargs):
+        """Builds, or reuses a build of the same source (see `download_and_prepare`)."""
         self._fingerprint = fingerprint.source_fingerprint(manual_dir)
         if self.is_prepared():
             stored = (self.info.metadata or {}).get("source_fingerprint")
@@ -348,14 +389,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     "with --overwrite (tfds build ... --overwrite), or build the new state "
                     "under another config name or --data_dir."
                 )
-        existed = {path for path in (download_dir, download_dir / "extracted") if path.exists()}
         try:
-            with tempfile.TemporaryDirectory(prefix="full_semantic_") as scratch_dir:
+            with files.owned_temp_dir(prefix=SCRATCH_PREFIX) as scratch_dir:
                 self._scratch_dir = epath.Path(scratch_dir)
                 super().download_and_prepare(**kwargs)
-        except BaseException:
-            self._remove_empty_folders(download_dir, existed)
-            raise
         finally:
             self._scratch_dir = None
 
@@ -366,9 +403,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         `<data_dir>/full_semantic/` goes too if it holds nothing but TFDS's `.config`,
         and `downloads/extracted/` (and `downloads/`) if this build created them empty.
         """
-        config_dir = self.data_path.parent
+        config_dir = epath.Path(self.data_path).parent
         dataset_dir = config_dir.parent
-        if config_dir.is_dir() and not any(config_dir.iterdir()):
+        if config_dir not in existed and config_dir.is_dir() and not any(config_dir.iterdir()):
             config_dir.rmdir()
         if dataset_dir.is_dir() and {entry.name for entry in dataset_dir.iterdir()} <= {".config"}:
             dataset_dir.rmtree()
@@ -416,6 +453,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 class BuildSummaryInfo(tfds.core.DatasetInfo):
     """`DatasetInfo` whose `repr`, which `tfds build` prints last, is a short summary
     (splits, counts, classes, where it is, the next command) instead of ~300 lines."""
+
+    def initialize_from_bucket(self):
+        """Nothing: full_semantic is built from the user's files, never hosted on TFDS's GCS
+        bucket. (TFDS's version looks it up over the network and leaves an empty
+        `/tmp/tmp*tfds` folder behind at every construction of an unbuilt builder.)"""
 
     def __repr__(self):
         splits = ", ".join(

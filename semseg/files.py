@@ -6,9 +6,13 @@ place only once complete; `os.replace` makes the rename atomic.
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import re
+import shutil
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -40,6 +44,126 @@ def remove_stale_temporaries(folder):
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+# A folder younger than this is never taken for abandoned: its owner may not have
+# locked it yet.
+ABANDONED_AFTER_S = 10
+
+
+def _lock(folder, wait):
+    """An open descriptor of `folder` holding an exclusive `flock`, or None when another
+    process holds it (`wait=False`) or the file system cannot lock it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+@contextlib.contextmanager
+def locked(folder, busy_message):
+    """Holds an exclusive lock on an existing `folder` while the block runs.
+
+    The kernel releases it when the process ends, however it ends, so a later process
+    can tell a live owner from a killed one. Where the file system cannot lock (some
+    network file systems), the block runs unlocked.
+
+    Raises:
+        InputError: `busy_message` when another process holds the lock.
+    """
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        descriptor = None
+    if descriptor is not None:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise InputError(busy_message) from None
+        except OSError:
+            os.close(descriptor)
+            descriptor = None
+    try:
+        yield
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def owned_temp_dir(parent=None, prefix="semseg_"):
+    """A new folder `parent/PREFIX...` that this process locks while the block runs and
+    removes after it (if it is still there), like `tempfile.TemporaryDirectory`.
+
+    Unlike a plain temporary folder, one left by a killed process is found and removed
+    by `remove_abandoned(parent, PREFIX + "*")` in the next run.
+
+    Args:
+        parent: path-like, where to create it; the system temp dir by default.
+        prefix: str, the start of its name.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    descriptor = _lock(folder, wait=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+def remove_abandoned(parent, pattern):
+    """Removes the folders matching `pattern` in `parent` whose owner process is gone.
+
+    A folder counts as abandoned when no process holds its lock (`owned_temp_dir`,
+    `owned_dir`) and it is older than `ABANDONED_AFTER_S`.
+
+    Returns:
+        The list of removed folders.
+    """
+    removed = []
+    parent = Path(parent)
+    if not parent.is_dir():
+        return removed
+    for folder in sorted(parent.glob(pattern)):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            if time.time() - folder.stat().st_mtime < ABANDONED_AFTER_S:
+                continue
+        except OSError:
+            continue
+        descriptor = _lock(folder, wait=False)
+        if descriptor is None:
+            continue  # its owner is alive (or the folder cannot be locked)
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(descriptor)
+        if not folder.exists():
+            removed.append(folder)
+    return removed
+
+
+@contextlib.contextmanager
+def owned_dir(folder):
+    """Creates `folder` (which must not exist) and locks it while the block runs; the
+    caller moves or removes it. See `remove_abandoned`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    descriptor = _lock(folder, wait=True)
+    try:
+        yield folder
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 @contextlib.contextmanager

@@ -8,9 +8,12 @@ Every fixture is a tiny export written into `tmp_path` by `cvat_fixtures`.
 import io
 import json
 import logging
+import os
 import pathlib
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -27,6 +30,7 @@ from PIL import Image
 
 from full_semantic import cvat, full_semantic_dataset_builder
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from semseg import files
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -531,6 +535,37 @@ def test_failed_build_keeps_other_configs(tmp_path):
         "cvat",
     ]
     assert (data_dir / "full_semantic" / "cvat" / "1.0.0" / "dataset_info.json").exists()
+
+
+def test_build_removes_what_killed_builds_left(tmp_path, monkeypatch):
+    temp_root = tmp_path / "tmp"
+    temp_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_root))
+    data_dir = tmp_path / "data"
+    config_dir = data_dir / "full_semantic" / "cvat"
+    # A SIGKILLed build leaves TFDS's incomplete folder and its extracted zip.
+    (config_dir / "incomplete.Q7XK2A_1.0.0" / "full_semantic-train.tfrecord-00000-of-00001").mkdir(
+        parents=True
+    )
+    left = temp_root / "full_semantic_k1ll3d" / "extracted"
+    left.mkdir(parents=True)
+    (left / "labelmap.txt").write_text("background:0,0,0::\n")
+    os.utime(left.parent, (time.time() - 3600,) * 2)
+
+    build(write_cvat_export(tmp_path / "export"), data_dir)
+
+    assert sorted(path.name for path in config_dir.iterdir()) == ["1.0.0"]
+    assert list(temp_root.iterdir()) == []
+
+
+def test_a_second_build_of_the_same_config_stops_with_one_line(tmp_path):
+    data_dir = tmp_path / "data"
+    config_dir = data_dir / "full_semantic" / "cvat"
+    config_dir.mkdir(parents=True)
+    with files.locked(config_dir, "held by a first build"):
+        with pytest.raises(InputError, match=r"another build of full_semantic/cvat is running"):
+            build(write_cvat_export(tmp_path / "export"), data_dir)
+    assert list(config_dir.iterdir()) == []
 
 
 def test_input_error_hook_prints_one_line_and_defers_the_rest(monkeypatch, capsys):

@@ -13,6 +13,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -687,6 +688,25 @@ def test_output_is_refused_when_not_empty_or_inside_the_input(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "earlier", "empty", "export", "other_data",
     ]  # fmt: skip
+
+
+def test_a_run_removes_what_killed_runs_left_and_puts_back_a_moved_output(tmp_path):
+    export = write_squares_export(tmp_path / "export", val=())
+    output = tmp_path / "out"
+    run_augment(export, output, num_per_image=1)
+    # Killed while writing (a partial folder) and while replacing `out` (moved aside).
+    partial = tmp_path / ".out.partial-1a2b3c4d"
+    (partial / "JPEGImages").mkdir(parents=True)
+    moved = tmp_path / ".out.old-5e6f7a8b"
+    os.rename(output, moved)
+    for folder in (partial, moved):
+        os.utime(folder, (time.time() - 3600,) * 2)
+
+    with pytest.raises(InputError, match="is not empty; pass --overwrite"):
+        run_augment(export, output, num_per_image=2)
+
+    assert len(read_list(output)) == 6  # the finished output is back under its name
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["export", "out"]
 
 
 def test_name_collisions_are_refused(tmp_path):
