@@ -62,7 +62,7 @@ VIS_DIR = "VIS_MASK"
 RECORD_FILE = "augmentation.json"
 # Temp folders of runs (an extracted zip); one left by a killed run goes at the next.
 SCRATCH_PREFIX = "augment_data_"
-OBJECTS_DIR = "SegmentationObject"
+OBJECTS_DIR = cvat.OBJECT_MASKS_DIR
 # Options that change how the output is made, not what it holds.
 _NOT_RECORDED = ("workers", "overwrite")
 

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = cvat.IMAGE_EXTENSIONS
 MASK_EXTENSIONS = cvat.MASK_EXTENSIONS
-OBJECT_MASKS_DIR = "SegmentationObject"
+OBJECT_MASKS_DIR = cvat.OBJECT_MASKS_DIR
 _MAX_NAMES_SHOWN = 3
 
 
@@ -210,7 +210,7 @@ def find_sources(
     if rgb_path.is_file():
         if scratch_dir is None:
             raise ValueError("find_sources needs a scratch_dir to read a .zip export.")
-        located, zip_path = cvat.locate_export(rgb_path, scratch_dir)
+        located, zip_path = cvat.locate_export(rgb_path, scratch_dir, object_masks=True)
         export_dir = zip_root = pathlib.Path(str(located))
         zip_path = pathlib.Path(str(zip_path))
 

@@ -5,8 +5,10 @@ with the file (or folder) that marks the root of its layout:
 
     root, zip_path = locate_root(manual_dir, scratch_dir, "classes.json", "a dataset folder")
 
-A zip is extracted into `scratch_dir` (deleted by the builder after the build);
-member names that would land outside it are refused before anything is written.
+A zip is extracted into `scratch_dir` (deleted by the builder after the build), only
+the members under the files and folders the reader names (`read=`), one at a time;
+member names that would land outside it, and zip bombs, are refused before anything is
+written.
 """
 
 import posixpath
@@ -46,14 +48,18 @@ def is_unsafe_member(member_name):
     return normalized == ".." or normalized.startswith("../")
 
 
-def extract_zip(zip_path, target_dir):
+def extract_zip(zip_path, target_dir, select=None):
     """Extracts a zip, refusing members that would land outside `target_dir`.
 
     Every member name is checked before anything is written (zip-slip protection).
+    Members are streamed to disk one at a time; the limits (`MAX_MEMBERS`,
+    `MAX_RATIO`, free space) apply to the members extracted.
 
     Args:
         zip_path: path-like, the `.zip` file.
         target_dir: path-like, the folder to extract into (created if needed).
+        select: optional callable `member_name -> bool` (names with `/`); only the
+            members it accepts are extracted. All by default.
 
     Raises:
         InputError: if the zip is corrupt or a member name is absolute or climbs
@@ -70,10 +76,12 @@ def extract_zip(zip_path, target_dir):
                         f"{zip_path}: member {member.filename!r} would be extracted outside "
                         "the target folder (absolute path or '..'); refusing to extract."
                     )
+            if select is not None:
+                members = [member for member in members if select(_member_name(member))]
             _check_limits(zip_path, members, target_dir)
             target_dir.mkdir(parents=True, exist_ok=True)
             for member in members:
-                destination = target_dir / posixpath.normpath(member.filename.replace("\\", "/"))
+                destination = target_dir / _member_name(member)
                 if member.is_dir():
                     destination.mkdir(parents=True, exist_ok=True)
                     continue
@@ -82,6 +90,52 @@ def extract_zip(zip_path, target_dir):
                     shutil.copyfileobj(source, sink)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
         raise InputError(f"{zip_path} is not a readable zip file: {error}") from error
+
+
+def _member_name(member):
+    """A member's normalised relative name, with `/` (zips from Windows tools use `\\`)."""
+    return posixpath.normpath(member.filename.replace("\\", "/"))
+
+
+def member_names(zip_path):
+    """The normalised names (`/`-separated, no `./`; folders end with `/`) of a zip's
+    members, read from its directory alone.
+
+    Raises:
+        InputError: if the file is not a readable zip.
+    """
+    try:
+        with epath.Path(zip_path).open("rb") as zip_file, zipfile.ZipFile(zip_file) as archive:
+            names = [
+                _member_name(member) + ("/" if member.is_dir() else "")
+                for member in archive.infolist()
+            ]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+        raise InputError(f"{zip_path} is not a readable zip file: {error}") from error
+    return [name for name in names if name.strip("./")]
+
+
+def _root_prefix(zip_path, marker, description):
+    """Where the dataset folder is inside a zip, from its directory alone: `""` when
+    `marker` is at the root, `"TOP/"` when it is inside the single top-level folder."""
+    names = member_names(zip_path)
+
+    def holds_marker(prefix):
+        return any(
+            name == prefix + marker or name.startswith(prefix + marker + "/") for name in names
+        )
+
+    if holds_marker(""):
+        return ""
+    tops = {name.split("/")[0] for name in names} - set(IGNORED_TOP_LEVEL)
+    if len(tops) == 1:
+        (top,) = tops
+        if any(name.startswith(top + "/") for name in names) and holds_marker(top + "/"):
+            return top + "/"
+    raise InputError(
+        f"{zip_path}: no {marker} at the root of the zip or inside a single top-level "
+        f"folder; expected {description}."
+    )
 
 
 def _check_limits(zip_path, members, target_dir):
@@ -118,20 +172,7 @@ def _check_limits(zip_path, members, target_dir):
         )
 
 
-def _find_root_in(extracted_dir, zip_path, marker, description):
-    """The dataset folder inside an extracted zip: its root or its single top folder."""
-    if (extracted_dir / marker).exists():
-        return extracted_dir
-    entries = [entry for entry in extracted_dir.iterdir() if entry.name not in IGNORED_TOP_LEVEL]
-    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / marker).exists():
-        return entries[0]
-    raise InputError(
-        f"{zip_path}: no {marker} at the root of the zip or inside a single top-level "
-        f"folder; expected {description}."
-    )
-
-
-def locate_root(manual_dir, scratch_dir, marker, description):
+def locate_root(manual_dir, scratch_dir, marker, description, read=None):
     """Finds the dataset folder behind `--manual_dir`, extracting a zip if needed.
 
     Args:
@@ -144,6 +185,10 @@ def locate_root(manual_dir, scratch_dir, marker, description):
             `"labelmap.txt"`.
         description: str, what the folder is, for messages, e.g.
             `"a CVAT 'Segmentation mask 1.1' export"`.
+        read: optional sequence of the files and folders at the top of the layout
+            that the reader reads (e.g. `("labelmap.txt", "JPEGImages", ...)`); only
+            they are extracted from a zip (not videos, backups or other tasks beside
+            them). Everything by default.
 
     Returns:
         `(root, zip_path)`: the `epath.Path` of the dataset folder, and the zip
@@ -173,9 +218,19 @@ def locate_root(manual_dir, scratch_dir, marker, description):
             f"--manual_dir {manual_dir} is a file but not a .zip: expected {description} "
             "folder or a .zip of one."
         )
+    prefix = _root_prefix(zip_path, marker, description)
+    wanted = None if read is None else {prefix + entry.strip("/") for entry in (marker, *read)}
+
+    def select(name):
+        return wanted is None or any(
+            name == entry or name.startswith(entry + "/") for entry in wanted
+        )
+
     extracted_dir = epath.Path(scratch_dir) / "extracted"
-    extract_zip(zip_path, extracted_dir)
-    return _find_root_in(extracted_dir, zip_path, marker, description), zip_path
+    extract_zip(zip_path, extracted_dir, select=select)
+    root = extracted_dir / prefix if prefix else extracted_dir
+    root.mkdir(parents=True, exist_ok=True)
+    return root, zip_path
 
 
 def describer(root, zip_path=None):

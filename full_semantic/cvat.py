@@ -38,6 +38,7 @@ LABELMAP_FILE = "labelmap.txt"
 LISTS_DIR = "ImageSets/Segmentation"
 IMAGES_DIR = "JPEGImages"
 MASKS_DIR = "SegmentationClass"
+OBJECT_MASKS_DIR = "SegmentationObject"  # instance masks, read by augment_data only
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png",)
 EXPORT_DESCRIPTION = "a CVAT 'Segmentation mask 1.1' export"
@@ -212,7 +213,7 @@ def _index_files(folder, extensions):
     return index
 
 
-def locate_export(manual_dir, scratch_dir):
+def locate_export(manual_dir, scratch_dir, object_masks=False):
     """Finds the export folder behind `--manual_dir`, extracting a zip if needed.
 
     Args:
@@ -220,6 +221,8 @@ def locate_export(manual_dir, scratch_dir):
             holding exactly one such `.zip` and no `labelmap.txt`.
         scratch_dir: path-like, an empty folder where a zip is extracted; the
             caller deletes it once the examples are written.
+        object_masks: bool, also extract `SegmentationObject/` (instance masks) from a
+            zip; the builder does not read them.
 
     Returns:
         `(export_dir, origin)`: the `epath.Path` of the export folder, and the
@@ -228,7 +231,10 @@ def locate_export(manual_dir, scratch_dir):
     Raises:
         InputError: if `manual_dir` is none of the above.
     """
-    return archives.locate_root(manual_dir, scratch_dir, LABELMAP_FILE, EXPORT_DESCRIPTION)
+    read = (LISTS_DIR, IMAGES_DIR, MASKS_DIR) + ((OBJECT_MASKS_DIR,) if object_masks else ())
+    return archives.locate_root(
+        manual_dir, scratch_dir, LABELMAP_FILE, EXPORT_DESCRIPTION, read=read
+    )
 
 
 def open_export(manual_dir, scratch_dir, void_labels=(), blank_missing_masks=False):

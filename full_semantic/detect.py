@@ -22,12 +22,9 @@ Example:
     # ("rgb_gt", Path(".../manual/full_semantic.zip"))
 """
 
-import posixpath
-import zipfile
-
 from etils import epath
 
-from full_semantic.archives import IGNORED_TOP_LEVEL
+from full_semantic import archives
 from semseg.errors import InputError
 
 # Source -> alternative sets of entries that must all be at the dataset's root
@@ -68,20 +65,14 @@ def _folder_entries(folder):
 
 def _zip_entries(zip_path):
     """Names at depth 1 and 2 of a zip, below its single top-level folder if it has one."""
-    try:
-        with zip_path.open("rb") as handle, zipfile.ZipFile(handle) as archive:
-            names = [name.replace("\\", "/") for name in archive.namelist()]
-    except (zipfile.BadZipFile, OSError) as error:
-        raise InputError(f"{zip_path} is not a readable zip file: {error}") from error
     paths = set()
-    for name in names:
-        parts = [part for part in posixpath.normpath(name).split("/") if part not in ("", ".")]
-        if not parts or parts[0] in IGNORED_TOP_LEVEL:
+    for name in archives.member_names(zip_path):
+        parts = name.rstrip("/").split("/")
+        if parts[0] in archives.IGNORED_TOP_LEVEL:
             continue
         for depth in range(1, len(parts)):
             paths.add("/".join(parts[:depth]) + "/")
-        if not name.endswith("/"):
-            paths.add("/".join(parts))
+        paths.add(name)
     top = {path.split("/")[0] + ("/" if "/" in path else "") for path in paths}
     if len(top) == 1 and next(iter(top)).endswith("/"):
         prefix = next(iter(top))
@@ -101,7 +92,7 @@ def _matches(entries):
 
 def _single_folder(folder):
     """The only sub-folder of `folder` when it holds nothing else (a folder of a folder)."""
-    children = [child for child in folder.iterdir() if child.name not in IGNORED_TOP_LEVEL]
+    children = [child for child in folder.iterdir() if child.name not in archives.IGNORED_TOP_LEVEL]
     if len(children) == 1 and children[0].is_dir():
         return children[0]
     return None

@@ -140,7 +140,11 @@ def open_source(manual_dir, scratch_dir, config):
         a `FolderDataset`.
     """
     root, zip_path = archives.locate_root(
-        manual_dir, scratch_dir, CLASSES_FILE, DATASET_DESCRIPTION
+        manual_dir,
+        scratch_dir,
+        CLASSES_FILE,
+        DATASET_DESCRIPTION,
+        read=(IMAGES_DIR, LABELS_DIR, SPLITS_DIR),
     )
     return FolderDataset(
         root, channels=config.channels, void_labels=config.void_labels, zip_path=zip_path

@@ -61,7 +61,13 @@ def open_source(manual_dir, scratch_dir, config):
     Returns:
         an `RgbGtDataset`.
     """
-    root, zip_path = archives.locate_root(manual_dir, scratch_dir, IMAGES_DIR, DATASET_DESCRIPTION)
+    root, zip_path = archives.locate_root(
+        manual_dir,
+        scratch_dir,
+        IMAGES_DIR,
+        DATASET_DESCRIPTION,
+        read=(MASKS_DIR, SPLITS_DIR, CLASSES_FILE, cvat.LABELMAP_FILE),
+    )
     return RgbGtDataset(root, void_labels=config.void_labels, zip_path=zip_path)
 
 

@@ -159,7 +159,9 @@ def open_source(manual_dir, scratch_dir, config):
     Returns:
         a `SatelliteDataset`.
     """
-    root, zip_path = archives.locate_root(manual_dir, scratch_dir, IMAGES_DIR, DATASET_DESCRIPTION)
+    root, zip_path = archives.locate_root(
+        manual_dir, scratch_dir, IMAGES_DIR, DATASET_DESCRIPTION, read=(LABELS_DIR, SPLITS_DIR)
+    )
     return SatelliteDataset(root, void_labels=config.void_labels, zip_path=zip_path)
 
 

@@ -112,7 +112,9 @@ def open_source(manual_dir, scratch_dir, config):
     Returns:
         a `UTokyoRelease`.
     """
-    root, zip_path = archives.locate_root(manual_dir, scratch_dir, IMAGES_DIR, RELEASE_DESCRIPTION)
+    root, zip_path = archives.locate_root(
+        manual_dir, scratch_dir, IMAGES_DIR, RELEASE_DESCRIPTION, read=(LABELS_DIR, *SPLIT_LISTS)
+    )
     return UTokyoRelease(
         root, channels=config.channels, void_labels=config.void_labels, zip_path=zip_path
     )

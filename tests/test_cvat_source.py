@@ -429,6 +429,35 @@ def test_a_zip_bomb_or_a_zip_larger_than_the_free_space_is_refused(tmp_path, mon
     assert list(scratch_dir.iterdir()) == []
 
 
+def test_only_the_members_the_reader_reads_are_extracted(tmp_path, monkeypatch):
+    from full_semantic import archives
+
+    export_dir = write_cvat_export(tmp_path / "export")
+    scratch_dir = tmp_path / "scratch"
+    scratch_dir.mkdir()
+    # A task export often holds more than masks: the source video, notes, other formats.
+    # A 64 MiB video beside them, with only 1 MiB of free space above the margin.
+    extra = {"task_1/video.mp4": bytes(64 * 2**20), "task_1/annotations.xml": b"<annotations/>"}
+    zip_path = zip_folder(export_dir, tmp_path / "task.zip", top_level="task_1")
+    with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_STORED) as archive:
+        for member, data in extra.items():
+            archive.writestr(member, data)
+    usage = archives.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        archives.shutil,
+        "disk_usage",
+        lambda path: usage._replace(free=archives.FREE_SPACE_MARGIN + 2**20),
+    )
+
+    export = cvat.open_export(zip_path, scratch_dir)
+
+    extracted = scratch_dir / "extracted" / "task_1"
+    assert sorted(path.name for path in extracted.iterdir()) == [
+        "ImageSets", "JPEGImages", "SegmentationClass", "labelmap.txt",
+    ]  # fmt: skip
+    assert sorted(read_all(export)["train"]) == ["a", "b", "c"]
+
+
 def test_a_rebuild_after_the_export_changed_stops_instead_of_reusing_the_old_build(tmp_path):
     export_dir = write_cvat_export(tmp_path / "export")
     data_dir = tmp_path / "data"
