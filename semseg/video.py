@@ -317,6 +317,10 @@ def segment_video(predictor, input_path, output_path, alpha=0.5, show_fps=False,
         dict: `frames`, `seconds`, `fps` (end to end), `model_fps` (the model alone
         on random input at its size, batch 1), `size` `[width, height]`,
         `frame_rate`, `output`.
+
+    Raises:
+        InputError: when no frame decodes, or the file ends well before the frame count
+            of its header (truncated); the output is not written then.
     """
     from semseg.latency import measure_latency  # TensorFlow: only once a video is segmented
 
@@ -348,12 +352,19 @@ def segment_video(predictor, input_path, output_path, alpha=0.5, show_fps=False,
             if show_fps:
                 lines = (f"{count / (time.perf_counter() - start):.1f} FPS",)
             writer.submit((frame, mask, lines))
-        keep = count > 0
+        truncated = total is not None and count < total - max(2, total // 100)
+        keep = count > 0 and not truncated
     finally:
         writer.close(keep=keep)
         capture.release()
     if count == 0:
         raise InputError(f"{input_path}: no frame could be decoded")
+    if truncated:
+        raise InputError(
+            f"{input_path}: the video ends after {count} of the {total} frames its header "
+            "declares (a truncated or damaged file), so nothing was written; keep the "
+            f"readable part with `ffmpeg -i {input_path} -c copy fixed.mp4` and segment that."
+        )
     seconds = time.perf_counter() - start
     return {
         "frames": count,

@@ -63,7 +63,14 @@ def test_predict_video_keeps_every_frame_size_and_rate(demo_run, tmp_path):
 def test_predict_video_errors_are_one_line_and_leave_nothing(demo_run, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
+    video = shared_data("video", "solidWhiteRight.mp4").read_bytes()
+    truncated = tmp_path / "truncated.mp4"  # a copy cut off at 60%: 132 of 221 frames decode
+    truncated.write_bytes(video[: len(video) * 6 // 10])
     for arguments, message in (
+        (
+            ["--input", truncated, "--output", tmp_path / "o.mp4"],
+            "of the 221 frames its header declares",
+        ),
         (["--input", tmp_path / "missing.mp4", "--output", tmp_path / "o.mp4"], "no such video"),
         (["--input", broken, "--output", tmp_path / "o.mp4"], "not a readable video"),
         (
@@ -79,7 +86,7 @@ def test_predict_video_errors_are_one_line_and_leave_nothing(demo_run, tmp_path)
         result = run(sys.executable, "predict_video.py", "--work_dir", demo_run, *arguments)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert message in result.stderr.strip().splitlines()[-1]
-    assert sorted(item.name for item in tmp_path.iterdir()) == ["broken.mp4"]
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["broken.mp4", "truncated.mp4"]
 
 
 def test_realtime_headless_on_a_file_prints_fps_and_records(demo_run, tmp_path):
