@@ -154,7 +154,9 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
                 f"{sorted([*SOURCE_READERS, AUTO])}."
             )
         void_labels = self.void_labels
-        if isinstance(void_labels, str) or not all(isinstance(name, str) for name in void_labels):
+        if not isinstance(void_labels, (list, tuple)) or not all(
+            isinstance(name, str) for name in void_labels
+        ):
             raise InputError(
                 f"{where}: void_labels must be a list of class names, "
                 f'e.g. ["background"]. Received: void_labels={void_labels!r}'
@@ -208,6 +210,11 @@ def config_from_json_fields(**fields):
         raise InputError(
             f"--config: unknown field(s) {unknown}; expected some of {list(JSON_FIELDS)}."
         )
+    for field in ("name", "source", "class_set", "description"):
+        if field in fields and not isinstance(fields[field], str):
+            raise InputError(
+                f"--config: {field} must be a string. Received: {field}={fields[field]!r}"
+            )
     return FullSemanticConfig(**fields)
 
 

@@ -252,6 +252,21 @@ def test_json_config_with_a_misspelled_field_names_it():
         Builder.builder_config_cls(name="camvid", source="cvat", void_label=["background"])
 
 
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"void_labels": 5}, "void_labels must be a list of class names"),
+        ({"void_labels": "background"}, "void_labels must be a list of class names"),
+        ({"name": 7}, "name must be a string. Received: name=7"),
+        ({"channels": "three"}, "gives images with 3 channel"),
+        ({"blank_missing_masks": "yes"}, "blank_missing_masks must be true or false"),
+    ],
+)
+def test_json_config_values_of_the_wrong_type_are_one_input_error(fields, message):
+    with pytest.raises(InputError, match=message):
+        Builder.builder_config_cls(**{"name": "camvid", "source": "cvat", **fields})
+
+
 # === Bad input: each raises InputError naming the file and the problem ===
 
 
