@@ -30,8 +30,23 @@ _VERSION = re.compile(r"\d+\.\d+\.\d+")
 
 
 def default_data_dir(data_dir=None):
-    """`data_dir`, else `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`, as an expanded `Path`."""
-    return Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
+    """`data_dir`, else `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`, as an expanded `Path`.
+
+    Raises:
+        InputError: when that path is a file.
+    """
+    path = Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        flag = (
+            "--data_dir"
+            if data_dir
+            else "TFDS_DATA_DIR"
+            if os.environ.get("TFDS_DATA_DIR")
+            else "the data dir"
+        )
+        raise InputError(f"{flag} {path} is a file; give the TFDS data folder")
+    return path
 
 
 def _versions(config_dir):
@@ -80,10 +95,10 @@ def built_datasets(data_dir=None):
 
 def default_dataset(data_dir=None):
     """The one `full_semantic` build in the data dir, for `train.py` without `--dataset`."""
+    where = default_data_dir(data_dir)
     builds = built_datasets(data_dir)
     if len(builds) == 1:
         return builds[0]
-    where = default_data_dir(data_dir)
     if not builds:
         raise InputError(
             f"--dataset: no full_semantic build in {where}; build one first "

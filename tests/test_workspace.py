@@ -43,6 +43,18 @@ def test_the_one_build_is_the_default_dataset_and_several_are_listed(tmp_path):
         workspace.default_dataset(tmp_path)
 
 
+def test_a_data_dir_that_is_a_file_is_named(tmp_path, monkeypatch):
+    afile = tmp_path / "tfds"
+    afile.write_text("not a folder")
+    with pytest.raises(InputError, match=f"^--data_dir {afile} is a file"):
+        workspace.default_dataset(afile)
+    with pytest.raises(InputError, match=f"^--data_dir {afile} is a file"):
+        workspace.dataset_path("full_semantic/cvat", afile)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(afile))
+    with pytest.raises(InputError, match=f"^TFDS_DATA_DIR {afile} is a file"):
+        workspace.default_dataset()
+
+
 def test_tfds_data_dir_is_the_default_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     fake_build(tmp_path, "camvid")
