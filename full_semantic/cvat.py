@@ -444,7 +444,9 @@ class CvatExport:
 
     def _read_example(self, files):
         image_where = self._where(self._relative(files.image))
-        encoded_image, image_size = raster.image_feature(files.image.read_bytes(), 3, image_where)
+        encoded_image, image_size = raster.image_feature(
+            files.image.read_bytes(), 3, image_where, drop_alpha=True
+        )
         if files.mask is None:
             width, height = image_size
             return {

@@ -90,7 +90,7 @@ def describe(image, data):
     return f"{bit_depth(image, data)}-bit {len(image.getbands())}-channel (PIL mode {image.mode})"
 
 
-def image_feature(data, channels, where, as_array=False):
+def image_feature(data, channels, where, as_array=False, drop_alpha=False):
     """Validates image bytes and prepares them for a `channels`-channel `Image` feature.
 
     An image with an EXIF orientation (a phone photo taken on its side) is turned
@@ -108,6 +108,9 @@ def image_feature(data, channels, where, as_array=False):
         channels: int, 1, 3 or 4.
         where: str naming the file in messages.
         as_array: bool, always return the decoded pixels, never `data`.
+        drop_alpha: bool, with `channels == 3`, drop an alpha channel that is not
+            opaque everywhere instead of refusing it (CVAT shows such images, and
+            their masks are drawn, without it).
 
     Returns:
         `(value, (width, height))`: value is `data` itself for a JPEG or PNG that
@@ -142,7 +145,7 @@ def image_feature(data, channels, where, as_array=False):
     if channels == 3 and image.mode in _RGB_CONVERTIBLE:
         if "A" in image.getbands():
             alpha = np.asarray(image.getchannel("A"))
-            if alpha.min() < 255:
+            if alpha.min() < 255 and not drop_alpha:
                 raise InputError(
                     f"{where}: {describe(image, data)} image with a non-opaque alpha channel; "
                     'expected RGB. Set "channels": 4 to keep the 4th channel, or save the '

@@ -159,6 +159,19 @@ def test_missing_image_is_skipped_with_one_warning_per_split(tmp_path, caplog):
     assert "first: b, c" in warnings[0]
 
 
+def test_a_transparent_png_image_is_read_as_cvat_shows_it_without_alpha(tmp_path):
+    export_dir = write_cvat_export(tmp_path / "export", splits={"train": ["a"]})
+    rgb = image_pattern("a", (12, 8))
+    alpha = np.full((8, 12, 1), 255, np.uint8)
+    alpha[:4] = 0  # the top half transparent
+    Image.fromarray(np.concatenate([rgb, alpha], axis=-1)).save(export_dir / "JPEGImages" / "a.png")
+    (export_dir / "JPEGImages" / "a.jpg").unlink()
+
+    image, _ = read_all(open_export(export_dir, tmp_path))["train"]["a"]
+
+    np.testing.assert_array_equal(image, rgb)
+
+
 def test_rgba_and_paletted_masks_are_read_as_rgb(tmp_path):
     colours = np.array([color for _, color in DEFAULT_LABELS], dtype=np.uint8)
     indices = class_index_pattern((12, 8), 3).astype(np.uint8)
