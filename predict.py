@@ -5,8 +5,13 @@ Examples:
     python predict.py --work_dir runs/camvid_ddrnet --input photos/ --output predictions/
     python predict.py --work_dir runs/camvid_ddrnet --input a.jpg b.png --output out/ --alpha 0.4
 
-Writes OUTPUT/masks/NAME.png in the dataset's colours (importable into CVAT as
-"Segmentation mask 1.1" annotations for correction) and OUTPUT/overlays/NAME.jpg.
+    # Pre-annotations for CVAT: upload pre.zip as "Segmentation mask 1.1" annotations
+    python predict.py --input task_images/ --cvat pre.zip --min_area 32
+
+Writes OUTPUT/masks/NAME.png in the dataset's colours and OUTPUT/overlays/NAME.jpg;
+with --cvat, also a "Segmentation mask 1.1" zip that CVAT's Upload annotations takes
+as it is (labelmap.txt, SegmentationClass/, SegmentationObject/ with one object per
+connected region of a class).
 """
 
 import os
@@ -14,7 +19,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import command_parser, run_command  # noqa: E402
-from semseg.files import check_output_dir  # noqa: E402
+from semseg.files import check_output_dir, check_output_file  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -30,22 +35,49 @@ def parse_args(argv=None):
     parser.add_argument(
         "--checkpoint", default="best", help="best, last, or the path of a .keras file"
     )
+    parser.add_argument(
+        "--cvat",
+        metavar="OUT.zip",
+        help='also write the masks as CVAT "Segmentation mask 1.1" pre-annotations',
+    )
+    parser.add_argument(
+        "--min_area",
+        type=int,
+        default=16,
+        help="with --cvat: regions of fewer pixels become background (no speck objects)",
+    )
     args = parser.parse_args(argv)
+    if args.min_area < 0:
+        parser.error(f"--min_area must be 0 or more. Received: {args.min_area}")
     args.work_dir = resolve_work_dir(args.work_dir)
     args.output = args.output or os.path.join(args.work_dir, "predictions")
     check_output_dir(args.output, "--output")
+    if args.cvat:
+        check_output_file(args.cvat, "--cvat", suffix=".zip")
     return args
 
 
 def main(args):
     import tqdm
 
+    from semseg.cvat_masks import CvatMaskArchive
     from semseg.inference import Predictor, list_images, predict_images
 
     paths = list_images(args.input)
     predictor = Predictor.from_work_dir(args.work_dir, args.checkpoint)
-    count = predict_images(predictor, paths, args.output, args.alpha, progress=tqdm.tqdm)
+    if not args.cvat:
+        count = predict_images(predictor, paths, args.output, args.alpha, progress=tqdm.tqdm)
+        print(f"{count} images segmented into {args.output}")
+        return
+    with CvatMaskArchive(args.cvat, predictor.labels, args.min_area) as archive:
+        count = predict_images(
+            predictor, paths, args.output, args.alpha, progress=tqdm.tqdm, cvat=archive
+        )
     print(f"{count} images segmented into {args.output}")
+    print(
+        f"CVAT pre-annotations: {args.cvat} (in the task: Actions > Upload annotations > "
+        '"Segmentation mask 1.1")'
+    )
 
 
 if __name__ == "__main__":

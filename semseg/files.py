@@ -225,3 +225,21 @@ def check_output_dir(path, flag):
         raise InputError(f"{flag} {path}: {what}; give a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {path}: {existing} is not writable by this user")
+
+
+def check_output_file(path, flag, suffix=None):
+    """Checks before any work that `path` can be written as a file (`suffix` its extension).
+
+    Raises:
+        InputError: naming the flag and the path when the extension is wrong, the path
+            is a folder, its folder does not exist, or it is not writable.
+    """
+    path = Path(path)
+    if suffix and path.suffix.lower() != suffix:
+        raise InputError(f"{flag} {path}: give a {suffix} file name")
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise InputError(f"{flag} {path}: no such folder {path.parent}")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {path}: {path.parent} is not writable by this user")

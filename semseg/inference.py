@@ -364,11 +364,10 @@ def list_images(inputs):
     return paths
 
 
-def predict_images(predictor, paths, output_dir, alpha=0.5, progress=None):
+def predict_images(predictor, paths, output_dir, alpha=0.5, progress=None, cvat=None):
     """Writes a colour mask and an overlay for each image file.
 
-    Output: `output_dir/masks/NAME.png` (the dataset's colours, so the masks can
-    be re-imported as CVAT "Segmentation mask 1.1" annotations) and
+    Output: `output_dir/masks/NAME.png` (the dataset's colours) and
     `output_dir/overlays/NAME.jpg`.
 
     Args:
@@ -377,6 +376,8 @@ def predict_images(predictor, paths, output_dir, alpha=0.5, progress=None):
         output_dir: destination folder.
         alpha: weight of the mask colours in the overlays.
         progress: optional wrapper for the path iterator, e.g. `tqdm.tqdm`.
+        cvat: optional open `semseg.cvat_masks.CvatMaskArchive` that gets every mask
+            too (pre-annotations for CVAT).
 
     Returns:
         Number of images written.
@@ -390,4 +391,6 @@ def predict_images(predictor, paths, output_dir, alpha=0.5, progress=None):
         write_image(
             output_dir / "overlays" / f"{path.stem}.jpg", predictor.overlay(image, mask, alpha)
         )
+        if cvat is not None:
+            cvat.add(path.stem, mask)
     return len(paths)
