@@ -251,6 +251,23 @@ class Predictor:
                 total = probabilities if total is None else total + probabilities
         return total / (len(scales) * len(views))
 
+    def view_probabilities(self, image):
+        """Class probabilities at the model's input size `(h, w, K)` float32 of an image
+        and of its mirror image (mirrored back), in one batch: `(plain, mirrored)`."""
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = image[..., None]
+        views = tf.image.resize(
+            tf.cast(np.stack([image, image[:, ::-1]]), tf.float32), self.image_size
+        )
+        logits = self._logits(views)
+        if logits.shape[-1] == 1:
+            foreground = tf.sigmoid(logits)
+            probabilities = tf.concat([1.0 - foreground, foreground], axis=-1).numpy()
+        else:
+            probabilities = tf.nn.softmax(logits, axis=-1).numpy()
+        return probabilities[0], probabilities[1][:, ::-1]
+
     def predict_augmented(self, image, **options):
         """Class ids `(H, W)` uint8 from `probabilities(image, **options)`."""
         return np.argmax(self.probabilities(image, **options), axis=-1).astype(np.uint8)

@@ -186,3 +186,129 @@ def test_cvat_flag_mistakes_are_one_line_before_any_work(demo_run, tmp_path):
         )
         assert result.returncode != 0 and "Traceback" not in result.stderr
         assert message in result.stderr.strip().splitlines()[-1]
+
+
+# === What to label next (select_images.py) ===
+
+
+class FakePredictor:
+    """`view_probabilities` from a function of the image, for score tests."""
+
+    num_channels = 3
+
+    def __init__(self, views):
+        self.views = views
+
+    def view_probabilities(self, image):
+        return self.views(image)
+
+
+def one_hot(classes, num_classes):
+    return np.eye(num_classes, dtype=np.float32)[classes]
+
+
+def test_scores_follow_uncertainty_flip_disagreement_and_rarity():
+    from semseg.selection import score_images
+
+    kinds = {"sure": 0, "unsure": 1, "flippy": 2, "rare": 3}
+    images = {name: np.full((8, 8, 3), kind, np.uint8) for name, kind in kinds.items()}
+    common = np.zeros((8, 8), np.int64)
+    rare = common.copy()
+    rare[:, :4] = 2
+
+    def views(image):
+        kind = int(image[0, 0, 0])
+        if kind == 1:
+            uniform = np.full((8, 8, 3), 1 / 3, np.float32)
+            return uniform, uniform
+        if kind == 2:
+            left = common.copy()
+            left[:, :4] = 1
+            return one_hot(left, 3), one_hot(left[:, ::-1], 3)
+        classes = rare if kind == 3 else common
+        return one_hot(classes, 3), one_hot(classes, 3)
+
+    scores = {
+        score.path.name: score
+        for score in score_images(
+            FakePredictor(views), list(images), read=lambda name: images[name]
+        )
+    }
+
+    assert scores["unsure"].entropy == pytest.approx(1.0)
+    assert scores["sure"].entropy == pytest.approx(0.0, abs=1e-6)
+    assert scores["flippy"].flip_disagreement == pytest.approx(1.0)
+    assert scores["sure"].flip_disagreement == 0.0
+    assert scores["rare"].rarity > scores["sure"].rarity
+    assert scores["sure"].score == min(score.score for score in scores.values())
+
+
+def test_picks_skip_near_duplicates_such_as_consecutive_frames():
+    from semseg.selection import ImageScore, pick_diverse, thumbnail
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    next_frame = np.clip(scene.astype(int) + rng.integers(-8, 9, scene.shape), 0, 255)
+    other = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+    def scored(name, image, value):
+        return ImageScore(Path(name), value, 0.0, np.ones(2) / 2, thumbnail(image), score=value)
+
+    scores = [
+        scored("frame_1.jpg", scene, 0.9),
+        scored("frame_2.jpg", next_frame.astype(np.uint8), 0.8),
+        scored("other.jpg", other, 0.5),
+    ]
+    picks = pick_diverse(scores, count=2, max_similarity=0.9)
+
+    assert [pick.path.name for pick in picks] == ["frame_1.jpg", "other.jpg"]
+    assert scores[1].duplicate_of == "frame_1.jpg" and scores[1].rank == 0
+    assert [pick.rank for pick in picks] == [1, 2]
+
+
+def test_select_images_writes_scores_sheet_list_and_cvat_archive(demo_run, tmp_path):
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for path in sorted((demo_run.parent / "export" / "JPEGImages").iterdir())[:12]:
+        shutil.copy(path, pool / path.name)
+    first = sorted(pool.iterdir())[0]
+    shutil.copy(first, pool / f"copy_of_{first.name}")  # a duplicate: never both picked
+    output = tmp_path / "next_task"
+
+    result = run(
+        sys.executable,
+        "select_images.py",
+        "--work_dir",
+        demo_run,
+        "--input",
+        pool,
+        "--count",
+        "5",
+        "--output",
+        output,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "picked 5 of 13 images" in result.stdout
+    assert sorted(path.name for path in output.iterdir()) == [
+        "picks.jpg", "picks.txt", "pre_annotations.zip", "scores.csv",
+    ]  # fmt: skip
+    import csv
+
+    rows = list(csv.DictReader((output / "scores.csv").open()))
+    assert len(rows) == 13
+    assert [float(row["score"]) for row in rows] == sorted(
+        (float(row["score"]) for row in rows), reverse=True
+    )
+    picked = [
+        row["name"] for row in sorted(rows, key=lambda row: int(row["rank"])) if row["rank"] != "0"
+    ]
+    assert len(picked) == 5
+    assert not {first.name, f"copy_of_{first.name}"} <= set(picked)
+    listed = [Path(line).name for line in (output / "picks.txt").read_text().splitlines()]
+    assert listed == picked
+    with zipfile.ZipFile(output / "pre_annotations.zip") as handle:
+        default = handle.read("ImageSets/Segmentation/default.txt").decode().split()
+    assert default == [Path(name).stem for name in picked]
+    sheet = np.asarray(Image.open(output / "picks.jpg"))
+    assert sheet.shape[1] == 4 * 320 and sheet.std() > 10

@@ -1,0 +1,86 @@
+"""Pick the unlabelled images to label next: the model's most uncertain, diverse ones.
+
+Examples:
+
+    python select_images.py --input pool/ --count 20 --output next_task/
+    python select_images.py --work_dir runs/camvid-ddrnet23_slim --input frames/ --count 50 \\
+        --output next_task/ --max_similarity 0.85
+
+Scores every image of --input (module doc of semseg/selection.py: pixel entropy, flip
+disagreement, class rarity), picks the --count best while skipping near-duplicates
+(consecutive video frames), and writes to --output:
+
+    scores.csv           every image: rank (0: not picked), score and its parts
+    picks.jpg            the picks' overlays on one sheet, captioned
+    picks.txt            the picked files, one per line (the images of a new CVAT task)
+    pre_annotations.zip  the picks' predicted masks as CVAT "Segmentation mask 1.1"
+                         annotations: create the task from picks.txt, then Actions >
+                         Upload annotations
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.files import check_output_dir  # noqa: E402
+from semseg.workspace import resolve_work_dir  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = command_parser(__doc__)
+    parser.add_argument(
+        "--work_dir",
+        help="work dir written by train.py (default: the latest finished run under runs/)",
+    )
+    parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
+    parser.add_argument("--count", type=int, required=True, help="how many images to pick")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument(
+        "--max_similarity",
+        type=float,
+        default=0.9,
+        help="skip an image this similar (thumbnail cosine, -1..1) to an earlier pick",
+    )
+    parser.add_argument("--min_area", type=int, default=16, help="see predict.py --min_area")
+    parser.add_argument(
+        "--checkpoint", default="best", help="best, last, or the path of a .keras file"
+    )
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error(f"--count must be 1 or more. Received: {args.count}")
+    if not -1.0 <= args.max_similarity <= 1.0:
+        parser.error(f"--max_similarity must be in -1..1. Received: {args.max_similarity}")
+    if args.min_area < 0:
+        parser.error(f"--min_area must be 0 or more. Received: {args.min_area}")
+    args.work_dir = resolve_work_dir(args.work_dir)
+    check_output_dir(args.output, "--output")
+    return args
+
+
+def main(args):
+    import tqdm
+
+    from semseg.inference import Predictor, list_images
+    from semseg.selection import select_images
+
+    paths = list_images(args.input)
+    predictor = Predictor.from_work_dir(args.work_dir, args.checkpoint)
+    picks, total = select_images(
+        predictor,
+        paths,
+        args.count,
+        args.output,
+        max_similarity=args.max_similarity,
+        min_area=args.min_area,
+        progress=tqdm.tqdm,
+    )
+    print(f"picked {len(picks)} of {total} images into {args.output}:")
+    for pick in picks[:10]:
+        print(f"  #{pick.rank} {pick.path}  score {pick.score:.3f}")
+    if len(picks) < args.count:
+        print(f"  (only {len(picks)}: the others are near-duplicates; raise --max_similarity)")
+
+
+if __name__ == "__main__":
+    run_command(main, parse_args)
