@@ -312,3 +312,67 @@ def test_select_images_writes_scores_sheet_list_and_cvat_archive(demo_run, tmp_p
     assert default == [Path(name).stem for name in picked]
     sheet = np.asarray(Image.open(output / "picks.jpg"))
     assert sheet.shape[1] == 4 * 320 and sheet.std() > 10
+
+
+# === The model inside CVAT (semseg/cvat_function.py) ===
+
+
+class Context:
+    """A `cvat_sdk.auto_annotation.DetectionFunctionContext` as the SDK's driver gives."""
+
+    def __init__(self, conf_threshold=None, conv_mask_to_poly=False):
+        self.frame_name = "frame.jpg"
+        self.conf_threshold = conf_threshold
+        self.conv_mask_to_poly = conv_mask_to_poly
+
+
+def test_cvat_function_returns_one_mask_shape_per_object_that_decodes_to_the_prediction(
+    demo_run,
+):
+    import cvat_sdk.auto_annotation as cvataa
+    from cvat_sdk.masks import decode_mask
+
+    from semseg import cvat_function
+
+    function = cvat_function.create(work_dir=str(demo_run), min_area=4)
+    assert isinstance(function.spec, cvataa.DetectionFunctionSpec)
+    labels = function.predictor.labels
+    spec_names = {label.id: label.name for label in function.spec.labels}
+    background_id = labels.class_names.index("background")
+    assert spec_names == {
+        class_id: name
+        for class_id, name in enumerate(labels.class_names)
+        if class_id != background_id
+    }
+    assert all(label.type == "mask" for label in function.spec.labels)
+    path = sorted((demo_run.parent / "export" / "JPEGImages").iterdir())[0]
+    image = Image.open(path)
+    height, width = image.height, image.width
+
+    shapes = function.detect(Context(), image)
+
+    prediction = function.predictor.predict(read_image(path))
+    instances, kept = objects(prediction, 4, background_id)
+    assert len(shapes) == instances.max() > 0
+    drawn = np.full((height, width), IGNORE_INDEX, np.uint8)
+    for shape in shapes:
+        assert shape.type.value == "mask" and shape.frame == 0 and shape.label_id in spec_names
+        region = decode_mask(shape.points, image_width=width, image_height=height)
+        assert (drawn[region] == IGNORE_INDEX).all()  # objects do not overlap
+        drawn[region] = shape.label_id
+    np.testing.assert_array_equal(drawn, np.where(instances > 0, kept, IGNORE_INDEX))
+
+    polygons = function.detect(Context(conv_mask_to_poly=True), image)
+    assert polygons and all(shape.type.value == "polygon" for shape in polygons)
+    assert all(len(shape.points) >= 6 for shape in polygons)
+    confident = function.detect(Context(conf_threshold=0.999), image)
+    assert len(confident) < len(shapes)
+
+
+def test_cvat_function_names_a_missing_run_or_model_in_one_line(tmp_path):
+    from semseg import cvat_function
+
+    with pytest.raises(InputError, match=r"missing_run/config.json"):
+        cvat_function.create(work_dir=str(tmp_path / "missing_run"))
+    with pytest.raises(InputError, match=r"model.onnx.json: not found"):
+        cvat_function.create(model=str(tmp_path / "model.onnx"))

@@ -1,0 +1,123 @@
+"""A trained run (or an exported model) as a CVAT auto-annotation function.
+
+The CVAT SDK's detection-function protocol (`cvat_sdk.auto_annotation`): `spec` lists
+the run's classes as mask labels, and `detect(context, image)` returns one mask shape
+per object, an object being one connected region of one class (as in
+`semseg.cvat_masks`). Regions under `min_area` pixels are dropped; with CVAT's
+"convert masks to polygons" option the objects come back as polygons; with a
+confidence threshold, objects whose mean class probability is lower are dropped.
+
+From the project root, against a CVAT server (`pip install cvat-cli`):
+
+    # annotate task 42 now
+    PYTHONPATH=$PWD cvat-cli --server-host https://cvat.example.com --auth me \\
+        task auto-annotate 42 --function-module semseg.cvat_function \\
+        -p work_dir=str:runs/camvid-ddrnet23_slim -p min_area=int:32
+
+    # or make it a model in CVAT's UI (AI tools), served by an agent on this machine
+    PYTHONPATH=$PWD cvat-cli ... function create-native "DDRNet CamVid" \\
+        --function-module semseg.cvat_function -p work_dir=str:runs/camvid-ddrnet23_slim
+    PYTHONPATH=$PWD cvat-cli ... function run-agent FUNCTION_ID \\
+        --function-module semseg.cvat_function -p work_dir=str:runs/camvid-ddrnet23_slim
+
+`-p model=str:exports/ddrnet23_slim.onnx` uses an exported model instead of a run.
+"""
+
+import cv2
+import numpy as np
+
+from semseg.cvat_masks import cvat_classes, objects
+from semseg.errors import InputError
+
+
+def _hex(color):
+    return "#" + "".join(f"{int(channel):02x}" for channel in color)
+
+
+class SegmentationFunction:
+    """The detection function of one predictor (use `create`)."""
+
+    def __init__(self, predictor, min_area=16):
+        import cvat_sdk.auto_annotation as cvataa
+
+        self._cvataa = cvataa
+        self.predictor = predictor
+        self.min_area = int(min_area)
+        labels = predictor.labels
+        colors, self._background_id = cvat_classes(labels)
+        self.spec = cvataa.DetectionFunctionSpec(
+            labels=[
+                cvataa.label_spec(
+                    labels.class_names[class_id], class_id, type="mask", color=_hex(color)
+                )
+                for class_id, color in colors.items()
+            ]
+        )
+
+    def detect(self, context, image):
+        """Mask (or polygon) shapes of the objects in a `PIL.Image`."""
+        from cvat_sdk.masks import encode_mask
+
+        pixels = np.asarray(image.convert("RGB" if self.predictor.num_channels == 3 else "L"))
+        if pixels.ndim == 2:
+            pixels = pixels[..., None]
+        threshold = context.conf_threshold
+        if threshold:
+            probabilities = self.predictor.probabilities(pixels)
+            class_ids = probabilities.argmax(axis=-1).astype(np.uint8)
+            confidence = probabilities.max(axis=-1)
+        else:
+            class_ids = self.predictor.predict(pixels)
+        instances, kept_ids = objects(class_ids, self.min_area, self._background_id)
+        shapes = []
+        for number in range(1, int(instances.max()) + 1):
+            region = instances == number
+            label_id = int(kept_ids[region][0])
+            if threshold and confidence[region].mean() < threshold:
+                continue
+            if context.conv_mask_to_poly:
+                shapes += [self._cvataa.polygon(label_id, points) for points in _polygons(region)]
+            else:
+                rows, columns = np.nonzero(region)
+                box = [columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]
+                shapes.append(self._cvataa.mask(label_id, encode_mask(region, box)))
+        return shapes
+
+
+def _polygons(region):
+    """The outer contours of a region as CVAT polygon points `[x1, y1, x2, y2, ...]`."""
+    contours, _ = cv2.findContours(
+        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    polygons = []
+    for contour in contours:
+        contour = cv2.approxPolyDP(contour, 1.0, True)
+        if len(contour) >= 3:
+            polygons.append(contour.reshape(-1).astype(float).tolist())
+    return polygons
+
+
+def create(work_dir: str = "", model: str = "", checkpoint: str = "best", min_area: int = 16):
+    """The function for `cvat-cli ... --function-module semseg.cvat_function -p NAME=TYPE:VALUE`.
+
+    Args:
+        work_dir: a run written by train.py (default: the latest finished run under runs/).
+        model: an exported model file (with its `.json` description) instead of a run.
+        checkpoint: `best`, `last` or a `.keras` path, with `work_dir`.
+        min_area: regions of fewer pixels are not returned.
+
+    Raises:
+        InputError: one line naming a missing run or model file.
+    """
+    from semseg.inference import Predictor
+    from semseg.workspace import latest_run
+
+    if work_dir and model:
+        raise InputError("give either work_dir (a trained run) or model (an exported file)")
+    if min_area < 0:
+        raise InputError(f"min_area must be 0 or more. Received: {min_area}")
+    if model:
+        predictor = Predictor.from_export(model)
+    else:
+        predictor = Predictor.from_work_dir(work_dir or str(latest_run()), checkpoint)
+    return SegmentationFunction(predictor, min_area)
