@@ -172,6 +172,69 @@ def test_our_own_build_of_the_archive_gives_back_the_predicted_masks(pre_annotat
         np.testing.assert_array_equal(built[name], prediction)
 
 
+# Datumaro (the library CVAT imports "Segmentation mask 1.1" with) pins
+# opencv-python-headless<5 and we ship OpenCV 5, so it cannot live in the project's
+# environment: the test installs it into a virtualenv of its own under build/.
+DATUMARO = "datumaro==1.13.12"
+DATUMARO_VENV = ROOT / "build" / "datumaro-venv"
+
+
+def datumaro_python():
+    python = DATUMARO_VENV / "bin" / "python"
+    marker = DATUMARO_VENV / f".installed-{DATUMARO}"
+    if not marker.exists():
+        shutil.rmtree(DATUMARO_VENV, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(DATUMARO_VENV)], check=True)
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", DATUMARO],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert install.returncode == 0, f"pip install {DATUMARO} failed: {install.stderr[-2000:]}"
+        marker.touch()
+    return python
+
+
+@pytest.mark.large
+def test_datumaro_imports_the_archive_with_every_pixel_as_predicted(pre_annotations, tmp_path):
+    images, archive, predictions, labels = pre_annotations
+    extracted = tmp_path / "archive"
+    with zipfile.ZipFile(archive) as handle:
+        handle.extractall(extracted)
+
+    result = subprocess.run(
+        [
+            str(datumaro_python()),
+            str(ROOT / "tests" / "datumaro_import.py"),
+            str(extracted),
+            str(tmp_path / "got.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = np.load(tmp_path / "got.npz")
+    names = list(got["__labels__"])
+    assert names == [line.split(":")[0] for line in labelmap_text(labels).splitlines()]
+    background_id = labels.class_names.index("background")
+    to_run_id = np.array([labels.class_names.index(name) for name in names])
+    objects_of = {
+        key[: -len("__objects")]: int(got[key]) for key in got.files if key.endswith("__objects")
+    }
+    assert sorted(objects_of) == sorted(predictions)
+    for name, prediction in predictions.items():
+        instances, _ = objects(prediction, background_id=background_id)
+        assert objects_of[name] == instances.max()
+        if objects_of[name]:
+            np.testing.assert_array_equal(to_run_id[got[name]], prediction)
+        else:
+            assert (prediction == background_id).all()
+    assert sum(count > 0 for count in objects_of.values()) >= 3
+
+
 def test_cvat_flag_mistakes_are_one_line_before_any_work(demo_run, tmp_path):
     image = tmp_path / "a.jpg"
     Image.new("RGB", (8, 8)).save(image)
