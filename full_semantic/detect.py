@@ -12,6 +12,7 @@ source's reader:
 | `satellite`  | `images/` and `labels/building/` or `labels/road/` |
 | `folder`     | `classes.json`, `images/` and `labels/`           |
 | `rgb_gt`     | `rgb/` and `gt/`                                  |
+| `cvat_xml`   | `annotations.xml` and `images/`                   |
 
 A folder that matches nothing but holds `full_semantic.zip`, or exactly one
 `.zip`, is looked into. Nothing is extracted to detect.
@@ -36,6 +37,7 @@ SIGNATURES = {
     "satellite": [("images/", "labels/building/"), ("images/", "labels/road/")],
     "folder": [("classes.json", "images/", "labels/")],
     "rgb_gt": [("rgb/", "gt/")],
+    "cvat_xml": [("annotations.xml", "images/")],
 }
 # The zip the original project's users put in TFDS's default manual dir.
 DEFAULT_ZIP = "full_semantic.zip"

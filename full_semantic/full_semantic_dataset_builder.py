@@ -44,6 +44,7 @@ from etils import epath
 from full_semantic import (
     cityscapes,
     cvat,
+    cvat_xml,
     detect,
     fingerprint,
     folder,
@@ -65,6 +66,7 @@ SOURCE_READERS = {
     "satellite": satellite.open_source,
     "folder": folder.open_source,
     "rgb_gt": rgb_gt.open_source,
+    "cvat_xml": cvat_xml.open_source,
 }
 # `tfds build` without `--config`: the source detected from the manual dir's contents.
 AUTO = "auto"
@@ -78,6 +80,7 @@ SOURCE_CHANNELS = {
     "satellite": satellite.CHANNELS,
     "folder": folder.CHANNELS,
     "rgb_gt": rgb_gt.CHANNELS,
+    "cvat_xml": cvat_xml.CHANNELS,
     AUTO: (3,),
 }
 # Source name -> its class sets (config field `class_set`), the first being the default.
@@ -94,6 +97,8 @@ SOURCE_MANUAL_DIRS = {
     "satellite": "the satellite folder (images/, labels/building/, labels/road/) or a .zip of it",
     "folder": "the dataset folder (classes.json, images/, labels/) or a .zip of it",
     "rgb_gt": "the folder of rgb/ images and gt/ masks or a .zip of it (full_semantic.zip)",
+    "cvat_xml": "a CVAT 'CVAT for images 1.1' export with images (annotations.xml, images/) "
+    "or a .zip of it",
     AUTO: "a dataset folder or .zip of any source (put it in ~/tensorflow_datasets/downloads/"
     "manual/ or pass --manual_dir)",
 }
@@ -104,6 +109,7 @@ SOURCE_HOMEPAGES = {
     "satellite": "https://www.aihub.or.kr/",
     "folder": "https://mmsegmentation.readthedocs.io/en/latest/advanced_guides/add_datasets.html",
     "rgb_gt": "https://www.tensorflow.org/datasets/add_dataset",
+    "cvat_xml": "https://docs.cvat.ai/docs/manual/advanced/formats/format-cvat/",
     AUTO: "https://www.tensorflow.org/datasets/add_dataset",
 }
 # The fields a JSON `--config` may set.
@@ -283,6 +289,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 description="The original layout: rgb/ images, gt/ masks with suffixed names.",
             ),
             FullSemanticConfig(
+                name="cvat_xml",
+                source="cvat_xml",
+                description="CVAT for images 1.1 export: polygons, brush masks and ellipses "
+                "of annotations.xml drawn in z-order over background.",
+            ),
+            FullSemanticConfig(
                 name="folder",
                 source="folder",
                 description="Plain folder: images/, 8-bit index labels/, splits/, classes.json.",
@@ -312,6 +324,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     * folder: classes.json, images/, labels/, optional splits/.
     * rgb_gt: rgb/ images, gt/ masks named like the image plus _SUFFIX, optional
       classes.json or labelmap.txt.
+    * cvat_xml: a CVAT "CVAT for images 1.1" export with images (annotations.xml,
+      images/), or a .zip of it.
     """
 
     def _info(self):

@@ -550,7 +550,9 @@ def test_corrupt_zip(tmp_path):
 
 
 def test_unknown_source_lists_valid_ones():
-    expected = r"\['auto', 'cityscapes', 'cvat', 'folder', 'rgb_gt', 'satellite', 'utokyo'\]"
+    expected = (
+        r"\['auto', 'cityscapes', 'cvat', 'cvat_xml', 'folder', 'rgb_gt', 'satellite', 'utokyo'\]"
+    )
     with pytest.raises(InputError, match=r"unknown source 'labelme'.*" + expected):
         FullSemanticConfig(name="mine", source="labelme")
 

@@ -121,6 +121,8 @@ def test_every_layout_is_detected_and_an_unknown_one_lists_what_was_looked_for(t
     write_satellite(tmp_path / "satellite", {"t1": {"building": []}})
     write_folder(tmp_path / "folder")
     write_original(tmp_path / "rgb_gt", count=2)
+    (tmp_path / "cvat_xml" / "images").mkdir(parents=True)
+    (tmp_path / "cvat_xml" / "annotations.xml").write_text("<annotations/>")
     for source in detect.SIGNATURES:
         assert detect.detect_source(tmp_path / source) == (source, tmp_path / source)
     # A zip of one inside one top-level folder; a folder of a folder.
