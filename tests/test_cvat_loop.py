@@ -11,6 +11,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+import predict
+import select_images
 from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.cvat_masks import MAX_OBJECTS, CvatMaskArchive, labelmap_text, objects
 from semseg.errors import InputError
@@ -102,22 +104,8 @@ def pre_annotations(demo_run, tmp_path_factory):
     for path in sorted(export_images.iterdir())[:6]:
         shutil.copy(path, images / path.name)
     archive = base / "pre.zip"
-    result = run(
-        sys.executable,
-        "predict.py",
-        "--work_dir",
-        demo_run,
-        "--input",
-        images,
-        "--output",
-        base / "out",
-        "--cvat",
-        archive,
-        "--min_area",
-        "0",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Upload annotations" in result.stdout
+    arguments = ["--work_dir", str(demo_run), "--input", str(images), "--output", str(base / "out")]
+    predict.main(predict.parse_args([*arguments, "--cvat", str(archive), "--min_area", "0"]))
     predictor = Predictor.from_work_dir(demo_run)
     predictions = {
         path.stem: predictor.predict(read_image(path)) for path in sorted(images.iterdir())
@@ -244,11 +232,24 @@ def test_cvat_flag_mistakes_are_one_line_before_any_work(demo_run, tmp_path):
         (tmp_path / "missing" / "pre.zip", "no such folder"),
         (tmp_path / "folder.zip", "is a folder"),
     ):
-        result = run(
-            sys.executable, "predict.py", "--work_dir", demo_run, "--input", image, "--cvat", target
-        )
-        assert result.returncode != 0 and "Traceback" not in result.stderr
-        assert message in result.stderr.strip().splitlines()[-1]
+        with pytest.raises(InputError, match=f"^--cvat {target}: {message}"):
+            predict.parse_args(
+                ["--work_dir", str(demo_run), "--input", str(image), "--cvat", str(target)]
+            )
+    # The one-line form of such an error, as the command prints it.
+    result = run(
+        sys.executable,
+        "predict.py",
+        "--work_dir",
+        demo_run,
+        "--input",
+        image,
+        "--cvat",
+        tmp_path / "x.txt",
+    )
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"error: --cvat {tmp_path / 'x.txt'}: give a .zip file name"
+    ]
 
 
 # === What to label next (select_images.py) ===
@@ -329,7 +330,7 @@ def test_picks_skip_near_duplicates_such_as_consecutive_frames():
     assert [pick.rank for pick in picks] == [1, 2]
 
 
-def test_select_images_writes_scores_sheet_list_and_cvat_archive(demo_run, tmp_path):
+def test_select_images_writes_scores_sheet_list_and_cvat_archive(demo_run, tmp_path, capsys):
     pool = tmp_path / "pool"
     pool.mkdir()
     for path in sorted((demo_run.parent / "export" / "JPEGImages").iterdir())[:12]:
@@ -338,21 +339,22 @@ def test_select_images_writes_scores_sheet_list_and_cvat_archive(demo_run, tmp_p
     shutil.copy(first, pool / f"copy_of_{first.name}")  # a duplicate: never both picked
     output = tmp_path / "next_task"
 
-    result = run(
-        sys.executable,
-        "select_images.py",
-        "--work_dir",
-        demo_run,
-        "--input",
-        pool,
-        "--count",
-        "5",
-        "--output",
-        output,
+    select_images.main(
+        select_images.parse_args(
+            [
+                "--work_dir",
+                str(demo_run),
+                "--input",
+                str(pool),
+                "--count",
+                "5",
+                "--output",
+                str(output),
+            ]
+        )
     )
 
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "picked 5 of 13 images" in result.stdout
+    assert "picked 5 of 13 images" in capsys.readouterr().out
     assert sorted(path.name for path in output.iterdir()) == [
         "picks.jpg", "picks.txt", "pre_annotations.zip", "scores.csv",
     ]  # fmt: skip
