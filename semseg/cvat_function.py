@@ -26,7 +26,7 @@ From the project root, against a CVAT server (`pip install cvat-cli`):
 import cv2
 import numpy as np
 
-from semseg.cvat_masks import cvat_classes, objects
+from semseg.cvat_masks import cvat_classes, regions
 from semseg.errors import InputError
 
 
@@ -68,26 +68,34 @@ class SegmentationFunction:
             confidence = probabilities.max(axis=-1)
         else:
             class_ids = self.predictor.predict(pixels)
-        instances, kept_ids = objects(class_ids, self.min_area, self._background_id)
         shapes = []
-        for number in range(1, int(instances.max()) + 1):
-            region = instances == number
-            label_id = int(kept_ids[region][0])
-            if threshold and confidence[region].mean() < threshold:
-                continue
+        for area, label_id, (left, top, width, height), bitmap in regions(
+            class_ids, self._background_id
+        ):
+            if area < self.min_area:
+                break  # largest first
+            if threshold:
+                window = confidence[top : top + height, left : left + width]
+                if window[bitmap].mean() < threshold:
+                    continue
             if context.conv_mask_to_poly:
-                shapes += [self._cvataa.polygon(label_id, points) for points in _polygons(region)]
+                shapes += [
+                    self._cvataa.polygon(label_id, points)
+                    for points in _polygons(bitmap, left, top)
+                ]
             else:
-                rows, columns = np.nonzero(region)
-                box = [columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]
-                shapes.append(self._cvataa.mask(label_id, encode_mask(region, box)))
+                # CVAT's mask points: run lengths over the box, then its corners.
+                runs = encode_mask(bitmap, [0, 0, width, height])[:-4]
+                corners = [left, top, left + width - 1, top + height - 1]
+                shapes.append(self._cvataa.mask(label_id, runs + corners))
         return shapes
 
 
-def _polygons(region):
-    """The outer contours of a region as CVAT polygon points `[x1, y1, x2, y2, ...]`."""
+def _polygons(bitmap, left, top):
+    """The outer contours of a region (its bitmap inside its box at `left`, `top`) as
+    CVAT polygon points `[x1, y1, x2, y2, ...]` in image coordinates."""
     contours, _ = cv2.findContours(
-        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        bitmap.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top)
     )
     polygons = []
     for contour in contours:

@@ -84,6 +84,35 @@ def labelmap_text(labels):
     return "\n".join(lines) + "\n"
 
 
+def regions(class_ids, background_id=None):
+    """The connected regions (8-connected) of every class but background, largest first.
+
+    Returns:
+        list of `(area, class_id, box, bitmap)`: box `(left, top, width, height)` and
+        bitmap the region's bool pixels inside its box.
+    """
+    found = []
+    for class_id, labels, stats in _components(class_ids, background_id):
+        for label in range(1, len(stats)):
+            left, top, width, height, area = (int(value) for value in stats[label])
+            bitmap = labels[top : top + height, left : left + width] == label
+            found.append((area, class_id, (left, top, width, height), bitmap))
+    found.sort(key=lambda region: -region[0])
+    return found
+
+
+def _components(class_ids, background_id):
+    """`(class_id, region labels (H, W), stats)` of each class present but background and ignore."""
+    class_ids = np.asarray(class_ids, dtype=np.uint8)
+    for class_id in np.unique(class_ids).tolist():
+        if class_id in (IGNORE_INDEX, background_id):
+            continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (class_ids == class_id).astype(np.uint8), connectivity=8
+        )
+        yield class_id, labels, stats
+
+
 def objects(class_ids, min_area=0, background_id=None):
     """Splits a class mask into objects: one per connected region (8-connected) per class.
 
@@ -100,22 +129,17 @@ def objects(class_ids, min_area=0, background_id=None):
     """
     class_ids = np.asarray(class_ids, dtype=np.uint8)
     components = {}  # class id -> int32 (H, W) region labels (0: not this class)
-    regions = []  # (area, class id, region label)
-    for class_id in np.unique(class_ids).tolist():
-        if class_id in (IGNORE_INDEX, background_id):
-            continue
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(
-            (class_ids == class_id).astype(np.uint8), connectivity=8
-        )
+    found = []  # (area, class id, region label)
+    for class_id, labels, stats in _components(class_ids, background_id):
         components[class_id] = labels
-        regions += [
-            (int(stats[label, cv2.CC_STAT_AREA]), class_id, label) for label in range(1, count)
+        found += [
+            (int(stats[label, cv2.CC_STAT_AREA]), class_id, label) for label in range(1, len(stats))
         ]
-    regions.sort(key=lambda region: -region[0])
+    found.sort(key=lambda region: -region[0])
     numbers = {
         class_id: np.zeros(labels.max() + 1, np.int32) for class_id, labels in components.items()
     }
-    kept = [region for region in regions if region[0] >= min_area]
+    kept = [region for region in found if region[0] >= min_area]
     for number, (_, class_id, label) in enumerate(kept[:MAX_OBJECTS], start=1):
         numbers[class_id][label] = number
     if len(kept) > MAX_OBJECTS:
