@@ -3,15 +3,13 @@
 
 import csv
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from commands import run
 from cvat_fixtures import encode_image, write_cvat_export
 
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
@@ -23,7 +21,6 @@ from semseg.metrics import BinaryMeanIoU
 from semseg.run_config import RunConfig
 from semseg.training import binary_mode, train
 
-ROOT = Path(__file__).resolve().parents[1]
 BINARY_LABELS = (("background", (0, 0, 0)), ("crack", (255, 255, 255)))
 SPLITS = {"train": [f"train{index}" for index in range(8)], "val": ["val0", "val1", "val2"]}
 IMAGE_SIZE = (48, 40)  # (width, height)
@@ -69,21 +66,6 @@ def data_dir(tmp_path_factory):
     return base / "tfds"
 
 
-def run(*command):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [str(part) for part in command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
-    return result
-
-
 @pytest.mark.large
 def test_binary_model_trains_and_evaluates_through_the_command_lines(data_dir, tmp_path):
     work_dir = tmp_path / "run"
@@ -114,6 +96,7 @@ def test_binary_model_trains_and_evaluates_through_the_command_lines(data_dir, t
         "0.003",
         "--work_dir",
         work_dir,
+        check=True,
     )
     config = json.loads((work_dir / "config.json").read_text())
     assert config["binary"] is True and config["class_names"] == ["background", "crack"]
@@ -124,7 +107,17 @@ def test_binary_model_trains_and_evaluates_through_the_command_lines(data_dir, t
     assert len(history) == 2
     assert all(0.0 <= float(row["val_mean_iou"]) <= 1.0 for row in history)
 
-    run(sys.executable, "eval.py", "--work_dir", work_dir, "--split", "val", "--latency_runs", "3")
+    run(
+        sys.executable,
+        "eval.py",
+        "--work_dir",
+        work_dir,
+        "--split",
+        "val",
+        "--latency_runs",
+        "3",
+        check=True,
+    )
     metrics = json.loads((work_dir / "eval" / "val" / "metrics.json").read_text())
     assert metrics["num_examples"] == 3
     assert metrics["flops"] > 0 and metrics["params"]["trainable"] > 0

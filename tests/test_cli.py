@@ -2,34 +2,17 @@
 tfds build -> train.py (1 epoch of 2 steps) -> eval.py -> predict.py."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from commands import run
 
 from semseg.demo_data import LABELMAP, write_demo_export
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def run(*command, check=True):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [str(part) for part in command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
-    return result
 
 
 def assert_one_line_error(result, *fragments):
@@ -55,6 +38,7 @@ def trained(tmp_path_factory):
         export,
         "--data_dir",
         base / "tfds",
+        check=True,
     )
     work_dir = base / "run"
     run(
@@ -77,6 +61,7 @@ def trained(tmp_path_factory):
         "2",
         "--work_dir",
         work_dir,
+        check=True,
     )
     return base, export, work_dir
 
@@ -107,6 +92,7 @@ def test_eval_writes_metrics_json_reports_and_panels(trained):
         "2",
         "--latency_runs",
         "0",
+        check=True,
     )
     assert "mIoU" in result.stdout and "background" in result.stdout
     output = work_dir / "eval" / "val"
@@ -137,6 +123,7 @@ def test_predict_writes_masks_in_dataset_colours_and_overlays(trained):
         export / "JPEGImages",
         "--output",
         output,
+        check=True,
     )
     masks = sorted((output / "masks").glob("*.png"))
     assert len(masks) == 11 and len(list((output / "overlays").glob("*.jpg"))) == 11
@@ -227,6 +214,7 @@ def test_eval_reports_cost_and_speed(trained, tmp_path):
         "2",
         "--output_dir",
         tmp_path / "report",
+        check=True,
     )
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["params"]["trainable"] > 5_000_000

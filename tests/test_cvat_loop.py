@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from commands import ROOT, run
 from PIL import Image
 
 import predict
@@ -18,14 +19,6 @@ from semseg.cvat_masks import MAX_OBJECTS, CvatMaskArchive, labelmap_text, objec
 from semseg.errors import InputError
 from semseg.inference import Predictor, read_image
 from semseg.labels import IGNORE_INDEX, LabelSpec
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*command):
-    return subprocess.run(
-        [str(part) for part in command], cwd=ROOT, capture_output=True, text=True, timeout=900
-    )
 
 
 def object_count(instances):

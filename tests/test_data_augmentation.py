@@ -11,7 +11,6 @@ augmented image and its mask shows. The last test augments 20 CamVid images
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import time
 import zipfile
@@ -19,6 +18,7 @@ import zipfile
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from commands import run
 from cvat_fixtures import DEFAULT_LABELS, write_cvat_export
 from PIL import Image
 
@@ -160,18 +160,6 @@ def misaligned_pixels(image, classes, tolerance=12):
     matched = close.any(axis=-1)
     expected = close.argmax(axis=-1)
     return int((matched & (expected != classes)).sum()), int(matched.sum())
-
-
-def run_command(*command):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [str(part) for part in command],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-    )
 
 
 # === The output export ===
@@ -571,7 +559,7 @@ def test_make_blank_label_background_choice_and_folders(tmp_path):
 def test_make_blank_label_command_lists_what_it_wrote(tmp_path):
     export = write_cvat_export(tmp_path / "export", omit_masks=["c"])
 
-    result = run_command(sys.executable, BLANK_SCRIPT, "--rgb_path", export)
+    result = run(sys.executable, BLANK_SCRIPT, "--rgb_path", export)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
@@ -722,7 +710,7 @@ def test_command_line_error_is_one_line(tmp_path):
     mask[0, 0] = (9, 9, 9)
     Image.fromarray(mask).save(export / "SegmentationClass" / "a.png")
 
-    result = run_command(
+    result = run(
         sys.executable,
         AUGMENT_SCRIPT,
         "--rgb_path",
@@ -765,7 +753,7 @@ def test_camvid_twenty_images_augment_and_build(tmp_path):
     (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
     output = tmp_path / "camvid_aug"
 
-    result = run_command(
+    result = run(
         sys.executable,
         AUGMENT_SCRIPT,
         "--rgb_path",

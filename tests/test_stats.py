@@ -5,13 +5,11 @@ weights, and `python -m full_semantic.stats` on a built generated folder dataset
 """
 
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from commands import run
 from PIL import Image
 from source_fixtures import build_dataset, id_pattern, write_folder
 
@@ -19,7 +17,6 @@ from full_semantic import stats
 from semseg import data
 from semseg.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = (12, 8)
 
 
@@ -108,18 +105,6 @@ def test_weight_errors():
         stats.class_weights([1, -2])
     with pytest.raises(InputError, match="no labelled pixel"):
         stats.class_weights([0, 0, 0])
-
-
-def run(*command):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(
-        [str(part) for part in command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-    )
 
 
 def test_command_line_prints_tables_and_writes_chart_and_json(data_dir, tmp_path):

@@ -8,15 +8,13 @@
 
 import io
 import json
-import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from commands import run
 from PIL import Image
 from source_fixtures import (
     UTOKYO_SPLITS,
@@ -32,7 +30,6 @@ from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
 from semseg import data
 from semseg.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASS_NAMES = [
     "unlabelled",
     "car",
@@ -233,21 +230,6 @@ def test_release_without_lists(tmp_path):
 # === The command lines on 4- and 1-channel datasets ===
 
 
-def run(*command):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [str(part) for part in command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=900,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
-    return result
-
-
 @pytest.mark.large
 @pytest.mark.parametrize("config, channels", [("utokyo_rgbt", 4), ("utokyo_thermal", 1)])
 def test_train_and_eval_command_lines(tmp_path, config, channels):
@@ -274,6 +256,7 @@ def test_train_and_eval_command_lines(tmp_path, config, channels):
         "2",
         "--work_dir",
         work_dir,
+        check=True,
     )
     # Cost and speed are measured by other tests; here only quality, by daytime too.
     result = run(
@@ -287,6 +270,7 @@ def test_train_and_eval_command_lines(tmp_path, config, channels):
         "daytime",
         "--latency_runs",
         "0",
+        check=True,
     )
 
     run_config = json.loads((work_dir / "config.json").read_text())

@@ -3,23 +3,15 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from commands import ROOT, run
 from real_data import shared_data
 
 from semseg.errors import InputError
 from semseg.video import LatestFrameReader, VideoWriter, has_gui, open_capture
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*command):
-    return subprocess.run(
-        [str(part) for part in command], cwd=ROOT, capture_output=True, text=True, timeout=900
-    )
 
 
 def read_video(path):
