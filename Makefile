@@ -4,6 +4,8 @@
 #   `large` left out; 12 minutes or less on 2 cores).
 # `make test-all`: the same with every test, the `large` ones included (what CI runs).
 # `make lock`: re-pin requirements.lock after a requirements file changed.
+# `make bench-peers`: Ultralytics YOLO26n-sem against our models, one run (bench/peers.py);
+#   the peer lives in its own virtualenv under build/, never in the project's.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,9 +14,20 @@ DEMO_EPOCHS ?= 15
 TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install lock demo test test-all lint clean
+PEERS_VENV ?= build/peers-venv
+
+.PHONY: install lock demo test test-all lint clean bench-peers
 
 install: $(VENV)/.installed
+
+$(PEERS_VENV)/.installed: bench/peers-requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q -r bench/peers-requirements.txt
+	touch $@
+
+bench-peers: install $(PEERS_VENV)/.installed
+	uptime
+	$(BIN)/python bench/peers.py --peer_python $(PEERS_VENV)/bin/python
 
 # The one install script, shared with docker/Dockerfile.cpu and docker/Dockerfile.gpu:
 # requirements-dev.txt (which includes requirements.txt) at the versions of requirements.lock.

@@ -9,7 +9,7 @@ import keras
 import pytest
 from cvat_fixtures import build_demo_dataset
 
-from bench import input_pipeline, latency, report, train_step
+from bench import input_pipeline, latency, peers, report, train_step
 from semseg.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,3 +191,47 @@ def test_train_step_and_distributed_name_bad_device_counts():
     result = run_script("bench/distributed.py", "--batch_size", "8", "--devices", "3")
     assert result.returncode == 1
     assert "--devices must be at least 2 and divide --batch_size" in result.stderr
+
+
+def test_peers_alternates_every_contestant_in_each_round():
+    calls = []
+    contestants = {name: (lambda name=name: calls.append(name)) for name in ("peer", "ours")}
+
+    times = peers.alternate(contestants, rounds=3, runs=2, warmup=1)
+
+    assert calls == ["peer", "ours"] + ["peer", "peer", "ours", "ours"] * 3
+    assert {name: len(values) for name, values in times.items()} == {"peer": 6, "ours": 6}
+    assert peers.percentile([5.0, 1.0, 3.0], 0.5) == 3.0
+
+
+def test_peers_needs_a_peer_and_names_a_missing_onnx(tmp_path):
+    with pytest.raises(SystemExit):
+        peers.parse_args([])
+    with pytest.raises(InputError, match="--peer_onnx .*missing.onnx: no such file"):
+        peers.main(peers.parse_args(["--peer_onnx", str(tmp_path / "missing.onnx")]))
+
+
+@pytest.mark.large
+def test_peers_prints_each_contestant_and_the_ratio(tmp_path, capsys):
+    from semseg import export
+
+    # Any static-shape ONNX model stands in for the peer (the real one needs torch).
+    model = keras.Sequential([keras.Input((32, 48, 3)), keras.layers.Conv2D(4, 3, padding="same")])
+    stand_in = export.export_model(model, tmp_path / "peer.onnx", "onnx", (32, 48), 3)
+    arguments = ["--peer_onnx", str(stand_in), "--image_size", "32", "48", "--rounds", "2"]
+    arguments += ["--runs", "3", "--runtimes", "onnx:fp32", "keras"]
+
+    summary = peers.main(peers.parse_args(arguments))
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    names = [line["name"] for line in lines[:-1]]
+    assert names == ["yolo26n-sem onnx fp32", "ddrnet23_slim onnx fp32", "ddrnet23_slim keras fp32"]
+    assert all(line["runs"] == 6 and line["median_ms"] > 0 for line in lines[:-1])
+    assert lines[-1] == summary and summary["best"] in names[1:]
+    assert summary["best_ms"] == min(line["median_ms"] for line in lines[1:-1])
+    assert summary["peer_ms"] == lines[0]["median_ms"]
+    # The ratio is of the unrounded medians.
+    assert summary["best_over_peer"] == pytest.approx(
+        summary["best_ms"] / summary["peer_ms"], rel=0.2
+    )
+    assert "avx2" in summary["machine"]["cpu_flags"] or summary["machine"]["cpu_flags"] == []

@@ -1,0 +1,202 @@
+"""Latency against the model users would pick instead: Ultralytics YOLO26n-sem on ONNX
+Runtime fp32, alternating in one run with our models on their fastest runtimes.
+
+Examples:
+
+    make bench-peers                     # makes build/peers-venv, then runs this
+    python bench/peers.py --peer_python build/peers-venv/bin/python
+    python bench/peers.py --peer_onnx yolo26n-sem.onnx --models ddrnet23_slim pidnet_s \\
+        --runtimes onnx:fp32 tflite:fp32 tflite:int8 --rounds 7
+
+The peer is exported once by `bench/peer_export.py` in its own virtualenv (random
+weights: speed does not depend on them) and timed here on the project's ONNX Runtime
+with the same thread count as ours. Every contestant runs `--runs` calls per round,
+in turn, for `--rounds` rounds, so that a noisy neighbour slows all of them alike;
+the figures are medians over all rounds. Batch 1, random input at `--image_size`.
+
+Prints one JSON line per contestant {"name", "median_ms", "p95_ms", "runs"}, then a
+summary {"machine" (CPU, its flags, load average), "peer", "peer_ms", "best",
+"best_ms", "best_over_peer"} where `best_over_peer` < 1 means ours is faster.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from semseg.errors import InputError, run_command  # noqa: E402
+
+PEER = "yolo26n-sem"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    peer = parser.add_mutually_exclusive_group(required=True)
+    peer.add_argument("--peer_python", help="python of the peers' virtualenv (exports the peer)")
+    peer.add_argument("--peer_onnx", help="an already exported peer .onnx (NCHW, 0..1 input)")
+    parser.add_argument("--models", nargs="+", default=["ddrnet23_slim"])
+    parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        default=["onnx:fp32", "tflite:fp32", "tflite:int8"],
+        help="RUNTIME:PRECISION of bench/latency.py for our models",
+    )
+    parser.add_argument("--image_size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20, help="timed calls per round")
+    parser.add_argument("--num_classes", type=int, default=19)
+    args = parser.parse_args(argv)
+    if min(args.rounds, args.runs, args.threads, *args.image_size) < 1:
+        parser.error("--rounds, --runs, --threads and --image_size must be positive")
+    return args
+
+
+def export_peer(peer_python, image_size, folder):
+    """The peer's ONNX path, exported by `bench/peer_export.py` under `peer_python`."""
+    output = Path(folder) / f"{PEER}.onnx"
+    result = subprocess.run(
+        [
+            str(peer_python),
+            str(ROOT / "bench" / "peer_export.py"),
+            "--model",
+            f"{PEER}.yaml",
+            "--image_size",
+            *map(str, image_size),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(f"{peer_python} bench/peer_export.py failed: {last}")
+    return output, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def onnx_peer(path, threads):
+    """A callable running the peer's ONNX model on ONNX Runtime (CPU, `threads` threads)."""
+    import numpy as np
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0]
+    shape = [dimension if isinstance(dimension, int) else 1 for dimension in feed.shape]
+    images = np.random.default_rng(0).uniform(0.0, 1.0, shape).astype(np.float32)
+    return lambda: session.run(None, {feed.name: images})
+
+
+def ours(model_name, runtime, precision, image_size, threads, num_classes, folder):
+    """A callable running one of our models on `runtime` / `precision` (bench/latency.py)."""
+    import keras
+    import numpy as np
+
+    import models
+    from bench.latency import build_runtime
+
+    keras.utils.set_random_seed(0)
+    model = models.build_model(model_name, num_classes, input_shape=(*image_size, 3))
+    forward = build_runtime(model, runtime, precision, image_size, folder, threads)
+    images = np.random.default_rng(0).uniform(0.0, 255.0, (1, *image_size, 3))
+    images = images.astype(np.float32)
+    return lambda: forward(images)
+
+
+def alternate(contestants, rounds, runs, warmup=3):
+    """Times `{name: call}` in turn, `runs` calls each per round, for `rounds` rounds.
+
+    Returns:
+        `{name: [milliseconds per call]}`, every call of every round.
+    """
+    times = {name: [] for name in contestants}
+    for call in contestants.values():
+        for _ in range(warmup):
+            call()
+    for _ in range(rounds):
+        for name, call in contestants.items():
+            for _ in range(runs):
+                start = time.perf_counter()
+                call()
+                times[name].append(1000.0 * (time.perf_counter() - start))
+    return times
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main(args):
+    from bench.report import describe_machine
+    from semseg.runtimes import configure_tensorflow_threads
+
+    configure_tensorflow_threads(args.threads)
+    image_size = tuple(args.image_size)
+    with tempfile.TemporaryDirectory(prefix="peers_") as folder:
+        if args.peer_onnx:
+            peer_path, peer_info = Path(args.peer_onnx), {"peer": PEER, "onnx": args.peer_onnx}
+            if not peer_path.is_file():
+                raise InputError(f"--peer_onnx {peer_path}: no such file")
+        else:
+            peer_path, peer_info = export_peer(args.peer_python, image_size, folder)
+        peer_name = f"{PEER} onnx fp32"
+        contestants = {peer_name: onnx_peer(peer_path, args.threads)}
+        for model_name in args.models:
+            for choice in args.runtimes:
+                runtime, _, precision = choice.partition(":")
+                contestants[f"{model_name} {runtime} {precision or 'fp32'}"] = ours(
+                    model_name,
+                    runtime,
+                    precision or "fp32",
+                    image_size,
+                    args.threads,
+                    args.num_classes,
+                    folder,
+                )
+        times = alternate(contestants, args.rounds, args.runs)
+    medians = {}
+    for name, values in times.items():
+        medians[name] = percentile(values, 0.5)
+        print(
+            json.dumps(
+                {
+                    "name": name,
+                    "median_ms": round(medians[name], 2),
+                    "p95_ms": round(percentile(values, 0.95), 2),
+                    "runs": len(values),
+                }
+            ),
+            flush=True,
+        )
+    best = min((name for name in medians if name != peer_name), key=medians.get)
+    summary = {
+        "machine": describe_machine(),
+        "image_size": list(image_size),
+        "threads": args.threads,
+        "peer": peer_info,
+        "peer_ms": round(medians[peer_name], 2),
+        "best": best,
+        "best_ms": round(medians[best], 2),
+        "best_over_peer": round(medians[best] / medians[peer_name], 3),
+    }
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    run_command(main, parse_args, log_level=None)
