@@ -6,7 +6,7 @@ Examples:
     make bench-peers                     # makes build/peers-venv, then runs this
     python bench/peers.py --peer_python build/peers-venv/bin/python
     python bench/peers.py --peer_onnx yolo26n-sem.onnx --models ddrnet23_slim pidnet_s \\
-        --runtimes onnx:fp32 tflite:fp32 tflite:int8 --rounds 7
+        --runtimes onnx:fp32 tflite:fp16 tflite:int8 --rounds 7
 
 The peer is exported once by `bench/peer_export.py` in its own virtualenv (random
 weights: speed does not depend on them) and timed here on the project's ONNX Runtime
@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--runtimes",
         nargs="+",
-        default=["onnx:fp32", "tflite:fp32", "tflite:int8"],
+        default=["onnx:fp32", "tflite:fp32", "tflite:fp16", "tflite:int8"],
         help="RUNTIME:PRECISION of bench/latency.py for our models",
     )
     parser.add_argument("--image_size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
