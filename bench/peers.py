@@ -142,16 +142,24 @@ def percentile(values, fraction):
 
 
 def main(args):
+    if args.peer_onnx and not Path(args.peer_onnx).is_file():
+        raise InputError(f"--peer_onnx {args.peer_onnx}: no such file")
+    from bench.latency import TENSORFLOW_RUNTIMES
     from bench.report import describe_machine
     from semseg.runtimes import configure_tensorflow_threads
 
-    configure_tensorflow_threads(args.threads)
+    if any(choice.partition(":")[0] in TENSORFLOW_RUNTIMES for choice in args.runtimes):
+        try:
+            configure_tensorflow_threads(args.threads)
+        except RuntimeError:  # TensorFlow already ran in this process (tests)
+            message = (
+                f"TensorFlow keeps its thread count; --threads {args.threads} is for the others"
+            )
+            print(message, file=sys.stderr)
     image_size = tuple(args.image_size)
     with tempfile.TemporaryDirectory(prefix="peers_") as folder:
         if args.peer_onnx:
             peer_path, peer_info = Path(args.peer_onnx), {"peer": PEER, "onnx": args.peer_onnx}
-            if not peer_path.is_file():
-                raise InputError(f"--peer_onnx {peer_path}: no such file")
         else:
             peer_path, peer_info = export_peer(args.peer_python, image_size, folder)
         peer_name = f"{PEER} onnx fp32"
