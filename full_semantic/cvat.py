@@ -457,10 +457,7 @@ class CvatExport:
         mask_where = self._where(self._relative(files.mask))
         mask_bytes = files.mask.read_bytes()
         mask = raster.decode(mask_bytes, mask_where)
-        if raster.bit_depth(mask, mask_bytes) > 8:
-            raise InputError(
-                f"{mask_where}: {raster.describe(mask, mask_bytes)} image; expected 8-bit pixels."
-            )
+        raster.check_8bit(mask, mask_bytes, mask_where)
         raster.check_size(mask.size, image_size, mask_where, image_where)
         class_ids = self._colors.map(np.asarray(mask.convert("RGB")), mask_where)
         return {

@@ -77,6 +77,13 @@ def bit_depth(image, data):
     return _MODE_BITS.get(image.mode, 8)
 
 
+def check_8bit(image, data, where, hint=""):
+    """Raises `InputError` naming `where` unless a decoded image holds 8-bit pixels (a
+    16-bit image converted to RGB would be clipped to 255 almost everywhere)."""
+    if bit_depth(image, data) > 8:
+        raise InputError(f"{where}: {describe(image, data)} image; expected 8-bit pixels.{hint}")
+
+
 def upright_size(image):
     """`(width, height)` of a PIL image as shown: swapped when its EXIF orientation is a
     quarter turn (5 to 8). Reads only the header."""
@@ -128,12 +135,7 @@ def image_feature(data, channels, where, as_array=False, drop_alpha=False):
         # the stored pixels are rotated or mirrored, so the bytes cannot be kept.
         image = ImageOps.exif_transpose(image)
         as_array = True
-    depth = bit_depth(image, data)
-    if depth > 8:
-        raise InputError(
-            f"{where}: {describe(image, data)} image; expected 8-bit pixels. Convert it to "
-            "8 bits per channel."
-        )
+    check_8bit(image, data, where, hint=" Convert it to 8 bits per channel.")
     target_mode = _MODE_OF_CHANNELS[channels]
     if image.mode == target_mode:
         if image.format in PASSTHROUGH_FORMATS and not as_array:

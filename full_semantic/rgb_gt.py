@@ -264,8 +264,5 @@ class RgbGtDataset:
         mask = raster.decode(data, where)
         if self._colors is None or mask.mode not in ("RGB", "RGBA"):
             return raster.index_values(mask, data, where)  # names any other problem
-        if raster.bit_depth(mask, data) > 8:
-            raise InputError(
-                f"{where}: {raster.describe(mask, data)} image; expected 8-bit pixels."
-            )
+        raster.check_8bit(mask, data, where)
         return self._colors.map(np.asarray(mask.convert("RGB")), where), mask.size
