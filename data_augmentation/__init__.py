@@ -5,6 +5,6 @@
   export that `tfds build full_semantic --config cvat` reads directly.
 * `blank_labels` (`make_blank_label.py`): gives images that CVAT exported without
   a mask an all-background one.
-* `augmentation`: the op pipeline; `label_colors`: exact colour <-> id masks;
-  `source_files`: finding the input files.
+* `augmentation`: the op pipeline; `source_files`: finding the input files. Colour
+  masks are decoded by `full_semantic.label_colors`, as the builder decodes them.
 """

@@ -40,13 +40,13 @@ import cv2
 import numpy as np
 
 from data_augmentation import augmentation
-from data_augmentation.label_colors import (
+from data_augmentation.source_files import find_sources, list_images, read_rgb
+from full_semantic import cvat
+from full_semantic.label_colors import (
     LabelColors,
     object_ids_from_rgb,
     object_rgb_from_ids,
 )
-from data_augmentation.source_files import find_sources, list_images, read_rgb
-from full_semantic import cvat
 from semseg import files
 from semseg.errors import InputError
 from semseg.files import write_image, write_json, write_text

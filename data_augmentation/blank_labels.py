@@ -16,7 +16,6 @@ import pathlib
 
 import numpy as np
 
-from data_augmentation.label_colors import LabelColors
 from data_augmentation.source_files import (
     IMAGE_EXTENSIONS,
     MASK_EXTENSIONS,
@@ -25,6 +24,7 @@ from data_augmentation.source_files import (
     read_size,
 )
 from full_semantic import cvat
+from full_semantic.label_colors import LabelColors
 from semseg.errors import InputError
 from semseg.files import write_image
 

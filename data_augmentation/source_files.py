@@ -29,10 +29,10 @@ from PIL import Image, ImageOps
 
 from full_semantic import cvat, raster
 from semseg.errors import InputError
+from semseg.files import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = cvat.IMAGE_EXTENSIONS
 MASK_EXTENSIONS = cvat.MASK_EXTENSIONS
 OBJECT_MASKS_DIR = cvat.OBJECT_MASKS_DIR
 _MAX_NAMES_SHOWN = 3

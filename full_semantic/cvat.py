@@ -30,6 +30,7 @@ from etils import epath
 from full_semantic import archives, raster
 from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_name_list, read_text
 from semseg.errors import InputError
+from semseg.files import IMAGE_EXTENSIONS
 from semseg.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ LISTS_DIR = "ImageSets/Segmentation"
 IMAGES_DIR = "JPEGImages"
 MASKS_DIR = "SegmentationClass"
 OBJECT_MASKS_DIR = "SegmentationObject"  # instance masks, read by augment_data only
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png",)
 EXPORT_DESCRIPTION = "a CVAT 'Segmentation mask 1.1' export"
 # The colour of CVAT's `background`, and of the blank masks `blank_missing_masks` stands for.

@@ -35,6 +35,7 @@ from full_semantic.file_lists import (
     resolve_split_folder,
 )
 from semseg.errors import InputError
+from semseg.files import IMAGE_EXTENSIONS
 from semseg.labels import IGNORE_INDEX, default_palette
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ CLASSES_FILE = "classes.json"
 IMAGES_DIR = "images"
 LABELS_DIR = "labels"
 SPLITS_DIR = "splits"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LABEL_EXTENSIONS = (".png",)
 CHANNELS = (1, 3, 4)
 DATASET_DESCRIPTION = "a dataset folder (classes.json, images/, labels/)"

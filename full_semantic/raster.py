@@ -294,19 +294,22 @@ def encode_png(values):
 
 
 class ColorLookup:
-    """Maps RGB colour masks to ids by exact colour (CVAT masks, colour `gt/` masks).
+    """Maps RGB colour masks to ids by exact colour: the one colour decoder of the project
+    (CVAT masks, colour `gt/` masks, `eval.py --images` masks, augmentation).
 
     Args:
         colors: sequence of `(r, g, b)`, the known colours.
         ids: sequence of ints (0..255), the id of each colour.
         source: str, what defines the colours, for messages (e.g. `"labelmap.txt"`).
+        hint: str added to the unknown-colour message.
     """
 
-    def __init__(self, colors, ids, source):
+    def __init__(self, colors, ids, source, hint=""):
         id_of = {pack_color(color): int(value) for color, value in zip(colors, ids)}
         self._sorted = np.array(sorted(id_of), dtype=np.uint32)
         self._ids = np.array([id_of[key] for key in sorted(id_of)], dtype=np.uint8)
         self._source = source
+        self._hint = hint
 
     def map(self, rgb, where):
         """The ids `(H, W)` uint8 of an RGB mask `(H, W, 3)` uint8.
@@ -315,11 +318,7 @@ class ColorLookup:
             InputError: naming `where`, with the most frequent unknown colours and
                 their pixel counts.
         """
-        packed = (
-            (rgb[..., 0].astype(np.uint32) << 16)
-            | (rgb[..., 1].astype(np.uint32) << 8)
-            | rgb[..., 2].astype(np.uint32)
-        )
+        packed = pack_colors(rgb)
         positions = np.minimum(np.searchsorted(self._sorted, packed), len(self._sorted) - 1)
         known = self._sorted[positions] == packed
         if not known.all():
@@ -331,9 +330,27 @@ class ColorLookup:
             more = f", and {len(colors) - len(order)} more" if len(colors) > len(order) else ""
             raise InputError(
                 f"{where}: {len(colors)} colour(s) not in {self._source} ({counts.sum()} "
-                f"pixels): {shown}{more}."
+                f"pixels): {shown}{more}.{self._hint}"
             )
         return self._ids[positions]
+
+
+def pack_colors(rgb):
+    """Packs RGB triples into one uint32 `0xRRGGBB` each: `(..., 3)` uint8 -> `(...)` uint32."""
+    rgb = np.asarray(rgb)
+    return (
+        (rgb[..., 0].astype(np.uint32) << 16)
+        | (rgb[..., 1].astype(np.uint32) << 8)
+        | rgb[..., 2].astype(np.uint32)
+    )
+
+
+def unpack_colors(packed):
+    """Inverse of `pack_colors`: `(...)` uint32 -> `(..., 3)` uint8."""
+    packed = np.asarray(packed, dtype=np.uint32)
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1).astype(
+        np.uint8
+    )
 
 
 def pack_color(color):

@@ -31,8 +31,9 @@ from full_semantic.file_lists import (
     index_files,
     resolve_split_folder,
 )
-from full_semantic.folder import CLASSES_FILE, IMAGE_EXTENSIONS, read_classes
+from full_semantic.folder import CLASSES_FILE, read_classes
 from semseg.errors import InputError
+from semseg.files import IMAGE_EXTENSIONS
 from semseg.labels import IGNORE_INDEX, default_palette
 
 logger = logging.getLogger(__name__)

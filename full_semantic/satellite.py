@@ -38,13 +38,13 @@ from full_semantic.file_lists import (
     resolve_split_folder,
 )
 from semseg.errors import InputError
+from semseg.files import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
 IMAGES_DIR = "images"
 LABELS_DIR = "labels"
 SPLITS_DIR = "splits"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 DATASET_DESCRIPTION = "an AIHub satellite folder (images/, labels/building/, labels/road/)"
 CLASS_NAMES = ("background", "building", "road")
 PALETTE = ((0, 0, 0), (255, 0, 0), (0, 0, 255))

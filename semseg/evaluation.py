@@ -20,19 +20,16 @@ import heapq
 import itertools
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
+from full_semantic import mask_folder
 from semseg import data, plots
 from semseg.errors import InputError
 from semseg.files import write_image, write_json, write_text
-from semseg.labels import IGNORE_INDEX
 from semseg.metrics import ConfusionMatrix, format_table, segmentation_metrics
 from semseg.visualization import comparison_panel
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def tfds_examples(builder, split, max_examples=None, group_by=None):
@@ -87,42 +84,26 @@ def _text(value):
 
 
 def folder_examples(images_dir, masks_dir, labels, num_channels=3, max_examples=None):
-    """Examples from a folder of images and a folder of masks with the same stems.
+    """Examples from a folder of images and a folder of masks with the same names.
 
     Masks are either single-channel PNGs of class ids (`IGNORE_INDEX` for void)
     or RGB colour masks in the dataset's palette (black = void unless black is a
-    class colour). No TFDS build is needed.
+    class colour), read by `full_semantic.mask_folder`. No TFDS build is needed.
 
     Returns:
         `(iterator, total)` as `tfds_examples`.
     """
     from semseg.inference import read_image
 
-    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    for folder in (images_dir, masks_dir):
-        if not folder.is_dir():
-            raise InputError(f"{folder}: no such folder")
-    images = sorted(
-        path for path in images_dir.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
-    )
-    masks = {path.stem: path for path in masks_dir.iterdir() if path.suffix.lower() == ".png"}
-    pairs = [(image, masks.get(image.stem)) for image in images]
-    missing = [image.name for image, mask in pairs if mask is None]
-    if missing:
-        raise InputError(
-            f"{masks_dir}: no mask PNG for {len(missing)} image(s) of {images_dir} "
-            f"(first: {', '.join(missing[:3])})"
-        )
-    if not pairs:
-        raise InputError(f"{images_dir}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    pairs = mask_folder.pair_images_and_masks(images_dir, masks_dir)
     if max_examples:
         pairs = pairs[:max_examples]
-    colors_to_ids = {tuple(color): index for index, color in enumerate(labels.palette)}
+    masks = mask_folder.MaskReader(labels.palette, labels.num_classes)
 
     def generate():
         for image_path, mask_path in pairs:
             image = read_image(image_path, num_channels)
-            mask = _read_mask(mask_path, colors_to_ids, labels.num_classes)
+            mask = masks.read(mask_path)
             if mask.shape != image.shape[:2]:
                 raise InputError(
                     f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but {image_path} is "
@@ -131,35 +112,6 @@ def folder_examples(images_dir, masks_dir, labels, num_channels=3, max_examples=
             yield {"image": image, "mask": mask, "file_name": image_path.stem}
 
     return generate(), len(pairs)
-
-
-def _read_mask(path, colors_to_ids, num_classes):
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.dtype != np.uint8:
-        raise InputError(f"{path}: not an 8-bit PNG mask")
-    if mask.ndim == 2:
-        invalid = (mask >= num_classes) & (mask != IGNORE_INDEX)
-        if invalid.any():
-            raise InputError(
-                f"{path}: class ids {sorted(np.unique(mask[invalid]).tolist())[:5]} are outside "
-                f"0..{num_classes - 1} and not {IGNORE_INDEX}"
-            )
-        return mask
-    rgb = cv2.cvtColor(mask[..., :3], cv2.COLOR_BGR2RGB)
-    ids = np.full(rgb.shape[:2], IGNORE_INDEX, dtype=np.uint8)
-    known = np.zeros(rgb.shape[:2], dtype=bool)
-    for color, class_id in colors_to_ids.items():
-        match = np.all(rgb == color, axis=-1)
-        ids[match] = class_id
-        known |= match
-    unknown = ~known & ~np.all(rgb == 0, axis=-1)
-    if unknown.any():
-        colors = np.unique(rgb[unknown], axis=0)
-        raise InputError(
-            f"{path}: {len(colors)} colour(s) not in the dataset palette "
-            f"({int(unknown.sum())} pixels), e.g. {tuple(colors[0].tolist())}"
-        )
-    return ids
 
 
 @dataclasses.dataclass

@@ -48,6 +48,8 @@ def remove_stale_temporaries(folder):
 
 # A folder younger than this is never taken for abandoned: its owner may not have
 # locked it yet.
+# The image files every reader and command takes (lower-case suffixes).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 ABANDONED_AFTER_S = 10
 
 

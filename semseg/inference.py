@@ -19,13 +19,11 @@ import numpy as np
 import tensorflow as tf
 
 from semseg.errors import InputError
-from semseg.files import write_image
+from semseg.files import IMAGE_EXTENSIONS, write_image
 from semseg.labels import LabelSpec, colorize
 from semseg.run_config import load_run
 from semseg.runtimes import KerasRuntime, load_runtime
 from semseg.visualization import overlay
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class Predictor:

@@ -108,7 +108,7 @@ def resolve_class_weights(config, builder, labels):
     """The `--class_weights` of a run as one float per class, or `None`.
 
     `auto` is inverse class frequency and `median` median frequency balancing,
-    both measured on the training split by `full_semantic.stats`; an explicit
+    both measured on the training split by `semseg.class_stats`; an explicit
     list must have one non-negative number per class.
     """
     value = parse_class_weights(config.class_weights)
@@ -121,11 +121,13 @@ def resolve_class_weights(config, builder, labels):
                 f"({', '.join(labels.class_names)}). Received: {len(value)}"
             )
         return value
-    from full_semantic import stats
+    from semseg import class_stats
 
-    statistics = stats.class_statistics(builder, config.train_split)
+    statistics = class_stats.class_statistics(builder, config.train_split)
     method = "inverse" if value == "auto" else "median"
-    weights = stats.class_weights(statistics.pixels, method, image_pixels=statistics.image_pixels)
+    weights = class_stats.class_weights(
+        statistics.pixels, method, image_pixels=statistics.image_pixels
+    )
     weights = [float(weight) for weight in weights]
     logger.info(
         "class weights (%s, split %s): %s",

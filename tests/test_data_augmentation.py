@@ -26,9 +26,9 @@ from data_augmentation import augment_data, make_blank_label, source_files
 from data_augmentation.augment_export import AugmentOptions, augment_export
 from data_augmentation.augmentation import AugmentationSettings, Augmenter, example_rng
 from data_augmentation.blank_labels import write_blank_labels
-from data_augmentation.label_colors import LabelColors, object_ids_from_rgb
 from full_semantic import cvat
 from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.label_colors import LabelColors, object_ids_from_rgb
 from semseg.errors import InputError
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]

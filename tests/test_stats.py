@@ -1,4 +1,4 @@
-"""Tests of the dataset statistics (`full_semantic/stats.py`): pixel counts, class
+"""Tests of the dataset statistics (`semseg/class_stats.py`): pixel counts, class
 weights, and `python -m full_semantic.stats` on a built generated folder dataset.
 
     .venv/bin/pytest tests/test_stats.py
@@ -13,7 +13,7 @@ from commands import run
 from PIL import Image
 from source_fixtures import build_dataset, id_pattern, write_folder
 
-from full_semantic import stats
+from semseg import class_stats as stats
 from semseg import data
 from semseg.errors import InputError
 

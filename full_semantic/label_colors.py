@@ -14,49 +14,13 @@ per image, black always being id 0.
 
 import numpy as np
 
+from full_semantic import raster
 from full_semantic.cvat import read_labelmap
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
 BACKGROUND_NAME = "background"
-_MAX_COLORS_SHOWN = 5
 _MAX_OBJECT_COLORS = np.iinfo(np.uint16).max
-
-
-def pack_colors(rgb):
-    """Packs RGB triples into one uint32 each: `(..., 3)` uint8 -> `(...)` uint32."""
-    rgb = np.asarray(rgb)
-    return (
-        (rgb[..., 0].astype(np.uint32) << 16)
-        | (rgb[..., 1].astype(np.uint32) << 8)
-        | rgb[..., 2].astype(np.uint32)
-    )
-
-
-def unpack_colors(packed):
-    """Inverse of `pack_colors`: `(...)` uint32 -> `(..., 3)` uint8."""
-    packed = np.asarray(packed, dtype=np.uint32)
-    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1).astype(
-        np.uint8
-    )
-
-
-def describe_unknown_colors(unknown_packed):
-    """`"(1, 2, 3) in 40 pixel(s), ..."` for the most frequent of some packed colours.
-
-    Returns:
-        `(number of distinct colours, number of pixels, text)`.
-    """
-    colors, counts = np.unique(unknown_packed, return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:_MAX_COLORS_SHOWN]
-    shown = ", ".join(
-        f"{tuple(int(channel) for channel in unpack_colors(colors[index]))} in "
-        f"{counts[index]} pixel(s)"
-        for index in order
-    )
-    if len(colors) > len(order):
-        shown += f", and {len(colors) - len(order)} more"
-    return len(colors), int(counts.sum()), shown
 
 
 class LabelColors:
@@ -84,10 +48,12 @@ class LabelColors:
         self.labelmap_name = str(labelmap_name)
         self.names = [entry.name for entry in entries]
         self.colors = np.array([entry.color for entry in entries], dtype=np.uint8).reshape(-1, 3)
-        packed = pack_colors(self.colors)
-        order = np.argsort(packed)
-        self._sorted_packed = packed[order]
-        self._ids_of_sorted = order.astype(np.uint8)
+        self._lookup = raster.ColorLookup(
+            [entry.color for entry in entries],
+            range(len(entries)),
+            self.labelmap_name,
+            hint=" Masks may only hold labelmap colours.",
+        )
 
     @classmethod
     def from_labelmap(cls, path, display_name=None):
@@ -134,18 +100,7 @@ class LabelColors:
             InputError: naming the colours missing from the labelmap, their pixel
                 counts and the file.
         """
-        packed = pack_colors(rgb)
-        positions = np.minimum(
-            np.searchsorted(self._sorted_packed, packed), len(self._sorted_packed) - 1
-        )
-        known = self._sorted_packed[positions] == packed
-        if not known.all():
-            count, pixels, shown = describe_unknown_colors(packed[~known])
-            raise InputError(
-                f"{mask_name}: {count} colour(s) not in {self.labelmap_name} ({pixels} pixels): "
-                f"{shown}. Masks may only hold labelmap colours."
-            )
-        return self._ids_of_sorted[positions]
+        return self._lookup.map(rgb, mask_name)
 
     def to_rgb(self, class_ids):
         """Paints class ids `(H, W)` in their labelmap colours: uint8 `(H, W, 3)`."""
@@ -166,7 +121,7 @@ def object_ids_from_rgb(rgb, mask_name):
     Raises:
         InputError: if the mask holds more colours than uint16 ids.
     """
-    packed = pack_colors(rgb)
+    packed = raster.pack_colors(rgb)
     table = np.unique(np.concatenate([np.zeros(1, np.uint32), packed.ravel()]))
     if len(table) > _MAX_OBJECT_COLORS:
         raise InputError(
@@ -177,4 +132,4 @@ def object_ids_from_rgb(rgb, mask_name):
 
 def object_rgb_from_ids(object_ids, table):
     """Paints object ids `(H, W)` in the colours of `table`: uint8 `(H, W, 3)`."""
-    return unpack_colors(table[np.asarray(object_ids)])
+    return raster.unpack_colors(table[np.asarray(object_ids)])
