@@ -41,7 +41,7 @@ import numpy as np
 
 from data_augmentation import augmentation
 from data_augmentation.source_files import find_sources, list_images, read_rgb
-from full_semantic import cvat
+from full_semantic import cvat, file_lists
 from full_semantic.label_colors import (
     LabelColors,
     object_ids_from_rgb,
@@ -139,7 +139,7 @@ class AugmentOptions:
         ):
             if value not in choices:
                 raise InputError(f"{flag} must be one of {list(choices)}. Received: {value!r}")
-        if not cvat.SPLIT_NAME_PATTERN.match(self.split):
+        if not file_lists.SPLIT_NAME_PATTERN.match(self.split):
             raise InputError(
                 f"--split must be letters, digits and underscores. Received: {self.split!r}"
             )

@@ -19,7 +19,6 @@ A name is a path relative to the images folder without extension (`a`,
     sources.examples[0]  # SourceExample(name=..., image=..., mask=..., object_mask=...)
 """
 
-import collections
 import dataclasses
 import logging
 import pathlib
@@ -27,7 +26,7 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageOps
 
-from full_semantic import cvat, raster
+from full_semantic import cvat, file_lists, raster
 from semseg.errors import InputError
 from semseg.files import IMAGE_EXTENSIONS
 
@@ -94,53 +93,29 @@ def describe_path(path, zip_root=None, zip_path=None):
 
 
 def index_files(folder, extensions):
-    """Maps each file name without extension (relative to `folder`) to its paths.
-
-    Args:
-        folder: `pathlib.Path`, searched recursively (a missing folder is empty).
-        extensions: tuple of lower-case suffixes to keep (`.jpg`, ...).
+    """`full_semantic.file_lists.index_all_files` with `pathlib.Path`s.
 
     Returns:
         dict name -> sorted list of `pathlib.Path`, names in sorted order.
     """
-    index = collections.defaultdict(list)
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in extensions and path.is_file():
-                relative = path.relative_to(folder).as_posix()
-                index[relative[: -len(path.suffix)]].append(path)
-    return dict(sorted(index.items()))
+    return {
+        name: [pathlib.Path(str(path)) for path in paths]
+        for name, paths in file_lists.index_all_files(folder, extensions).items()
+    }
 
 
 def read_name_list(path):
-    """Reads a list of names, one per line (blank lines ignored).
+    """Reads an `--image_list`: names one per line, as `full_semantic.file_lists` reads
+    split lists (blank lines ignored).
 
     Raises:
-        InputError: if the file is missing, repeats a name, or a name leaves
+        InputError: if the file is missing or empty, repeats a name, or a name leaves
             the images folder.
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise InputError(f"--image_list {path} does not exist.")
-    names = []
-    line_of_name = {}
-    for line_number, raw_line in enumerate(path.read_text().splitlines(), start=1):
-        name = raw_line.strip()
-        if not name:
-            continue
-        if name in line_of_name:
-            raise InputError(
-                f"{path} line {line_number}: name {name!r} is already listed on line "
-                f"{line_of_name[name]}."
-            )
-        parts = name.replace("\\", "/").split("/")
-        if name.startswith(("/", "\\")) or ".." in parts:
-            raise InputError(
-                f"{path} line {line_number}: name {name!r} points outside the images folder; "
-                "expected a path relative to it, without extension."
-            )
-        line_of_name[name] = line_number
-        names.append(name)
+    names = list(file_lists.read_name_list(path))
     if not names:
         raise InputError(f"{path} lists no name.")
     return names

@@ -35,6 +35,7 @@ from etils import epath
 from full_semantic import raster
 from full_semantic.class_table import ClassTable
 from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_text, walk_files
+from full_semantic.source import Source
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -421,3 +422,13 @@ def rasterize_polygons(path):
             "as 'road', 'car' or 'cargroup'."
         )
     return raster.draw_polygons(size, polygons, background=LABEL_OF_NAME["unlabeled"].id), size
+
+
+SOURCE = Source(
+    name="cityscapes",
+    open=open_source,
+    manual_dir="the Cityscapes (or MiniCity) folder holding leftImg8bit/ and gtFine/",
+    homepage="https://www.cityscapes-dataset.com/",
+    channels=CHANNELS,
+    class_sets=CLASS_SETS,
+)

@@ -20,15 +20,15 @@ Every mistake in the export raises `semseg.errors.InputError` naming the file.
 All file access goes through `etils.epath`, so any `tf.io.gfile` filesystem works.
 """
 
-import collections
 import dataclasses
 import logging
 
 import numpy as np
 from etils import epath
 
-from full_semantic import archives, raster
-from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_name_list, read_text
+from full_semantic import archives, file_lists, raster
+from full_semantic.file_lists import read_text
+from full_semantic.source import Source
 from semseg.errors import InputError
 from semseg.files import IMAGE_EXTENSIONS
 from semseg.labels import IGNORE_INDEX
@@ -177,40 +177,14 @@ def read_split_lists(export_dir, describe=None):
             f"{describe(LISTS_DIR)} holds no split list: expected {LISTS_DIR}/train.txt, "
             "val.txt, ... or default.txt, one image name per line."
         )
-    splits = {}
-    for list_path in list_paths:
-        list_name = describe(list_path.relative_to(export_dir).as_posix())
-        split = list_path.stem
-        if split == "default" and len(list_paths) == 1:
-            split = "train"
-        if not SPLIT_NAME_PATTERN.match(split):
-            raise InputError(
-                f"{list_name}: {list_path.stem!r} is not a valid split name; rename the list "
-                "to letters, digits and underscores only (e.g. train.txt, val.txt, test.txt)."
-            )
-        names = list(read_name_list(list_path, lambda path, list_name=list_name: list_name))
-        if not names:
-            logger.warning("%s lists no name: split %r left out.", list_name, split)
-            continue
-        splits[split] = (list_path, names)
-    if not splits:
+    lists = file_lists.read_split_lists(
+        list_paths, lambda path: describe(epath.Path(path).relative_to(export_dir).as_posix())
+    )
+    if not lists:
         raise InputError(f"every list in {describe(LISTS_DIR)} is empty: no image to convert.")
-    return splits
-
-
-def _index_files(folder, extensions):
-    """Maps each file name without extension (relative to `folder`) to its paths."""
-    folder = epath.Path(folder)
-    index = collections.defaultdict(list)
-    pending = [folder] if folder.is_dir() else []
-    while pending:  # `rglob` is not available on every filesystem.
-        for path in pending.pop().iterdir():
-            if path.suffix.lower() in extensions:
-                relative = path.relative_to(folder).as_posix()
-                index[relative[: -len(path.suffix)]].append(path)
-            elif path.is_dir():
-                pending.append(path)
-    return index
+    if len(list_paths) == 1 and "default" in lists:
+        lists = {"train": lists["default"]}
+    return {split: (list_path, list(names)) for split, (list_path, names) in lists.items()}
 
 
 def locate_export(manual_dir, scratch_dir, object_masks=False):
@@ -359,8 +333,8 @@ class CvatExport:
 
     def _resolve_splits(self, split_lists):
         """Matches every listed name to its image and mask files."""
-        images = _index_files(self.export_dir / IMAGES_DIR, IMAGE_EXTENSIONS)
-        masks = _index_files(self.export_dir / MASKS_DIR, MASK_EXTENSIONS)
+        images = file_lists.index_all_files(self.export_dir / IMAGES_DIR, IMAGE_EXTENSIONS)
+        masks = file_lists.index_all_files(self.export_dir / MASKS_DIR, MASK_EXTENSIONS)
         resolved = {}
         for split, (list_path, names) in split_lists.items():
             list_name = self._where(self._relative(list_path))
@@ -465,3 +439,12 @@ class CvatExport:
             "mask": raster.encode_png(class_ids),
             "file_name": files.name,
         }
+
+
+SOURCE = Source(
+    name="cvat",
+    open=open_source,
+    manual_dir="a CVAT 'Segmentation mask 1.1' export folder, a .zip of one, or a folder holding "
+    "exactly one such .zip",
+    homepage="https://www.cvat.ai/",
+)

@@ -44,6 +44,7 @@ from etils import epath
 
 from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
+from full_semantic.source import Source
 from semseg.errors import InputError
 from semseg.labels import default_palette
 
@@ -346,3 +347,13 @@ class CvatXmlExport:
                     "file_name": entry.name.rsplit(".", 1)[0],
                 },
             )
+
+
+SOURCE = Source(
+    name="cvat_xml",
+    open=open_source,
+    manual_dir="a CVAT 'CVAT for images 1.1' export with images (annotations.xml, images/) "
+    "or a .zip of it",
+    homepage="https://docs.cvat.ai/docs/manual/advanced/formats/format-cvat/",
+    channels=CHANNELS,
+)

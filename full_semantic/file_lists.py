@@ -42,6 +42,27 @@ def walk_files(folder):
     return sorted(found)
 
 
+def index_all_files(folder, extensions):
+    """Maps the key of every file with one of `extensions` under `folder` to all its paths.
+
+    Args:
+        folder: path-like, the folder to list recursively (missing: empty result).
+        extensions: tuple of lower-case suffixes, e.g. `(".png", ".jpg")`.
+
+    Returns:
+        dict key -> sorted list of `epath.Path`, in sorted key order; the key is the
+        path relative to `folder` without its extension, with `/` separators. A key
+        with several files (`a.png` and `a.jpg`) is the caller's to refuse or choose.
+    """
+    folder = epath.Path(folder)
+    index = collections.defaultdict(list)
+    for path in walk_files(folder):
+        if path.suffix.lower() in extensions:
+            relative = path.relative_to(folder).as_posix()
+            index[relative[: -len(path.suffix)]].append(path)
+    return dict(sorted(index.items()))
+
+
 def index_files(folder, extensions, describe=_default_describe, what="image"):
     """Maps the key of every file with one of `extensions` under `folder` to its path.
 
@@ -52,26 +73,19 @@ def index_files(folder, extensions, describe=_default_describe, what="image"):
         what: str, what the files are, for messages.
 
     Returns:
-        dict key -> `epath.Path`, in sorted key order; the key is the path
-        relative to `folder` without its extension, with `/` separators.
+        dict key -> `epath.Path`, as `index_all_files` but one path per key.
 
     Raises:
         InputError: if two files have the same key (e.g. `a.png` and `a.jpg`).
     """
-    folder = epath.Path(folder)
-    index = {}
-    for path in walk_files(folder):
-        if path.suffix.lower() not in extensions:
-            continue
-        relative = path.relative_to(folder).as_posix()
-        key = relative[: -len(path.suffix)]
-        if key in index:
+    index = index_all_files(folder, extensions)
+    for key, paths in index.items():
+        if len(paths) > 1:
             raise InputError(
-                f"{describe(path)} and {describe(index[key])}: two {what}s with the same key "
+                f"{describe(paths[1])} and {describe(paths[0])}: two {what}s with the same key "
                 f"{key!r}; keep one file per name."
             )
-        index[key] = path
-    return dict(sorted(index.items()))
+    return {key: paths[0] for key, paths in index.items()}
 
 
 def read_text(path, describe=_default_describe):

@@ -28,14 +28,9 @@ import logging
 from etils import epath
 
 from full_semantic import archives, raster
-from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import (
-    index_files,
-    read_text,
-    resolve_split_folder,
-)
+from full_semantic.file_lists import index_files, read_text
+from full_semantic.source import Source, SourceDataset
 from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS
 from semseg.labels import IGNORE_INDEX, default_palette
 
 logger = logging.getLogger(__name__)
@@ -151,7 +146,7 @@ def open_source(manual_dir, scratch_dir, config):
     )
 
 
-class FolderDataset:
+class FolderDataset(SourceDataset):
     """A validated folder of images, index label PNGs, split lists and `classes.json`.
 
     Args:
@@ -174,43 +169,21 @@ class FolderDataset:
     def __init__(self, root, channels=3, void_labels=(), zip_path=None):
         if channels not in CHANNELS:
             raise InputError(f"folder: channels must be 1, 3 or 4. Received: channels={channels!r}")
-        self.root = epath.Path(root)
+        super().__init__(root, zip_path)
         self.channels = channels
-        self._describe = describe = archives.describer(self.root, zip_path)
+        describe = self._describe
         classes_path = self.root / CLASSES_FILE
         names, palette, self.ignore_value = read_classes(classes_path, describe)
-        self._table = ClassTable(
-            names,
-            palette,
-            void_labels,
-            where=describe(classes_path),
-            ignored_values=(self.ignore_value,),
-        )
-        self.class_names = self._table.class_names
-        self.palette = self._table.palette
-        images = index_files(self.root / IMAGES_DIR, IMAGE_EXTENSIONS, describe, "image")
-        if not images:
-            raise InputError(
-                f"{describe(self.root / IMAGES_DIR)} holds no image "
-                f"({', '.join(IMAGE_EXTENSIONS)})."
-            )
+        self.set_classes(names, palette, void_labels, describe(classes_path), (self.ignore_value,))
+        images = self.index_images(IMAGES_DIR)
         self._labels = index_files(self.root / LABELS_DIR, LABEL_EXTENSIONS, describe, "label")
-        orphans = sorted(set(self._labels) - set(images))
-        if orphans:
-            logger.warning(
-                "%d label(s) in %s/ have no image in %s/ (first: %s)",
-                len(orphans),
-                LABELS_DIR,
-                IMAGES_DIR,
-                ", ".join(orphans[:_MAX_NAMES_SHOWN]),
-            )
-        self._examples = self._resolve_splits(images)
-        self.split_names = list(self._examples)
+        self.warn_orphans(
+            self._labels, images, f"label(s) in {LABELS_DIR}/ have no image in {IMAGES_DIR}/"
+        )
+        self.set_examples(self._resolve_splits(images))
 
     def _resolve_splits(self, images):
-        resolved = resolve_split_folder(
-            self.root / SPLITS_DIR, images, self._describe, f"{IMAGES_DIR}/"
-        )
+        resolved = self.listed_splits(SPLITS_DIR, images, IMAGES_DIR)
         if resolved is not None:
             listed = {name for examples in resolved.values() for name, _ in examples}
             unlisted = len(images) - len(listed)
@@ -226,10 +199,6 @@ class FolderDataset:
                         f"image {name!r}."
                     )
         return resolved
-
-    def num_examples(self, split):
-        """Number of examples `examples(split)` yields."""
-        return len(self._examples[split])
 
     def examples(self, split):
         """Decodes the examples of one split.
@@ -252,11 +221,13 @@ class FolderDataset:
             )
             raw_ids, label_size = raster.read_index_image(label_path.read_bytes(), label_where)
             raster.check_size(label_size, image_size, label_where, image_where)
-            yield (
-                name,
-                {
-                    "image": image,
-                    "mask": raster.encode_png(self._table.map(raw_ids, label_where)),
-                    "file_name": name,
-                },
-            )
+            yield self.example(name, image, raw_ids, label_where)
+
+
+SOURCE = Source(
+    name="folder",
+    open=open_source,
+    manual_dir="the dataset folder (classes.json, images/, labels/) or a .zip of it",
+    homepage="https://mmsegmentation.readthedocs.io/en/latest/advanced_guides/add_datasets.html",
+    channels=CHANNELS,
+)

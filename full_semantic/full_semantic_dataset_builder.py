@@ -21,12 +21,12 @@ Then read the classes back from the dataset:
     builder = tfds.builder_from_directory("~/tensorflow_datasets/full_semantic/camvid/1.0.0")
     builder.info.metadata["class_names"], builder.info.metadata["palette"]
 
-Each `source` has a reader in its own module, registered in `SOURCE_READERS`. A
-reader is called as `reader(manual_dir, scratch_dir, config)` (the
-`FullSemanticConfig`) and returns an object with `class_names`, `palette`,
-`split_names` and `examples(split)` yielding `(key, {"image", "mask",
-"file_name", ...})`; a source whose examples carry more string features lists
-them in `SOURCE_TEXT_FEATURES`.
+Each `source` lives in its own module, which declares it once as `SOURCE` (a
+`full_semantic.source.Source`: reader, channels, class sets, extra features, what the
+manual dir holds, homepage); `SOURCES` lists them. A reader is called as
+`open(manual_dir, scratch_dir, config)` (the `FullSemanticConfig`) and returns a dataset
+with `class_names`, `palette`, `split_names` and `examples(split)` yielding
+`(key, {"image", "mask", "file_name", ...})`.
 """
 
 import dataclasses
@@ -52,66 +52,37 @@ from full_semantic import (
     satellite,
     utokyo,
 )
+from full_semantic.source import Source
 from semseg import files
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
-# Source name -> reader `(manual_dir, scratch_dir, config) -> source`.
-SOURCE_READERS = {
-    "cvat": cvat.open_source,
-    "cityscapes": cityscapes.open_source,
-    "utokyo": utokyo.open_source,
-    "satellite": satellite.open_source,
-    "folder": folder.open_source,
-    "rgb_gt": rgb_gt.open_source,
-    "cvat_xml": cvat_xml.open_source,
-}
 # `tfds build` without `--config`: the source detected from the manual dir's contents.
 AUTO = "auto"
+# Every source by name, as its module declares it (`full_semantic.source.Source`).
+SOURCES = {
+    source.name: source
+    for source in (
+        cvat.SOURCE,
+        cityscapes.SOURCE,
+        utokyo.SOURCE,
+        satellite.SOURCE,
+        folder.SOURCE,
+        rgb_gt.SOURCE,
+        cvat_xml.SOURCE,
+        Source(
+            name=AUTO,
+            open=None,
+            manual_dir="a dataset folder or .zip of any source (put it in "
+            "~/tensorflow_datasets/downloads/manual/ or pass --manual_dir)",
+            homepage="https://www.tensorflow.org/datasets/add_dataset",
+        ),
+    )
+}
 # Temp folders of builds (an extracted zip); one left by a killed build goes at the next.
 SCRATCH_PREFIX = "full_semantic_"
-# Source name -> the image channel counts it can produce (config field `channels`).
-SOURCE_CHANNELS = {
-    "cvat": (3,),
-    "cityscapes": cityscapes.CHANNELS,
-    "utokyo": utokyo.CHANNELS,
-    "satellite": satellite.CHANNELS,
-    "folder": folder.CHANNELS,
-    "rgb_gt": rgb_gt.CHANNELS,
-    "cvat_xml": cvat_xml.CHANNELS,
-    AUTO: (3,),
-}
-# Source name -> its class sets (config field `class_set`), the first being the default.
-SOURCE_CLASS_SETS = {"cityscapes": cityscapes.CLASS_SETS}
-# Source name -> names of the string features its examples carry beside `file_name`.
-SOURCE_TEXT_FEATURES = {"utokyo": utokyo.TEXT_FEATURES}
-# Source name -> what `--manual_dir` must be, for messages.
-SOURCE_MANUAL_DIRS = {
-    "cvat": "a CVAT 'Segmentation mask 1.1' export folder, a .zip of one, or a folder holding "
-    "exactly one such .zip",
-    "cityscapes": "the Cityscapes (or MiniCity) folder holding leftImg8bit/ and gtFine/",
-    "utokyo": "the UTokyo multispectral release folder (images/, labels/, train.txt, ...) or a "
-    ".zip of it",
-    "satellite": "the satellite folder (images/, labels/building/, labels/road/) or a .zip of it",
-    "folder": "the dataset folder (classes.json, images/, labels/) or a .zip of it",
-    "rgb_gt": "the folder of rgb/ images and gt/ masks or a .zip of it (full_semantic.zip)",
-    "cvat_xml": "a CVAT 'CVAT for images 1.1' export with images (annotations.xml, images/) "
-    "or a .zip of it",
-    AUTO: "a dataset folder or .zip of any source (put it in ~/tensorflow_datasets/downloads/"
-    "manual/ or pass --manual_dir)",
-}
-SOURCE_HOMEPAGES = {
-    "cvat": "https://www.cvat.ai/",
-    "cityscapes": "https://www.cityscapes-dataset.com/",
-    "utokyo": "https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/",
-    "satellite": "https://www.aihub.or.kr/",
-    "folder": "https://mmsegmentation.readthedocs.io/en/latest/advanced_guides/add_datasets.html",
-    "rgb_gt": "https://www.tensorflow.org/datasets/add_dataset",
-    "cvat_xml": "https://docs.cvat.ai/docs/manual/advanced/formats/format-cvat/",
-    AUTO: "https://www.tensorflow.org/datasets/add_dataset",
-}
 # The fields a JSON `--config` may set.
 JSON_FIELDS = (
     "name",
@@ -132,15 +103,15 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
     `--config '{"name": "camvid", "source": "cvat", "void_labels": ["background"]}'`.
 
     Attributes:
-        source: str, a key of `SOURCE_READERS` (e.g. `"cvat"`).
+        source: str, a key of `SOURCES` (e.g. `"cvat"`).
         void_labels: tuple of str, class names mapped to `IGNORE_INDEX` (255) and
             dropped from the class list; the remaining ids are renumbered 0..K-1
             in the order of the source's class list. A JSON list is accepted.
         channels: int, channels of the `image` feature, one of
-            `SOURCE_CHANNELS[source]`: 3 everywhere; `utokyo` also 1 (thermal)
+            `SOURCES[source].channels`: 3 everywhere; `utokyo` also 1 (thermal)
             and 4 (RGB + thermal), `folder` also 1 and 4.
         class_set: str, the classes of a source that has several sets
-            (`SOURCE_CLASS_SETS`): `cityscapes` takes `"train_ids"` (19 classes,
+            (`SOURCES[source].class_sets`): `cityscapes` takes `"train_ids"` (19 classes,
             the default) or `"categories"` (8). Empty for the default.
         blank_missing_masks: bool, `cvat` only: build a listed image that has no
             mask with an all-background mask instead of failing.
@@ -154,10 +125,9 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
 
     def __post_init__(self):
         where = f"--config {self.name!r}"
-        if self.source not in SOURCE_READERS and self.source != AUTO:
+        if self.source not in SOURCES:
             raise InputError(
-                f"{where}: unknown source {self.source!r}; expected one of "
-                f"{sorted([*SOURCE_READERS, AUTO])}."
+                f"{where}: unknown source {self.source!r}; expected one of {sorted(SOURCES)}."
             )
         void_labels = self.void_labels
         if not isinstance(void_labels, (list, tuple)) or not all(
@@ -168,14 +138,14 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
                 f'e.g. ["background"]. Received: void_labels={void_labels!r}'
             )
         self.void_labels = tuple(void_labels)
-        allowed_channels = SOURCE_CHANNELS[self.source]
+        allowed_channels = SOURCES[self.source].channels
         if isinstance(self.channels, bool) or self.channels not in allowed_channels:
             raise InputError(
                 f"{where}: source {self.source!r} gives images with "
                 f"{' or '.join(str(count) for count in allowed_channels)} channel(s). "
                 f"Received: channels={self.channels!r}"
             )
-        class_sets = SOURCE_CLASS_SETS.get(self.source, ())
+        class_sets = SOURCES[self.source].class_sets
         if class_sets:
             self.class_set = self.class_set or class_sets[0]
         if self.class_set and self.class_set not in class_sets:
@@ -337,7 +307,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             ),
             "file_name": tfds.features.Text(),
         }
-        for name in SOURCE_TEXT_FEATURES.get(config.source, ()):
+        for name in SOURCES[config.source].text_features:
             features[name] = tfds.features.Text()
         metadata = self.get_metadata()
         return BuildSummaryInfo(
@@ -346,7 +316,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             citation=metadata.citation,
             features=tfds.features.FeaturesDict(features),
             supervised_keys=("image", "mask"),
-            homepage=SOURCE_HOMEPAGES[config.source],
+            homepage=SOURCES[config.source].homepage,
             # Filled in `_split_generators`, once the source's classes are known.
             metadata=tfds.core.MetadataDict(),
         )
@@ -413,6 +383,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         try:
             with files.owned_temp_dir(prefix=SCRATCH_PREFIX) as scratch_dir:
                 self._scratch_dir = epath.Path(scratch_dir)
+                self._manual_path = epath.Path(manual_dir)
                 super().download_and_prepare(**kwargs)
         finally:
             self._scratch_dir = None
@@ -439,13 +410,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         scratch_dir = getattr(self, "_scratch_dir", None)
         if scratch_dir is None:
             raise RuntimeError("full_semantic builds only through `download_and_prepare`.")
-        manual_path = _manual_path(dl_manager, config.source)
+        manual_path = _manual_path(dl_manager, self._manual_path, config.source)
         source_name = config.source
         if source_name == AUTO:
             source_name, manual_path = detect.detect_source(manual_path)
             logger.info("detected a %s dataset in %s", source_name, manual_path)
             config = dataclasses.replace(config, source=source_name)
-        source = SOURCE_READERS[source_name](manual_path, scratch_dir, config)
+        source = SOURCES[source_name].open(manual_path, scratch_dir, config)
         self.info.metadata.update(
             {
                 "class_names": list(source.class_names),
@@ -502,16 +473,16 @@ class BuildSummaryInfo(tfds.core.DatasetInfo):
         )
 
 
-def _manual_path(dl_manager, source):
-    """The `--manual_dir` path: a folder, or a `.zip` (which `dl_manager.manual_dir` rejects)."""
-    given = getattr(dl_manager, "_manual_dir", None)
-    if given is not None and epath.Path(given).is_file():
-        return epath.Path(given)
+def _manual_path(dl_manager, given, source):
+    """The `--manual_dir` path: a non-empty folder (`dl_manager.manual_dir`), or the `.zip`
+    `given` (the `download_config`'s manual dir, which `dl_manager.manual_dir` rejects)."""
+    if given.is_file():
+        return given
     try:
         return epath.Path(dl_manager.manual_dir)
     except AssertionError:
         raise InputError(
-            f"--manual_dir {given} does not exist or is empty: pass {SOURCE_MANUAL_DIRS[source]}."
+            f"--manual_dir {given} does not exist or is empty: pass {SOURCES[source].manual_dir}."
         ) from None
 
 
@@ -563,7 +534,10 @@ def _install_input_error_hook():
     """Makes an uncaught `InputError` print `error: <message>` on one line, exit status 1.
 
     `tfds build` has no handler of its own, so a user mistake in the export would
-    end in a traceback. Every other exception goes to the previous hook.
+    end in a traceback. Every other exception goes to the previous hook. It is installed
+    when this module is imported because `tfds build` gives a builder no other moment
+    before its own code runs (it parses `--config` and reads `--data_dir` first); from
+    Python, nothing changes but how an uncaught `InputError` prints.
     """
     previous_hook = sys.excepthook
     if getattr(previous_hook, "handles_input_error", False):

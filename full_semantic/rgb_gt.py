@@ -23,17 +23,14 @@ import hashlib
 import logging
 
 import numpy as np
-from etils import epath
 
 from full_semantic import archives, cvat, raster
-from full_semantic.class_table import ClassTable
 from full_semantic.file_lists import (
     index_files,
-    resolve_split_folder,
 )
 from full_semantic.folder import CLASSES_FILE, read_classes
+from full_semantic.source import Source, SourceDataset
 from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS
 from semseg.labels import IGNORE_INDEX, default_palette
 
 logger = logging.getLogger(__name__)
@@ -109,7 +106,7 @@ def _split_of(name):
     return "val" if int.from_bytes(digest[:4], "big") % VAL_EVERY == 0 else "train"
 
 
-class RgbGtDataset:
+class RgbGtDataset(SourceDataset):
     """A validated `rgb/` + `gt/` folder.
 
     Args:
@@ -129,24 +126,12 @@ class RgbGtDataset:
     """
 
     def __init__(self, root, void_labels=(), zip_path=None):
-        self.root = epath.Path(root)
-        self._describe = describe = archives.describer(self.root, zip_path)
-        images = index_files(self.root / IMAGES_DIR, IMAGE_EXTENSIONS, describe, "image")
-        if not images:
-            raise InputError(
-                f"{describe(self.root / IMAGES_DIR)} holds no image "
-                f"({', '.join(IMAGE_EXTENSIONS)})."
-            )
+        super().__init__(root, zip_path)
+        describe = self._describe
+        images = self.index_images(IMAGES_DIR)
         masks = index_files(self.root / MASKS_DIR, MASK_EXTENSIONS, describe, "mask")
         pairs, orphans = match_masks(images, masks)
-        if orphans:
-            logger.warning(
-                "%d mask(s) in %s/ match no image in %s/ (first: %s)",
-                len(orphans),
-                MASKS_DIR,
-                IMAGES_DIR,
-                ", ".join(orphans[:_MAX_NAMES_SHOWN]),
-            )
+        self.warn_orphans(orphans, (), f"mask(s) in {MASKS_DIR}/ match no image in {IMAGES_DIR}/")
         self._masks = {}
         for name, found in pairs.items():
             if not found:
@@ -165,13 +150,8 @@ class RgbGtDataset:
         self._colors = None
         if colors is not None:
             self._colors = raster.ColorLookup(colors, range(len(colors)), self._classes_where)
-        self._table = ClassTable(
-            names, palette, void_labels, where=self._classes_where, ignored_values=(ignore_value,)
-        )
-        self.class_names = self._table.class_names
-        self.palette = self._table.palette
-        self._examples = self._resolve_splits(images)
-        self.split_names = list(self._examples)
+        self.set_classes(names, palette, void_labels, self._classes_where, (ignore_value,))
+        self.set_examples(self._resolve_splits(images))
 
     def _read_classes(self):
         """`(names, palette, ignore value, colours or None)` of the class list or the masks."""
@@ -209,9 +189,7 @@ class RgbGtDataset:
         return names, default_palette(len(names)), IGNORE_INDEX, None
 
     def _resolve_splits(self, images):
-        listed = resolve_split_folder(
-            self.root / SPLITS_DIR, images, self._describe, f"{IMAGES_DIR}/"
-        )
+        listed = self.listed_splits(SPLITS_DIR, images, IMAGES_DIR)
         if listed is not None:
             return listed
         splits = {"train": [], "val": []}
@@ -228,10 +206,6 @@ class RgbGtDataset:
             VAL_EVERY,
         )
         return splits
-
-    def num_examples(self, split):
-        """Number of examples `examples(split)` yields."""
-        return len(self._examples[split])
 
     def examples(self, split):
         """Decodes the examples of one split.
@@ -252,14 +226,7 @@ class RgbGtDataset:
             image, image_size = raster.image_feature(image_path.read_bytes(), 3, image_where)
             raw_ids, mask_size = self._read_mask(mask_path.read_bytes(), mask_where)
             raster.check_size(mask_size, image_size, mask_where, image_where)
-            yield (
-                name,
-                {
-                    "image": image,
-                    "mask": raster.encode_png(self._table.map(raw_ids, mask_where)),
-                    "file_name": name,
-                },
-            )
+            yield self.example(name, image, raw_ids, mask_where)
 
     def _read_mask(self, data, where):
         mask = raster.decode(data, where)
@@ -267,3 +234,12 @@ class RgbGtDataset:
             return raster.index_values(mask, data, where)  # names any other problem
         raster.check_8bit(mask, data, where)
         return self._colors.map(np.asarray(mask.convert("RGB")), where), mask.size
+
+
+SOURCE = Source(
+    name="rgb_gt",
+    open=open_source,
+    manual_dir="the folder of rgb/ images and gt/ masks or a .zip of it (full_semantic.zip)",
+    homepage="https://www.tensorflow.org/datasets/add_dataset",
+    channels=CHANNELS,
+)

@@ -31,14 +31,9 @@ import numpy as np
 from etils import epath
 
 from full_semantic import archives, raster
-from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import (
-    index_files,
-    read_text,
-    resolve_split_folder,
-)
+from full_semantic.file_lists import index_files, read_text
+from full_semantic.source import Source, SourceDataset
 from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +160,7 @@ def open_source(manual_dir, scratch_dir, config):
     return SatelliteDataset(root, void_labels=config.void_labels, zip_path=zip_path)
 
 
-class SatelliteDataset:
+class SatelliteDataset(SourceDataset):
     """A validated AIHub satellite building/road folder.
 
     Args:
@@ -184,47 +179,25 @@ class SatelliteDataset:
     """
 
     def __init__(self, root, void_labels=(), zip_path=None):
-        self.root = epath.Path(root)
-        self._describe = archives.describer(self.root, zip_path)
-        self._table = ClassTable(
-            CLASS_NAMES, PALETTE, void_labels, where=f"satellite classes {list(CLASS_NAMES)}"
+        super().__init__(root, zip_path)
+        self.set_classes(
+            CLASS_NAMES, PALETTE, void_labels, f"satellite classes {list(CLASS_NAMES)}"
         )
-        self.class_names = self._table.class_names
-        self.palette = self._table.palette
-        describe = self._describe
-        images = index_files(self.root / IMAGES_DIR, IMAGE_EXTENSIONS, describe, "image")
-        if not images:
-            raise InputError(
-                f"{describe(self.root / IMAGES_DIR)} holds no image "
-                f"({', '.join(IMAGE_EXTENSIONS)})."
-            )
+        images = self.index_images(IMAGES_DIR)
         self._label_files = {
-            folder: index_files(self.root / LABELS_DIR / folder, (".json",), describe, "label")
+            folder: index_files(
+                self.root / LABELS_DIR / folder, (".json",), self._describe, "label"
+            )
             for folder, _, _ in LAYERS
         }
         for folder, files in self._label_files.items():
-            orphans = sorted(set(files) - set(images))
-            if orphans:
-                logger.warning(
-                    "%d label file(s) in %s/%s/ have no image in %s/ (first: %s)",
-                    len(orphans),
-                    LABELS_DIR,
-                    folder,
-                    IMAGES_DIR,
-                    ", ".join(orphans[:_MAX_NAMES_SHOWN]),
-                )
-        self._examples = self._resolve_splits(images)
-        self.split_names = list(self._examples)
-
-    def _resolve_splits(self, images):
-        listed = resolve_split_folder(
-            self.root / SPLITS_DIR, images, self._describe, f"{IMAGES_DIR}/"
-        )
-        return listed if listed is not None else {"train": list(images.items())}
-
-    def num_examples(self, split):
-        """Number of examples `examples(split)` yields."""
-        return len(self._examples[split])
+            self.warn_orphans(
+                files,
+                images,
+                f"label file(s) in {LABELS_DIR}/{folder}/ have no image in {IMAGES_DIR}/",
+            )
+        listed = self.listed_splits(SPLITS_DIR, images, IMAGES_DIR)
+        self.set_examples(listed if listed is not None else {"train": list(images.items())})
 
     def examples(self, split):
         """Decodes the examples of one split.
@@ -251,11 +224,13 @@ class SatelliteDataset:
                 for folder_polygons in layers.values():
                     polygons.extend((points, class_id) for points in folder_polygons[name])
             raw_ids = raster.draw_polygons(size, polygons, background=0)
-            yield (
-                key,
-                {
-                    "image": image,
-                    "mask": raster.encode_png(self._table.lookup[raw_ids]),
-                    "file_name": key,
-                },
-            )
+            yield self.example(key, image, raw_ids, self._describe(image_path))
+
+
+SOURCE = Source(
+    name="satellite",
+    open=open_source,
+    manual_dir="the satellite folder (images/, labels/building/, labels/road/) or a .zip of it",
+    homepage="https://www.aihub.or.kr/",
+    channels=CHANNELS,
+)

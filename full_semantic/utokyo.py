@@ -32,8 +32,8 @@ import tqdm
 from etils import epath
 
 from full_semantic import archives, raster
-from full_semantic.class_table import ClassTable
 from full_semantic.file_lists import index_files, read_split_lists, resolve_names
+from full_semantic.source import Source, SourceDataset
 from semseg.errors import InputError
 from semseg.files import write_image
 
@@ -120,7 +120,7 @@ def open_source(manual_dir, scratch_dir, config):
     )
 
 
-class UTokyoRelease:
+class UTokyoRelease(SourceDataset):
     """A validated UTokyo multispectral release.
 
     Args:
@@ -145,16 +145,10 @@ class UTokyoRelease:
                 f"UTokyo: channels must be 3 (RGB), 1 (thermal) or 4 (RGB + thermal). "
                 f"Received: channels={channels!r}"
             )
-        self.root = epath.Path(root)
+        super().__init__(root, zip_path)
         self.channels = channels
-        self._describe = archives.describer(self.root, zip_path)
-        self._table = ClassTable(
-            CLASS_NAMES, PALETTE, void_labels, where=f"UTokyo classes {list(CLASS_NAMES)}"
-        )
-        self.class_names = self._table.class_names
-        self.palette = self._table.palette
-        self._examples = self._resolve_splits()
-        self.split_names = list(self._examples)
+        self.set_classes(CLASS_NAMES, PALETTE, void_labels, f"UTokyo classes {list(CLASS_NAMES)}")
+        self.set_examples(self._resolve_splits())
 
     def _resolve_splits(self):
         list_paths = [self.root / name for name in SPLIT_LISTS if (self.root / name).is_file()]
@@ -189,10 +183,6 @@ class UTokyoRelease:
             resolved[split] = examples
         return resolved
 
-    def num_examples(self, split):
-        """Number of examples `examples(split)` yields."""
-        return len(self._examples[split])
-
     def examples(self, split):
         """Decodes the examples of one split.
 
@@ -218,15 +208,7 @@ class UTokyoRelease:
                 image_size = (rgbt.shape[1], rgbt.shape[0])
             raw_ids, label_size = raster.read_index_image(label_path.read_bytes(), label_where)
             raster.check_size(label_size, image_size, label_where, image_where)
-            yield (
-                name,
-                {
-                    "image": image,
-                    "mask": raster.encode_png(self._table.map(raw_ids, label_where)),
-                    "file_name": name,
-                    "daytime": daytime,
-                },
-            )
+            yield self.example(name, image, raw_ids, label_where, daytime=daytime)
 
 
 def split_rgbt_folder(input_dir, output_dir, show_progress=True):
@@ -296,3 +278,14 @@ def _check_rgbt_header(path):
 
 
 _PNG_COLOR_TYPES = {0: "grey", 2: "RGB", 3: "paletted", 4: "grey + alpha", 6: "RGBA"}
+
+
+SOURCE = Source(
+    name="utokyo",
+    open=open_source,
+    manual_dir="the UTokyo multispectral release folder (images/, labels/, train.txt, ...) or a "
+    ".zip of it",
+    homepage="https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/",
+    channels=CHANNELS,
+    text_features=TEXT_FEATURES,
+)

@@ -1,0 +1,128 @@
+"""What a source of the `full_semantic` builder declares, and what its readers share.
+
+Each source module (`cvat.py`, `cityscapes.py`, ...) declares itself once with a
+`Source`: its reader, image channels, class sets, extra features, what `--manual_dir`
+must be and a homepage. The builder lists the declarations and reads nothing else:
+
+    SOURCE = Source(
+        name="folder",
+        open=open_source,                  # (manual_dir, scratch_dir, config) -> dataset
+        channels=(1, 3, 4),
+        manual_dir="the dataset folder (classes.json, images/, labels/) or a .zip of it",
+        homepage="https://...",
+    )
+
+A reader returns a dataset with `class_names`, `palette`, `split_names`,
+`num_examples(split)` and `examples(split)` yielding `(key, {"image", "mask",
+"file_name", ...})`. `SourceDataset` holds what the folder readers have in common:
+the folder and how to name its files, the class table, the examples of each split.
+"""
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from etils import epath
+
+from full_semantic import archives, raster
+from full_semantic.class_table import ClassTable
+from full_semantic.file_lists import index_files, resolve_split_folder
+from semseg.errors import InputError
+from semseg.files import IMAGE_EXTENSIONS
+
+logger = logging.getLogger(__name__)
+
+_MAX_NAMES_SHOWN = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One source's declaration.
+
+    Attributes:
+        name: str, the config field `source` that selects it.
+        open: callable `(manual_dir, scratch_dir, config) -> dataset`.
+        manual_dir: str, what `--manual_dir` must be, for messages.
+        homepage: str, the dataset's or tool's page (the TFDS `homepage`).
+        channels: tuple of int, the image channel counts it can produce (config
+            field `channels`).
+        class_sets: tuple of str, its class sets (config field `class_set`), the
+            first being the default; empty for one fixed set.
+        text_features: tuple of str, the string features its examples carry beside
+            `file_name`.
+    """
+
+    name: str
+    open: Callable | None
+    manual_dir: str
+    homepage: str
+    channels: tuple = (3,)
+    class_sets: tuple = ()
+    text_features: tuple = ()
+
+
+class SourceDataset:
+    """A source folder's files, classes and examples by split.
+
+    Args:
+        root: path-like, the dataset folder.
+        zip_path: path-like or None, the zip `root` was extracted from (for messages).
+
+    Attributes:
+        class_names: list of str, set by `set_classes`.
+        palette: list of `[r, g, b]`, set by `set_classes`.
+        split_names: list of str, set by `set_examples`.
+    """
+
+    def __init__(self, root, zip_path=None):
+        self.root = epath.Path(root)
+        self._describe = archives.describer(self.root, zip_path)
+
+    def set_classes(self, names, palette, void_labels, where, ignored_values=()):
+        """The source's classes, with `void_labels` dropped (`ClassTable`)."""
+        self._table = ClassTable(
+            names, palette, void_labels, where=where, ignored_values=ignored_values
+        )
+        self.class_names = self._table.class_names
+        self.palette = self._table.palette
+
+    def set_examples(self, examples):
+        """`examples`: dict split -> list of what `examples(split)` decodes, one per example."""
+        self._examples = examples
+        self.split_names = list(examples)
+
+    def num_examples(self, split):
+        """Number of examples `examples(split)` yields."""
+        return len(self._examples[split])
+
+    def index_images(self, folder, extensions=IMAGE_EXTENSIONS):
+        """Every image under `root/folder` by key; none at all is an `InputError`."""
+        images = index_files(self.root / folder, extensions, self._describe, "image")
+        if not images:
+            raise InputError(
+                f"{self._describe(self.root / folder)} holds no image ({', '.join(extensions)})."
+            )
+        return images
+
+    def warn_orphans(self, keys, images, text):
+        """Logs the keys (e.g. of label files) that have no image; `text` names them."""
+        orphans = sorted(set(keys) - set(images))
+        if orphans:
+            logger.warning(
+                "%d %s (first: %s)", len(orphans), text, ", ".join(orphans[:_MAX_NAMES_SHOWN])
+            )
+
+    def listed_splits(self, splits_dir, images, images_dir):
+        """The `(key, image path)` of each `splits_dir/NAME.txt` list, or None without lists."""
+        return resolve_split_folder(
+            self.root / splits_dir, images, self._describe, f"{images_dir}/"
+        )
+
+    def example(self, key, image, raw_ids, mask_where, **features):
+        """`(key, example)` with the mask's raw ids mapped to class ids and PNG-encoded."""
+        return key, {
+            "image": image,
+            "mask": raster.encode_png(self._table.map(raw_ids, mask_where)),
+            "file_name": key,
+            **features,
+        }
