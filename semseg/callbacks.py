@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from semseg import logits as logits_contract
 from semseg.files import atomic_path, write_json
 from semseg.plots import training_curves
 from semseg.visualization import comparison_panel
@@ -256,20 +257,10 @@ class TensorBoard(keras.callbacks.TensorBoard):
             writer.flush()
 
 
-def _logits(outputs):
-    if isinstance(outputs, dict):
-        return outputs["logits"]
-    if isinstance(outputs, (list, tuple)):
-        return outputs[0]
-    return outputs
-
-
 def predicted_classes(logits):
-    """Class ids `(B, H, W)` from logits `(B, H, W, C)`; one channel means sigmoid >= 0.5."""
-    logits = np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float32)
-    if logits.shape[-1] == 1:
-        return (logits[..., 0] >= 0.0).astype(np.int32)
-    return logits.argmax(axis=-1).astype(np.int32)
+    """int32 class ids `(B, H, W)` of logits `(B, H, W, C)` (`semseg.logits.class_ids`)."""
+    logits = keras.ops.convert_to_numpy(logits).astype("float32")
+    return np.asarray(logits_contract.class_ids(logits), dtype=np.int32)
 
 
 class PredictionImages(keras.callbacks.Callback):
@@ -300,7 +291,9 @@ class PredictionImages(keras.callbacks.Callback):
         last = epoch + 1 == self.params.get("epochs") or self.model.stop_training
         if (epoch + 1) % self.every and not last:
             return
-        predictions = predicted_classes(_logits(self.model(self.images, training=False)))
+        predictions = predicted_classes(
+            logits_contract.logits_of(self.model(self.images, training=False))
+        )
         panels = [
             comparison_panel(
                 image,

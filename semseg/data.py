@@ -158,6 +158,11 @@ def photometric_distortion(image, seeds):
     return image
 
 
+def steps_in_split(builder, split, batch_size):
+    """Full batches in one pass over a split (at least 1): what an epoch of it is."""
+    return max(num_examples(builder, split) // batch_size, 1)
+
+
 def train_dataset(
     builder,
     split,
@@ -202,7 +207,7 @@ def train_dataset(
             num_parallel_calls=AUTOTUNE,
         )
     batches = examples.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
-    return batches, max(count // batch_size, 1)
+    return batches, steps_in_split(builder, split, batch_size)
 
 
 def eval_dataset(builder, split, image_size, batch_size, max_examples=None):

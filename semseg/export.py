@@ -34,6 +34,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from semseg.errors import InputError
 from semseg.files import atomic_path
+from semseg.logits import first_output
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +99,7 @@ def export_model(
     check_format(format_name, quantize)
     if quantize == "int8" and calibration_images is None:
         raise InputError("int8 quantization needs calibration images from the training split")
-    if len(model.outputs) > 1:
-        import keras
-
-        model = keras.Model(model.inputs, model.outputs[0], name=model.name)
+    model = first_output(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if format_name == "saved_model":

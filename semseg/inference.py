@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from semseg import logits as logits_contract
 from semseg.errors import InputError
 from semseg.files import IMAGE_EXTENSIONS, write_image
 from semseg.labels import LabelSpec, colorize
@@ -238,12 +239,7 @@ class Predictor:
                     scaled = tf.image.resize(view, size).numpy()
                     logits = self._slide_logits(scaled, crop, stride)
                 logits = tf.image.resize(logits, (height, width))
-                if logits.shape[-1] == 1:
-                    foreground = tf.sigmoid(logits)
-                    probabilities = tf.concat([1.0 - foreground, foreground], axis=-1)
-                else:
-                    probabilities = tf.nn.softmax(logits, axis=-1)
-                probabilities = probabilities.numpy()
+                probabilities = logits_contract.probabilities(logits).numpy()
                 if flipped:
                     probabilities = probabilities[:, ::-1]
                 total = probabilities if total is None else total + probabilities
@@ -258,12 +254,7 @@ class Predictor:
         views = tf.image.resize(
             tf.cast(np.stack([image, image[:, ::-1]]), tf.float32), self.image_size
         )
-        logits = self._logits(views)
-        if logits.shape[-1] == 1:
-            foreground = tf.sigmoid(logits)
-            probabilities = tf.concat([1.0 - foreground, foreground], axis=-1).numpy()
-        else:
-            probabilities = tf.nn.softmax(logits, axis=-1).numpy()
+        probabilities = logits_contract.probabilities(self._logits(views)).numpy()
         return probabilities[0], probabilities[1][:, ::-1]
 
     def predict_augmented(self, image, **options):
@@ -274,18 +265,12 @@ class Predictor:
 def _logits_to_ids(logits, size):
     """Logits `(B, h, w, K)` to uint8 class ids `(B, *size)`: bilinear resize, then
     argmax, or `logit >= 0` (sigmoid >= 0.5) for a one-logit binary model."""
-    logits = tf.image.resize(logits, size, method="bilinear")
-    if logits.shape[-1] == 1:
-        return tf.cast(logits[..., 0] >= 0.0, tf.uint8)
-    return tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
+    return logits_contract.class_ids(tf.image.resize(logits, size, method="bilinear"))
 
 
 def _ids_then_upsample(logits, size):
     """Class ids at the logits' size, then nearest-neighbour upsampling to `size`."""
-    if logits.shape[-1] == 1:
-        ids = tf.cast(logits >= 0.0, tf.uint8)
-    else:
-        ids = tf.cast(tf.argmax(logits, axis=-1), tf.uint8)[..., None]
+    ids = logits_contract.class_ids(logits)[..., None]
     return tf.image.resize(ids, size, method="nearest")[..., 0]
 
 

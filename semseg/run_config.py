@@ -34,7 +34,7 @@ from pathlib import Path
 from semseg.errors import InputError
 from semseg.files import write_json
 from semseg.labels import LabelSpec
-from semseg.loss_spec import parse_loss_spec
+from semseg.loss_spec import is_binary_spec, parse_loss_spec
 from semseg.workspace import dataset_path, default_dataset, new_work_dir
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class RunConfig:
     schedule: str = "poly"
     loss: str = "ce"
     class_weights: str | None = None
+    # True when --binary is given or the loss is binary (bce, binary_focal, lovasz_hinge).
     binary: bool = False
     weights: str | None = None
     output_stride: int | None = None
@@ -197,6 +198,9 @@ class RunConfig:
             problems.append(str(error))
         if problems:
             raise InputError("; ".join(problems))
+        # Resolved here, once: a binary loss implies a binary (one-logit) run, and
+        # config.json says so for every later stage.
+        self.binary = bool(self.binary or is_binary_spec(self.loss))
 
     @property
     def work_path(self):

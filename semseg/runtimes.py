@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from semseg.errors import InputError
+from semseg.logits import first_output
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class KerasRuntime:
         inference_model = model
         if precision != "fp32":
             inference_model = cast_model(model, precision)
-        model, inference_model = _first_output(model), _first_output(inference_model)
+        model, inference_model = first_output(model), first_output(inference_model)
         if optimize or self.jit_compile:
             inference_model = inference_copy(
                 inference_model, fold=optimize, gather_resizes=self.jit_compile
@@ -100,12 +101,6 @@ class XlaRuntime(KerasRuntime):
 
     name = "xla"
     jit_compile = True
-
-
-def _first_output(model):
-    if len(model.outputs) > 1:
-        return keras.Model(model.inputs, model.outputs[0], name=model.name)
-    return model
 
 
 FOLDABLE_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)

@@ -94,9 +94,9 @@ def binary_mode(config, labels):
             "segmentation needs at least 2 (e.g. keep 'background' out of void_labels, or "
             "label a second class)"
         )
-    binary = config.binary or is_binary_spec(config.loss)
+    binary = config.binary
     if binary and labels.num_classes != 2:
-        reason = "--binary" if config.binary else f"--loss {config.loss}"
+        reason = f"--loss {config.loss}" if is_binary_spec(config.loss) else "--binary"
         raise InputError(
             f"{reason}: binary segmentation needs a dataset with exactly 2 classes; "
             f"{config.dataset} has {labels.num_classes}: {', '.join(labels.class_names)}"
@@ -335,8 +335,7 @@ def _train(config, distribution, run_path):
 
     replicas = distribution.num_replicas
     global_batch = config.batch_size * replicas
-    steps_in_split = max(data.num_examples(builder, config.train_split) // global_batch, 1)
-    schedule = run_schedule(config, steps_in_split)
+    schedule = run_schedule(config, data.steps_in_split(builder, config.train_split, global_batch))
     learning_rate = distribute.scaled_learning_rate(config.learning_rate, replicas, config.scale_lr)
     precision = precision_of(config)
     use_aux = config.aux_weight > 0
@@ -419,6 +418,7 @@ def _train(config, distribution, run_path):
 
     # A resumed run draws new data orders and augmentations rather than replaying epoch 1's.
     data_seed = config.seed + initial_epoch
+    # One pass is `schedule`'s steps_in_split (resolved above, stored in config.json).
     train_batches, _ = data.train_dataset(
         builder,
         config.train_split,

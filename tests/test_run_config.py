@@ -7,7 +7,7 @@ import pytest
 import train
 from semseg.errors import InputError
 from semseg.labels import LabelSpec
-from semseg.run_config import Run, RunConfig, apply_recipe, load_run, save_run
+from semseg.run_config import Run, RunConfig, apply_recipe, check_work_dir, load_run, save_run
 
 
 def fake_build(data_dir, config):
@@ -136,3 +136,21 @@ def test_a_recipe_with_nan_is_one_line_naming_the_setting(tmp_path):
     assert "--momentum must be in [0, 1)" in message and "momentum=nan" in message
     assert "--learning_rate must be positive. Received: learning_rate=inf" in message
     assert "\n" not in message
+
+
+def test_a_binary_loss_is_stored_as_binary_and_resumes_with_the_same_flags(tmp_path):
+    def flags():
+        return RunConfig(
+            work_dir=str(tmp_path / "run"), dataset="full_semantic/cracks", loss="bce:1.0,dice:1.0"
+        )
+
+    config = flags()
+    assert config.binary is True
+    save_run(Run(config=config, labels=LabelSpec(["background", "crack"])))
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["binary"] is True
+    assert load_run(tmp_path / "run").config.binary is True
+    (tmp_path / "run" / "backup").mkdir()
+    check_work_dir(flags())  # the same flags resume the unfinished run
+    with pytest.raises(InputError, match="loss differ"):
+        check_work_dir(dataclasses.replace(flags(), loss="ce"))
+    assert RunConfig(work_dir="w", dataset="full_semantic/cracks", loss="dice").binary is False
