@@ -28,21 +28,15 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
 from semseg.files import check_output_dir  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument(
-        "--work_dir",
-        help="work dir written by train.py (default: the latest finished run under runs/)",
-    )
+    add_run_arguments(parser)
     parser.add_argument("--split", default="val", help="split of the dataset to evaluate")
-    parser.add_argument(
-        "--checkpoint", default="best", help="best, last, or the path of a .keras file"
-    )
     parser.add_argument("--dataset", help="another built dataset with the same classes")
     parser.add_argument("--data_dir", help="TFDS data dir (default: the run's)")
     parser.add_argument("--images", help="folder of images to evaluate instead of a dataset")

@@ -19,17 +19,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
 from semseg.files import check_output_dir  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument(
-        "--work_dir",
-        help="work dir written by train.py (default: the latest finished run under runs/)",
-    )
+    add_run_arguments(parser)
     parser.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
     parser.add_argument("--quantize", choices=("fp16", "int8"), help="reduced precision")
     parser.add_argument(
@@ -38,7 +35,6 @@ def parse_args(argv=None):
         default=100,
         help="training images used to calibrate int8 quantization",
     )
-    parser.add_argument("--checkpoint", default="best", help="best, last or a .keras file")
     parser.add_argument("--output", help="destination (default: WORK_DIR/export/...)")
     parser.add_argument(
         "--verify_examples",

@@ -18,23 +18,17 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
 from semseg.files import check_output_dir, check_output_file  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument(
-        "--work_dir",
-        help="work dir written by train.py (default: the latest finished run under runs/)",
-    )
+    add_run_arguments(parser)
     parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
     parser.add_argument("--output", help="output folder (default: WORK_DIR/predictions)")
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in overlays")
-    parser.add_argument(
-        "--checkpoint", default="best", help="best, last, or the path of a .keras file"
-    )
     parser.add_argument(
         "--cvat",
         metavar="OUT.zip",

@@ -16,20 +16,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
 from semseg.video import check_output_video, check_source  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument(
-        "--work_dir",
-        help="work dir written by train.py (default without --model: the latest finished run "
-        "under runs/)",
-    )
-    parser.add_argument("--model", help="an exported model (instead of --work_dir)")
-    parser.add_argument("--checkpoint", default="best", help="with --work_dir: best, last, file")
+    add_run_arguments(parser, exported_model=True)
     parser.add_argument("--input", required=True, help="video file")
     parser.add_argument(
         "--output", help="output .mp4 (default: INPUT_segmented.mp4 next to the input)"

@@ -22,17 +22,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
 from semseg.files import check_output_dir  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = command_parser(__doc__)
-    parser.add_argument(
-        "--work_dir",
-        help="work dir written by train.py (default: the latest finished run under runs/)",
-    )
+    add_run_arguments(parser)
     parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
     parser.add_argument("--count", type=int, required=True, help="how many images to pick")
     parser.add_argument("--output", required=True, help="output folder")
@@ -43,9 +40,6 @@ def parse_args(argv=None):
         help="skip an image this similar (thumbnail cosine, -1..1) to an earlier pick",
     )
     parser.add_argument("--min_area", type=int, default=16, help="see predict.py --min_area")
-    parser.add_argument(
-        "--checkpoint", default="best", help="best, last, or the path of a .keras file"
-    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error(f"--count must be 1 or more. Received: {args.count}")

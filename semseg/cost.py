@@ -90,3 +90,50 @@ def count_flops(model, image_size, channels=3):
     finally:
         tf_logger.setLevel(level)
     return int(profile.total_float_ops)
+
+
+def measure_cost(predictor, cost_model, latency_runs=50, batch_size=1):
+    """Parameters, FLOPs at the evaluation size, batch-1 latency and optional throughput.
+
+    Args:
+        predictor: the `Predictor` being evaluated; its runtime is timed.
+        cost_model: the Keras model whose parameters and FLOPs are counted (the
+            predictor's own, or the run's checkpoint for an exported model).
+        latency_runs: timed batch-1 calls.
+        batch_size: when above 1, also the images per second at this batch size.
+
+    Returns:
+        dict with `model`, `runtime`, `params`, `flops`, `macs`, `latency_ms`,
+        `fps`, `device`, `threads`, `image_size` and, for `batch_size > 1`, `throughput`.
+    """
+    from semseg import latency
+
+    size, channels = predictor.image_size, predictor.num_channels
+    flops = count_flops(cost_model, size, channels)
+    timing = latency.measure_latency(predictor.runtime, size, channels, runs=latency_runs)
+    values = {
+        "model": cost_model.name,
+        "runtime": predictor.runtime.name,
+        "params": count_params(cost_model),
+        "flops": int(flops),
+        "macs": flops / 2,
+        "image_size": list(size),
+        "latency_ms": {key: timing[key] for key in ("mean", "p50", "p95")},
+        "fps": timing["fps"],
+        "device": timing["device"],
+        "threads": timing["threads"],
+    }
+    if batch_size > 1:
+        throughput = latency.measure_latency(
+            predictor.runtime,
+            size,
+            channels,
+            batch_size=batch_size,
+            runs=max(latency_runs // 5, 10),
+        )
+        values["throughput"] = {
+            "batch_size": batch_size,
+            "fps": throughput["fps"],
+            "latency_ms": {key: throughput[key] for key in ("mean", "p50", "p95")},
+        }
+    return values

@@ -68,6 +68,25 @@ def command_parser(description):
     return parser
 
 
+def add_run_arguments(parser, exported_model=False):
+    """`--work_dir` and `--checkpoint`, the run every command after train.py reads; with
+    `exported_model`, also `--model`, an exported model used instead of a run."""
+    latest = "the latest finished run under runs/"
+    parser.add_argument(
+        "--work_dir",
+        help="work dir written by train.py (default"
+        + (" without --model: " if exported_model else ": ")
+        + f"{latest})",
+    )
+    if exported_model:
+        parser.add_argument("--model", help="an exported model (instead of --work_dir)")
+    parser.add_argument(
+        "--checkpoint",
+        default="best",
+        help=("with --work_dir: " if exported_model else "") + "best, last, or a .keras file",
+    )
+
+
 def run_command(main, parse_args, log_level=logging.INFO):
     """Runs `main(parse_args())`; an `InputError` exits with status 1 and `error: <message>`.
 

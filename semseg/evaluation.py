@@ -12,7 +12,10 @@ Example:
     builder, _ = data.load_builder("full_semantic/camvid")
     examples, total = tfds_examples(builder, "val")
     result = evaluate(predictor, examples, total, num_vis=8)
-    write_report(result, "runs/camvid/eval/val")
+    eval_report.write_report(result, "runs/camvid/eval/val", predictor.labels)
+
+The report files are `semseg.eval_report`'s, the cost figures `semseg.cost.measure_cost`'s,
+and a folder of images and masks is read by `full_semantic.mask_folder`.
 """
 
 import dataclasses
@@ -25,11 +28,9 @@ import tensorflow_datasets as tfds
 import tqdm
 
 from full_semantic import mask_folder
-from semseg import data, plots
+from semseg import cost, data, eval_report
 from semseg.errors import InputError
-from semseg.files import write_image, write_json, write_text
-from semseg.metrics import ConfusionMatrix, format_table, segmentation_metrics
-from semseg.visualization import comparison_panel
+from semseg.metrics import ConfusionMatrix, segmentation_metrics
 
 
 def tfds_examples(builder, split, max_examples=None, group_by=None):
@@ -217,162 +218,6 @@ def _push(heap, entry, limit):
         heapq.heapreplace(heap, entry)
 
 
-def write_confusion_csv(matrix, class_names, path):
-    """Pixel counts, rows truth and columns prediction, with a header row and column."""
-    lines = ["truth\\prediction," + ",".join(class_names)]
-    for name, row in zip(class_names, np.asarray(matrix)):
-        lines.append(name + "," + ",".join(str(int(value)) for value in row))
-    write_text(path, "\n".join(lines) + "\n")
-
-
-def format_report(metrics):
-    """The Markdown report: summary, cost and speed, per-class table, tables per group."""
-
-    def number(value, digits=2, scale=1.0):
-        return "n/a" if value is None else f"{value * scale:.{digits}f}"
-
-    lines = [f"# Evaluation on `{metrics.get('split', '?')}` ({metrics['num_examples']} images)"]
-    lines.append("")
-    summary = [
-        ("mIoU (%)", number(metrics["mIoU"], scale=100)),
-        ("mAcc (%)", number(metrics["mAcc"], scale=100)),
-        ("aAcc (%)", number(metrics["aAcc"], scale=100)),
-    ]
-    if "params" in metrics:
-        summary += [
-            ("model", metrics.get("model", "?")),
-            (
-                "parameters (trainable / total)",
-                f"{metrics['params']['trainable']:,} / {metrics['params']['total']:,}",
-            ),
-            ("GFLOPs (= 2 x GMACs)", number(metrics["flops"], scale=1e-9)),
-            ("GMACs", number(metrics["macs"], scale=1e-9)),
-        ]
-    if "latency_ms" in metrics:
-        latency = metrics["latency_ms"]
-        summary += [
-            ("image size (H x W)", " x ".join(str(size) for size in metrics["image_size"])),
-            (
-                "latency batch 1 (ms): mean / p50 / p95",
-                f"{latency['mean']:.1f} / {latency['p50']:.1f} / {latency['p95']:.1f}",
-            ),
-            ("FPS (batch 1, median)", f"{metrics['fps']:.1f}"),
-            ("device", f"{metrics['device']}, {metrics['threads']} threads"),
-        ]
-    if "throughput" in metrics:
-        throughput = metrics["throughput"]
-        summary.append(
-            (f"throughput batch {throughput['batch_size']} (images/s)", f"{throughput['fps']:.1f}")
-        )
-    if metrics.get("tta"):
-        summary.append(("test-time augmentation", str(metrics["tta"])))
-    lines += ["| measure | value |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in summary]
-    lines += ["", "## Per class", "", format_table(metrics)]
-    for value, group in metrics.get("groups", {}).items():
-        lines += [
-            "",
-            f"## {metrics.get('group_by', 'group')} = {value} ({group['num_examples']} images)",
-            "",
-            format_table(group),
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def write_report(result, output_dir, labels, visualize=False):
-    """Writes the evaluation outputs into `output_dir`.
-
-    Files: `metrics.json`, `report.md`, `confusion_matrix.csv`,
-    `confusion_matrix.png` (row-normalised), `per_class_iou.png`, and with
-    `visualize` `vis/best_NN_*.png` and `vis/worst_NN_*.png` panels
-    (image | truth | prediction | error, with a legend).
-    """
-    output_dir = Path(output_dir)
-    metrics = result.metrics
-    write_json(output_dir / "metrics.json", metrics)
-    write_text(output_dir / "report.md", format_report(metrics))
-    write_confusion_csv(result.confusion, labels.class_names, output_dir / "confusion_matrix.csv")
-    plots.confusion_heatmap(
-        result.confusion,
-        labels.class_names,
-        output_dir / "confusion_matrix.png",
-        title=f"Confusion matrix, {metrics.get('split', '')} (rows sum to 1)",
-    )
-    plots.per_class_iou_bars(
-        metrics["per_class"],
-        labels.palette,
-        output_dir / "per_class_iou.png",
-        title=f"Per-class IoU, {metrics.get('split', '')}: mIoU {100 * (metrics['mIoU'] or 0):.1f}",
-    )
-    if visualize:
-        for old in (output_dir / "vis").glob("*.png"):
-            old.unlink()
-        for kind, examples in (("best", result.best), ("worst", result.worst)):
-            for rank, example in enumerate(examples, start=1):
-                panel = comparison_panel(
-                    example.image,
-                    example.truth,
-                    example.prediction,
-                    labels.class_names,
-                    labels.palette,
-                    title=f"{example.file_name}: mIoU {100 * example.score:.1f} "
-                    "(errors: red = wrong, grey = void)",
-                )
-                name = f"{kind}_{rank:02d}_{_safe_name(example.file_name)}.png"
-                write_image(output_dir / "vis" / name, panel)
-
-
-def _safe_name(name):
-    return "".join(char if char.isalnum() or char in "-_." else "_" for char in name)[:80]
-
-
-def measure_cost(predictor, cost_model, latency_runs=50, batch_size=1):
-    """Parameters, FLOPs at the evaluation size, batch-1 latency and optional throughput.
-
-    Args:
-        predictor: the `Predictor` being evaluated; its runtime is timed.
-        cost_model: the Keras model whose parameters and FLOPs are counted (the
-            predictor's own, or the run's checkpoint for an exported model).
-        latency_runs: timed batch-1 calls.
-        batch_size: when above 1, also the images per second at this batch size.
-
-    Returns:
-        dict with `model`, `runtime`, `params`, `flops`, `macs`, `latency_ms`,
-        `fps`, `device`, `threads`, `image_size` and, for `batch_size > 1`, `throughput`.
-    """
-    from semseg import cost, latency
-
-    size, channels = predictor.image_size, predictor.num_channels
-    flops = cost.count_flops(cost_model, size, channels)
-    timing = latency.measure_latency(predictor.runtime, size, channels, runs=latency_runs)
-    values = {
-        "model": cost_model.name,
-        "runtime": predictor.runtime.name,
-        "params": cost.count_params(cost_model),
-        "flops": int(flops),
-        "macs": flops / 2,
-        "image_size": list(size),
-        "latency_ms": {key: timing[key] for key in ("mean", "p50", "p95")},
-        "fps": timing["fps"],
-        "device": timing["device"],
-        "threads": timing["threads"],
-    }
-    if batch_size > 1:
-        throughput = latency.measure_latency(
-            predictor.runtime,
-            size,
-            channels,
-            batch_size=batch_size,
-            runs=max(latency_runs // 5, 10),
-        )
-        values["throughput"] = {
-            "batch_size": batch_size,
-            "fps": throughput["fps"],
-            "latency_ms": {key: throughput[key] for key in ("mean", "p50", "p95")},
-        }
-    return values
-
-
 def run_evaluation(
     work_dir,
     split="val",
@@ -452,6 +297,6 @@ def run_evaluation(
         cost_model = predictor.model
         if cost_model is None:  # an exported model: count the run's Keras architecture
             cost_model = load_runtime(run.checkpoint_path("best"), run.num_channels).model
-        metrics.update(measure_cost(predictor, cost_model, latency_runs, batch_size))
-    write_report(result, output_dir, run.labels, visualize=visualize)
+        metrics.update(cost.measure_cost(predictor, cost_model, latency_runs, batch_size))
+    eval_report.write_report(result, output_dir, run.labels, visualize=visualize)
     return metrics, output_dir

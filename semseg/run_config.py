@@ -24,6 +24,7 @@ Work dir layout:
     W/eval/<split>/          evaluation reports
 """
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -50,49 +51,156 @@ OUTPUT_STRIDES = (8, 16, 32)
 LEARNING_RATE_SCALING = ("none", "linear")
 
 
+def _flag(default=None, help="", **options):
+    """A `RunConfig` field and its `train.py` flag: `help` and argparse `options`
+    (`choices`, `metavar`) are the field's metadata (`flag_options` reads them)."""
+    return dataclasses.field(default=default, metadata={"help": help, **options})
+
+
 @dataclasses.dataclass
 class RunConfig:
-    """Everything that defines a training run; one field per `train.py` flag."""
+    """Everything that defines a training run; one field per `train.py` flag.
 
-    work_dir: str
-    dataset: str
-    data_dir: str | None = None
-    model: str = "ddrnet23_slim"
-    image_size: tuple[int, int] = (512, 512)
-    batch_size: int = 8
-    epochs: int = 100
-    steps_per_epoch: int | None = None
-    optimizer: str = "sgd"
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "poly"
-    loss: str = "ce"
-    class_weights: str | None = None
+    Each field's metadata is its flag's help (and choices, metavar): `flag_options`
+    turns the fields into `train.py`'s argparse options, so a setting is written once.
+    """
+
+    work_dir: str = _flag(
+        help="output folder of the run; rerun with the same one to resume it (default: a new "
+        "runs/<config>-<model>)"
+    )
+    dataset: str = _flag(
+        help="built TFDS dataset, e.g. full_semantic/camvid (default: the one full_semantic "
+        "build in --data_dir)"
+    )
+    data_dir: str | None = _flag(
+        help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)"
+    )
+    model: str = _flag("ddrnet23_slim", "a name from models.MODELS")
+    image_size: tuple[int, int] = _flag(
+        (512, 512), "training crop and inference size", metavar=("H", "W")
+    )
+    batch_size: int = _flag(
+        8,
+        "images per step of each replica (GPU or worker); the global batch is this times the "
+        "number of replicas",
+    )
+    epochs: int = _flag(100)
+    steps_per_epoch: int | None = _flag(help="batches per epoch (default: one pass over the split)")
+    optimizer: str = _flag("sgd", choices=OPTIMIZERS)
+    learning_rate: float = _flag(
+        0.01, "peak learning rate (for one replica's batch with --scale_lr linear)"
+    )
+    momentum: float = _flag(0.9, "SGD only")
+    weight_decay: float = _flag(5e-4)
+    schedule: str = _flag(
+        "poly", "poly (power 0.9), cosine or constant, over the whole run", choices=SCHEDULES
+    )
+    loss: str = _flag(
+        "ce",
+        "loss spec: comma-separated NAME[(OPTION=VALUE,...)][:WEIGHT] terms, NAME one of ce, "
+        "focal, ohem, lovasz, dice, bce, binary_focal, lovasz_hinge; e.g. 'ce:1.0,lovasz:0.5' "
+        "or 'ohem(thresh=0.7,min_kept=100000)' (see semseg/loss_spec.py)",
+    )
+    class_weights: str | None = _flag(
+        help="class weights of ce/ohem: auto (inverse frequency on the train split), median "
+        "(median frequency balancing) or one comma-separated number per class"
+    )
     # True when --binary is given or the loss is binary (bce, binary_focal, lovasz_hinge).
-    binary: bool = False
-    weights: str | None = None
-    output_stride: int | None = None
-    aux_weight: float = 0.0
-    boundary_weight: float = 20.0
-    bas_weight: float = 1.0
-    augment: bool = True
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    train_split: str = "train"
-    val_split: str = "val"
-    seed: int = 0
-    steps: int | None = None
-    warmup_steps: int = 0
-    warmup_epochs: int = 0
-    multi_gpu: bool = False
-    cpu_devices: int | None = None
-    scale_lr: str = "none"
-    mixed_precision: bool = False
-    force_mixed_precision: bool = False
-    float64: bool = False
-    init_from: str | None = None
-    vis_every: int = 5
-    recipe: str | None = None
+    binary: bool = _flag(
+        False,
+        "binary segmentation of a 2-class dataset: one logit (sigmoid), class 1 is the "
+        "foreground; ce/focal/lovasz mean bce/binary_focal/lovasz_hinge (implied by a binary "
+        "loss)",
+    )
+    weights: str | None = _flag(
+        help="start from pretrained weights: imagenet (keras.applications encoders, downloaded "
+        "through Keras), the encoder's .h5 file (offline), the authors' DDRNet/PIDNet "
+        "checkpoint (.pth/.pt: Cityscapes or ImageNet; the classifier is skipped when the "
+        "class count differs), or a .keras file; default: random initialisation. "
+        "W/weights.json lists what loaded",
+        metavar="imagenet|FILE",
+    )
+    output_stride: int | None = _flag(
+        help="output stride of keras.applications encoders (default: the model's own)",
+        choices=OUTPUT_STRIDES,
+    )
+    aux_weight: float = _flag(
+        0.0,
+        "weight of the auxiliary head's loss (0 = no auxiliary head; DDRNet and PIDNet use 0.4)",
+    )
+    boundary_weight: float = _flag(
+        20.0,
+        "PIDNet with --aux_weight > 0: coefficient of the D head's class-balanced boundary BCE "
+        "(the paper's 20)",
+    )
+    bas_weight: float = _flag(
+        1.0,
+        "PIDNet with --aux_weight > 0: weight of the boundary-aware semantic loss on pixels "
+        "whose boundary probability exceeds 0.8 (the paper's 1.0)",
+    )
+    augment: bool = _flag(True, "random scale, crop, flip and photometric distortion")
+    scale_range: tuple[float, float] = _flag(
+        (0.5, 2.0), "random scale factors of the augmentation", metavar=("MIN", "MAX")
+    )
+    train_split: str = _flag("train")
+    val_split: str = _flag("val")
+    seed: int = _flag(0, "seeds weights, data order, augmentation")
+    steps: int | None = _flag(
+        help="iteration-based training: total optimiser steps (replaces --epochs; an epoch is "
+        "then a validation interval of --steps_per_epoch steps)"
+    )
+    warmup_steps: int = _flag(0, "linear learning-rate warm-up over this many steps")
+    warmup_epochs: int = _flag(
+        0, "linear learning-rate warm-up over this many epochs (instead of --warmup_steps)"
+    )
+    multi_gpu: bool = _flag(
+        False, "data-parallel training on all visible GPUs (tf.distribute.MirroredStrategy)"
+    )
+    cpu_devices: int | None = _flag(
+        help="with --multi_gpu and no GPU: split the CPU into N devices (tests the multi-device "
+        "path; not faster)",
+        metavar="N",
+    )
+    scale_lr: str = _flag(
+        "none",
+        "learning-rate scaling with the number of replicas: none, or linear (times the "
+        "replicas, i.e. global batch / --batch_size)",
+        choices=LEARNING_RATE_SCALING,
+    )
+    mixed_precision: bool = _flag(
+        False,
+        "compute in float16 on GPUs, bfloat16 on CPUs; variables, logits, softmax and loss stay "
+        "float32 (float16 with loss scaling); float32 with a warning where the hardware would "
+        "only emulate them (config.json records the precision that ran)",
+    )
+    force_mixed_precision: bool = _flag(
+        False,
+        "with --mixed_precision: keep bfloat16/float16 where the hardware lacks it (no "
+        "AVX512_BF16 or AMX on a CPU, no tensor cores on a GPU), which --mixed_precision alone "
+        "replaces by float32 with a warning; emulated and slower, for numerical checks",
+    )
+    float64: bool = _flag(
+        False,
+        "compute and keep the weights in float64 (logits and loss stay float32), for numerical "
+        "checks such as comparing a multi-worker run with one process; slow",
+    )
+    init_from: str | None = _flag(
+        help="fine-tune: start from the weights of a work dir (its best checkpoint) or a .keras "
+        "file, layer by layer where names and shapes match (the classifier is skipped when the "
+        "class count differs)",
+        metavar="RUN_OR_FILE.keras",
+    )
+    vis_every: int = _flag(
+        5,
+        "prediction images of a fixed validation batch in TensorBoard every N epochs (0: none)",
+        metavar="N",
+    )
+    recipe: str | None = _flag(
+        help="JSON object of these flags without -- (e.g. recipes/camvid_ddrnet23_slim.json); "
+        "flags on the command line override it",
+        metavar="FILE.json",
+    )
 
     def __post_init__(self):
         self.image_size = tuple(int(value) for value in self.image_size)
@@ -155,7 +263,12 @@ class RunConfig:
                 "scale_range",
                 "MIN MAX with 0 < MIN <= MAX",
             ),
-            (self.dataset.count("/") == 1, "dataset", "BUILDER/CONFIG, e.g. full_semantic/camvid"),
+            (
+                isinstance(self.dataset, str) and self.dataset.count("/") == 1,
+                "dataset",
+                "BUILDER/CONFIG, e.g. full_semantic/camvid",
+            ),
+            (isinstance(self.work_dir, str) and bool(self.work_dir), "work_dir", "a folder"),
             (self.steps is None or self.steps >= 1, "steps", "at least 1"),
             (self.warmup_steps >= 0, "warmup_steps", "zero or positive"),
             (self.warmup_epochs >= 0, "warmup_epochs", "zero or positive"),
@@ -205,6 +318,35 @@ class RunConfig:
     @property
     def work_path(self):
         return Path(self.work_dir)
+
+
+def flag_options():
+    """`train.py`'s options, generated from `RunConfig`'s fields: a list of
+    `(flag, argparse keyword arguments)`, in field order.
+
+    The type, `nargs` and action come from the annotation (`bool`: a switch, `--no-augment`
+    for a field that defaults to true; `tuple[int, int]`: two ints); help, choices and
+    metavar from the field's metadata; the default from the field (`None` for `work_dir`
+    and `dataset`, which `config_from_flags` resolves).
+    """
+    options = []
+    for field in dataclasses.fields(RunConfig):
+        keywords = {"help": field.metadata.get("help") or None}
+        for name in ("choices", "metavar"):
+            if name in field.metadata:
+                keywords[name] = field.metadata[name]
+        annotation = field.type
+        if isinstance(annotation, types.UnionType):
+            annotation = next(arg for arg in annotation.__args__ if arg is not type(None))
+        if annotation is bool:
+            keywords["action"] = argparse.BooleanOptionalAction if field.default else "store_true"
+        elif getattr(annotation, "__origin__", None) is tuple:
+            keywords.update(type=annotation.__args__[0], nargs=len(annotation.__args__))
+        elif annotation is not str:
+            keywords["type"] = annotation
+        keywords["default"] = field.default
+        options.append((f"--{field.name}", keywords))
+    return options
 
 
 def _finite(value):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from semseg.errors import InputError
+from semseg.eval_report import write_report
 from semseg.evaluation import (
     EvaluationResult,
     evaluate,
     folder_examples,
     image_score,
-    write_report,
 )
 from semseg.inference import Predictor
 from semseg.labels import IGNORE_INDEX, LabelSpec
