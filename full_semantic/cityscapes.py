@@ -168,16 +168,7 @@ class Frame:
 
 
 def open_source(manual_dir, scratch_dir, config):
-    """The `cityscapes` reader of the `full_semantic` builder.
-
-    Args:
-        manual_dir: path-like, the folder holding `leftImg8bit/` and `gtFine/`.
-        scratch_dir: unused (the dataset is read in place).
-        config: the builder config; `class_set` and `void_labels` are read.
-
-    Returns:
-        a `CityscapesDataset`.
-    """
+    """The `cityscapes` reader: a `CityscapesDataset` (`Source.open`)."""
     del scratch_dir  # Cityscapes is read in place; its zips are extracted by the user.
     return CityscapesDataset(
         manual_dir, class_set=config.class_set or CLASS_SETS[0], void_labels=config.void_labels
@@ -424,11 +415,9 @@ def rasterize_polygons(path):
     return raster.draw_polygons(size, polygons, background=LABEL_OF_NAME["unlabeled"].id), size
 
 
+# What --manual_dir must be, for messages, and the TFDS homepage.
+MANUAL_DIR = "the Cityscapes (or MiniCity) folder holding leftImg8bit/ and gtFine/"
+HOMEPAGE = "https://www.cityscapes-dataset.com/"
 SOURCE = Source(
-    name="cityscapes",
-    open=open_source,
-    manual_dir="the Cityscapes (or MiniCity) folder holding leftImg8bit/ and gtFine/",
-    homepage="https://www.cityscapes-dataset.com/",
-    channels=CHANNELS,
-    class_sets=CLASS_SETS,
+    "cityscapes", open_source, MANUAL_DIR, HOMEPAGE, channels=CHANNELS, class_sets=CLASS_SETS
 )

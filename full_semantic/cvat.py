@@ -441,10 +441,10 @@ class CvatExport:
         }
 
 
-SOURCE = Source(
-    name="cvat",
-    open=open_source,
-    manual_dir="a CVAT 'Segmentation mask 1.1' export folder, a .zip of one, or a folder holding "
-    "exactly one such .zip",
-    homepage="https://www.cvat.ai/",
+# What --manual_dir must be, for messages, and the TFDS homepage.
+MANUAL_DIR = (
+    "a CVAT 'Segmentation mask 1.1' export folder, a .zip of one, or a folder holding "
+    "exactly one such .zip"
 )
+HOMEPAGE = "https://www.cvat.ai/"
+SOURCE = Source("cvat", open_source, MANUAL_DIR, HOMEPAGE)

@@ -78,17 +78,7 @@ class ImageEntry:
 
 
 def open_source(manual_dir, scratch_dir, config):
-    """The `cvat_xml` reader of the `full_semantic` builder (module doc).
-
-    Args:
-        manual_dir: path-like, the export folder, a `.zip` of it, or a folder holding
-            exactly one such `.zip`.
-        scratch_dir: path-like, an empty folder for extracting a zip.
-        config: the builder config; `void_labels` is read.
-
-    Returns:
-        a `CvatXmlExport`.
-    """
+    """The `cvat_xml` reader (module doc): a `CvatXmlExport` (`Source.open`)."""
     root, zip_path = archives.locate_root(
         manual_dir, scratch_dir, ANNOTATIONS_FILE, EXPORT_DESCRIPTION, read=(IMAGES_DIR,)
     )
@@ -162,7 +152,7 @@ class CvatXmlExport:
     Args:
         root: path-like, the folder holding `annotations.xml` and `images/`.
         void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: path-like or None, the zip `root` was extracted from (for messages).
+        zip_path: see `SourceDataset`.
 
     Attributes:
         class_names, palette, split_names.
@@ -349,11 +339,9 @@ class CvatXmlExport:
             )
 
 
-SOURCE = Source(
-    name="cvat_xml",
-    open=open_source,
-    manual_dir="a CVAT 'CVAT for images 1.1' export with images (annotations.xml, images/) "
-    "or a .zip of it",
-    homepage="https://docs.cvat.ai/docs/manual/advanced/formats/format-cvat/",
-    channels=CHANNELS,
+# What --manual_dir must be, for messages, and the TFDS homepage.
+MANUAL_DIR = (
+    "a CVAT 'CVAT for images 1.1' export with images (annotations.xml, images/) or a .zip of it"
 )
+HOMEPAGE = "https://docs.cvat.ai/docs/manual/advanced/formats/format-cvat/"
+SOURCE = Source("cvat_xml", open_source, MANUAL_DIR, HOMEPAGE, channels=CHANNELS)

@@ -123,24 +123,10 @@ def read_classes(path, describe=str):
 
 
 def open_source(manual_dir, scratch_dir, config):
-    """The `folder` reader of the `full_semantic` builder.
-
-    Args:
-        manual_dir: path-like, the folder, a `.zip` of it, or a folder holding
-            exactly one such `.zip`.
-        scratch_dir: path-like, an empty folder for extracting a zip.
-        config: the builder config; `channels` and `void_labels` are read.
-
-    Returns:
-        a `FolderDataset`.
-    """
-    root, zip_path = archives.locate_root(
-        manual_dir,
-        scratch_dir,
-        CLASSES_FILE,
-        DATASET_DESCRIPTION,
-        read=(IMAGES_DIR, LABELS_DIR, SPLITS_DIR),
-    )
+    """The `folder` reader: a `FolderDataset` (`Source.open`)."""
+    read = (IMAGES_DIR, LABELS_DIR, SPLITS_DIR)
+    located = archives.locate_root(manual_dir, scratch_dir, CLASSES_FILE, DATASET_DESCRIPTION, read)
+    root, zip_path = located
     return FolderDataset(
         root, channels=config.channels, void_labels=config.void_labels, zip_path=zip_path
     )
@@ -153,12 +139,9 @@ class FolderDataset(SourceDataset):
         root: path-like, the folder holding `classes.json`.
         channels: 1, 3 or 4, the channels of the image feature.
         void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: path-like or None, the zip `root` was extracted from (for messages).
+        zip_path: see `SourceDataset`.
 
-    Attributes:
-        class_names: list of str.
-        palette: list of `[r, g, b]`.
-        split_names: list of str.
+    Attributes: those of `SourceDataset` (`class_names`, `palette`, `split_names`).
 
     Raises:
         InputError: if `classes.json` is malformed, there is no image, a split
@@ -224,10 +207,7 @@ class FolderDataset(SourceDataset):
             yield self.example(name, image, raw_ids, label_where)
 
 
-SOURCE = Source(
-    name="folder",
-    open=open_source,
-    manual_dir="the dataset folder (classes.json, images/, labels/) or a .zip of it",
-    homepage="https://mmsegmentation.readthedocs.io/en/latest/advanced_guides/add_datasets.html",
-    channels=CHANNELS,
-)
+# What --manual_dir must be, for messages, and the TFDS homepage.
+MANUAL_DIR = "the dataset folder (classes.json, images/, labels/) or a .zip of it"
+HOMEPAGE = "https://mmsegmentation.readthedocs.io/en/latest/advanced_guides/add_datasets.html"
+SOURCE = Source("folder", open_source, MANUAL_DIR, HOMEPAGE, channels=CHANNELS)

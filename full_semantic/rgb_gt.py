@@ -48,24 +48,10 @@ _MAX_NAMES_SHOWN = 3
 
 
 def open_source(manual_dir, scratch_dir, config):
-    """The `rgb_gt` reader of the `full_semantic` builder.
-
-    Args:
-        manual_dir: path-like, the folder holding `rgb/` and `gt/`, a `.zip` of it,
-            or a folder holding exactly one such `.zip`.
-        scratch_dir: path-like, an empty folder for extracting a zip.
-        config: the builder config; `void_labels` is read.
-
-    Returns:
-        an `RgbGtDataset`.
-    """
-    root, zip_path = archives.locate_root(
-        manual_dir,
-        scratch_dir,
-        IMAGES_DIR,
-        DATASET_DESCRIPTION,
-        read=(MASKS_DIR, SPLITS_DIR, CLASSES_FILE, cvat.LABELMAP_FILE),
-    )
+    """The `rgb_gt` reader: a `RgbGtDataset` (`Source.open`)."""
+    read = (MASKS_DIR, SPLITS_DIR, CLASSES_FILE, cvat.LABELMAP_FILE)
+    located = archives.locate_root(manual_dir, scratch_dir, IMAGES_DIR, DATASET_DESCRIPTION, read)
+    root, zip_path = located
     return RgbGtDataset(root, void_labels=config.void_labels, zip_path=zip_path)
 
 
@@ -112,12 +98,9 @@ class RgbGtDataset(SourceDataset):
     Args:
         root: path-like, the folder holding `rgb/` and `gt/`.
         void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: path-like or None, the zip `root` was extracted from (for messages).
+        zip_path: see `SourceDataset`.
 
-    Attributes:
-        class_names: list of str.
-        palette: list of `[r, g, b]`.
-        split_names: list of str.
+    Attributes: those of `SourceDataset` (`class_names`, `palette`, `split_names`).
 
     Raises:
         InputError: if `rgb/` holds no image, an image has no mask or several,
@@ -236,10 +219,7 @@ class RgbGtDataset(SourceDataset):
         return self._colors.map(np.asarray(mask.convert("RGB")), where), mask.size
 
 
-SOURCE = Source(
-    name="rgb_gt",
-    open=open_source,
-    manual_dir="the folder of rgb/ images and gt/ masks or a .zip of it (full_semantic.zip)",
-    homepage="https://www.tensorflow.org/datasets/add_dataset",
-    channels=CHANNELS,
-)
+# What --manual_dir must be, for messages, and the TFDS homepage.
+MANUAL_DIR = "the folder of rgb/ images and gt/ masks or a .zip of it (full_semantic.zip)"
+HOMEPAGE = "https://www.tensorflow.org/datasets/add_dataset"
+SOURCE = Source("rgb_gt", open_source, MANUAL_DIR, HOMEPAGE, channels=CHANNELS)

@@ -143,17 +143,7 @@ def read_label_file(path, image_name, describe=str):
 
 
 def open_source(manual_dir, scratch_dir, config):
-    """The `satellite` reader of the `full_semantic` builder.
-
-    Args:
-        manual_dir: path-like, the folder, a `.zip` of it, or a folder holding
-            exactly one such `.zip`.
-        scratch_dir: path-like, an empty folder for extracting a zip.
-        config: the builder config; `void_labels` is read.
-
-    Returns:
-        a `SatelliteDataset`.
-    """
+    """The `satellite` reader: a `SatelliteDataset` (`Source.open`)."""
     root, zip_path = archives.locate_root(
         manual_dir, scratch_dir, IMAGES_DIR, DATASET_DESCRIPTION, read=(LABELS_DIR, SPLITS_DIR)
     )
@@ -166,12 +156,9 @@ class SatelliteDataset(SourceDataset):
     Args:
         root: path-like, the folder holding `images/` and `labels/`.
         void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: path-like or None, the zip `root` was extracted from (for messages).
+        zip_path: see `SourceDataset`.
 
-    Attributes:
-        class_names: list of str.
-        palette: list of `[r, g, b]`.
-        split_names: list of str.
+    Attributes: those of `SourceDataset` (`class_names`, `palette`, `split_names`).
 
     Raises:
         InputError: if there is no image, a split list names a missing image,
@@ -227,10 +214,7 @@ class SatelliteDataset(SourceDataset):
             yield self.example(key, image, raw_ids, self._describe(image_path))
 
 
-SOURCE = Source(
-    name="satellite",
-    open=open_source,
-    manual_dir="the satellite folder (images/, labels/building/, labels/road/) or a .zip of it",
-    homepage="https://www.aihub.or.kr/",
-    channels=CHANNELS,
-)
+# What --manual_dir must be, for messages, and the TFDS homepage.
+MANUAL_DIR = "the satellite folder (images/, labels/building/, labels/road/) or a .zip of it"
+HOMEPAGE = "https://www.aihub.or.kr/"
+SOURCE = Source("satellite", open_source, MANUAL_DIR, HOMEPAGE, channels=CHANNELS)

@@ -66,7 +66,8 @@ class SourceDataset:
 
     Args:
         root: path-like, the dataset folder.
-        zip_path: path-like or None, the zip `root` was extracted from (for messages).
+        zip_path: path-like or None, the zip `root` was extracted from (messages name files
+            by their place in it).
 
     Attributes:
         class_names: list of str, set by `set_classes`.

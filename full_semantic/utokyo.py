@@ -101,17 +101,7 @@ def read_rgbt(data, where):
 
 
 def open_source(manual_dir, scratch_dir, config):
-    """The `utokyo` reader of the `full_semantic` builder.
-
-    Args:
-        manual_dir: path-like, the release folder, a `.zip` of it, or a folder
-            holding exactly one such `.zip`.
-        scratch_dir: path-like, an empty folder for extracting a zip.
-        config: the builder config; `channels` and `void_labels` are read.
-
-    Returns:
-        a `UTokyoRelease`.
-    """
+    """The `utokyo` reader: a `UTokyoRelease` (`Source.open`)."""
     root, zip_path = archives.locate_root(
         manual_dir, scratch_dir, IMAGES_DIR, RELEASE_DESCRIPTION, read=(LABELS_DIR, *SPLIT_LISTS)
     )
@@ -127,7 +117,7 @@ class UTokyoRelease(SourceDataset):
         root: path-like, the folder holding `images/`, `labels/` and the lists.
         channels: 3 (RGB), 1 (thermal) or 4 (RGB + thermal).
         void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: path-like or None, the zip `root` was extracted from (for messages).
+        zip_path: see `SourceDataset`.
 
     Attributes:
         class_names: list of str.
@@ -280,12 +270,9 @@ def _check_rgbt_header(path):
 _PNG_COLOR_TYPES = {0: "grey", 2: "RGB", 3: "paletted", 4: "grey + alpha", 6: "RGBA"}
 
 
-SOURCE = Source(
-    name="utokyo",
-    open=open_source,
-    manual_dir="the UTokyo multispectral release folder (images/, labels/, train.txt, ...) or a "
-    ".zip of it",
-    homepage="https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/",
-    channels=CHANNELS,
-    text_features=TEXT_FEATURES,
+# What --manual_dir must be, for messages, and the TFDS homepage.
+MANUAL_DIR = (
+    "the UTokyo multispectral release folder (images/, labels/, train.txt, ...) or a .zip of it"
 )
+HOMEPAGE = "https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/"
+SOURCE = Source("utokyo", open_source, MANUAL_DIR, HOMEPAGE, CHANNELS, text_features=TEXT_FEATURES)

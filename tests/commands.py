@@ -1,12 +1,14 @@
 """Running the project's command lines in tests.
 
-from commands import run
+from commands import python, run
 result = run(sys.executable, "predict.py", "--input", image)            # any exit status
 run(sys.executable, "train.py", "--epochs", "1", check=True)            # must succeed
+python("eval.py", "--work_dir", work_dir, check=True)                   # the same, shorter
 """
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +37,35 @@ def run(*command, check=False, timeout=900):
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
     return result
+
+
+def python(*arguments, check=False, timeout=900):
+    """`run` of the project's Python: `python("eval.py", "--work_dir", run_dir, check=True)`."""
+    return run(sys.executable, *arguments, check=check, timeout=timeout)
+
+
+# One epoch of two batches of two 64x64 crops: a run that only has to exist.
+TINY_RUN = (
+    "--image_size",
+    "64",
+    "64",
+    "--batch_size",
+    "2",
+    "--epochs",
+    "1",
+    "--steps_per_epoch",
+    "2",
+)
+
+
+def train_tiny(dataset, data_dir, work_dir, *flags, check=True):
+    """`train.py` of `TINY_RUN` on `dataset` into `work_dir`, with more `flags`."""
+    return python(
+        "train.py", "--dataset", dataset, "--data_dir", data_dir, "--work_dir", work_dir,
+        *TINY_RUN, *flags, check=check,
+    )  # fmt: skip
+
+
+def evaluate(work_dir, *flags, check=False):
+    """`eval.py` of the run in `work_dir` on its `val` split, with more `flags`."""
+    return python("eval.py", "--work_dir", work_dir, "--split", "val", *flags, check=check)

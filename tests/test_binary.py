@@ -3,13 +3,12 @@
 
 import csv
 import json
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from commands import run
+from commands import python
 from cvat_fixtures import encode_image, write_cvat_export
 
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
@@ -69,8 +68,7 @@ def data_dir(tmp_path_factory):
 @pytest.mark.large
 def test_binary_model_trains_and_evaluates_through_the_command_lines(data_dir, tmp_path):
     work_dir = tmp_path / "run"
-    run(
-        sys.executable,
+    python(
         "train.py",
         "--dataset",
         "full_semantic/binary",
@@ -107,17 +105,7 @@ def test_binary_model_trains_and_evaluates_through_the_command_lines(data_dir, t
     assert len(history) == 2
     assert all(0.0 <= float(row["val_mean_iou"]) <= 1.0 for row in history)
 
-    run(
-        sys.executable,
-        "eval.py",
-        "--work_dir",
-        work_dir,
-        "--split",
-        "val",
-        "--latency_runs",
-        "3",
-        check=True,
-    )
+    python("eval.py", "--work_dir", work_dir, "--split", "val", "--latency_runs", "3", check=True)
     metrics = json.loads((work_dir / "eval" / "val" / "metrics.json").read_text())
     assert metrics["num_examples"] == 3
     assert metrics["flops"] > 0 and metrics["params"]["trainable"] > 0

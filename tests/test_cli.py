@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from commands import run
+from commands import evaluate, python, run, train_tiny
 
 from semseg.demo_data import LABELMAP, write_demo_export
 
@@ -41,28 +41,7 @@ def trained(tmp_path_factory):
         check=True,
     )
     work_dir = base / "run"
-    run(
-        sys.executable,
-        "train.py",
-        "--dataset",
-        "full_semantic/cvat",
-        "--data_dir",
-        base / "tfds",
-        "--model",
-        "ddrnet23_slim",
-        "--image_size",
-        "64",
-        "64",
-        "--batch_size",
-        "2",
-        "--epochs",
-        "1",
-        "--steps_per_epoch",
-        "2",
-        "--work_dir",
-        work_dir,
-        check=True,
-    )
+    train_tiny("full_semantic/cvat", base / "tfds", work_dir, "--model", "ddrnet23_slim")
     return base, export, work_dir
 
 
@@ -80,13 +59,8 @@ def test_train_writes_the_work_dir(trained):
 
 def test_eval_writes_metrics_json_reports_and_panels(trained):
     _, _, work_dir = trained
-    result = run(
-        sys.executable,
-        "eval.py",
-        "--work_dir",
+    result = evaluate(
         work_dir,
-        "--split",
-        "val",
         "--visualize",
         "--num_vis",
         "2",
@@ -114,8 +88,7 @@ def test_eval_writes_metrics_json_reports_and_panels(trained):
 def test_predict_writes_masks_in_dataset_colours_and_overlays(trained):
     base, export, work_dir = trained
     output = base / "predictions"
-    run(
-        sys.executable,
+    python(
         "predict.py",
         "--work_dir",
         work_dir,
@@ -140,8 +113,7 @@ def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
         "config.json: not found",
     )
     assert_one_line_error(
-        run(
-            sys.executable,
+        python(
             "train.py",
             "--dataset",
             "full_semantic/missing",
@@ -155,8 +127,7 @@ def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
         "tfds build",
     )
     assert_one_line_error(
-        run(
-            sys.executable,
+        python(
             "train.py",
             "--dataset",
             "full_semantic/cvat",
@@ -171,10 +142,9 @@ def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
         ),
         "a finished run is already there",
     )
-    conflict = run(
-        sys.executable, "train.py", "--dataset", "full_semantic/cvat", "--data_dir",
-        base / "tfds", "--work_dir", tmp_path / "conflict", "--float64", "--mixed_precision",
-        check=False,
+    conflict = python(
+        "train.py", "--dataset", "full_semantic/cvat", "--data_dir", base / "tfds",
+        "--work_dir", tmp_path / "conflict", "--float64", "--mixed_precision",
     )  # fmt: skip
     assert_one_line_error(conflict, "--float64 must be left out with --mixed_precision")
     assert not (tmp_path / "conflict").exists()
@@ -183,8 +153,7 @@ def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
         "no split 'test'",
     )
     assert_one_line_error(
-        run(
-            sys.executable,
+        python(
             "predict.py",
             "--work_dir",
             work_dir,
@@ -201,13 +170,8 @@ def test_user_mistakes_get_a_one_line_error(trained, tmp_path):
 
 def test_eval_reports_cost_and_speed(trained, tmp_path):
     _, _, work_dir = trained
-    result = run(
-        sys.executable,
-        "eval.py",
-        "--work_dir",
+    result = evaluate(
         work_dir,
-        "--split",
-        "val",
         "--latency_runs",
         "5",
         "--batch_size",

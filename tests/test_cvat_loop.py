@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from commands import ROOT, run
+from commands import ROOT, python
 from PIL import Image
 
 import predict
@@ -230,15 +230,8 @@ def test_cvat_flag_mistakes_are_one_line_before_any_work(demo_run, tmp_path):
                 ["--work_dir", str(demo_run), "--input", str(image), "--cvat", str(target)]
             )
     # The one-line form of such an error, as the command prints it.
-    result = run(
-        sys.executable,
-        "predict.py",
-        "--work_dir",
-        demo_run,
-        "--input",
-        image,
-        "--cvat",
-        tmp_path / "x.txt",
+    result = python(
+        "predict.py", "--work_dir", demo_run, "--input", image, "--cvat", tmp_path / "x.txt"
     )
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         f"error: --cvat {tmp_path / 'x.txt'}: give a .zip file name"

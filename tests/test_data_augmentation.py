@@ -18,7 +18,7 @@ import zipfile
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from commands import run
+from commands import python, run
 from cvat_fixtures import DEFAULT_LABELS, write_cvat_export
 from PIL import Image
 
@@ -710,15 +710,8 @@ def test_command_line_error_is_one_line(tmp_path):
     mask[0, 0] = (9, 9, 9)
     Image.fromarray(mask).save(export / "SegmentationClass" / "a.png")
 
-    result = run(
-        sys.executable,
-        AUGMENT_SCRIPT,
-        "--rgb_path",
-        export,
-        "--output_path",
-        tmp_path / "out",
-        "--workers",
-        "1",
+    result = python(
+        AUGMENT_SCRIPT, "--rgb_path", export, "--output_path", tmp_path / "out", "--workers", "1"
     )
 
     assert result.returncode == 1
@@ -753,8 +746,7 @@ def test_camvid_twenty_images_augment_and_build(tmp_path):
     (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
     output = tmp_path / "camvid_aug"
 
-    result = run(
-        sys.executable,
+    result = python(
         AUGMENT_SCRIPT,
         "--rgb_path",
         CAMVID_DIR,

@@ -4,42 +4,28 @@ generated 4-channel UTokyo images.
     .venv/bin/pytest tests/test_split_rgbt.py
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from commands import python
 from PIL import Image
 from source_fixtures import save_png, utokyo_image, write_utokyo
 
 from full_semantic import utokyo
 from semseg.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = (20, 12)
+
+
+def split_command(images, output):
+    return python("-m", "full_semantic.split_rgbt", "--input", images, "--output", output)
 
 
 def test_command_line_splits_every_image(tmp_path):
     release = write_utokyo(tmp_path / "ir_seg_dataset", image_size=SIZE)
     save_png(release / "images" / "night" / "00010N.png", utokyo_image("00010N", SIZE))
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "full_semantic.split_rgbt",
-            "--input",
-            str(release / "images"),
-            "--output",
-            str(tmp_path / "split"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = split_command(release / "images", tmp_path / "split")
 
     assert result.returncode == 0, result.stderr
     assert f"split 5 images: {tmp_path / 'split'}/rgb" in result.stdout
@@ -59,21 +45,7 @@ def test_wrong_image_stops_before_anything_is_written(tmp_path):
     release = write_utokyo(tmp_path / "ir_seg_dataset", image_size=SIZE)
     save_png(release / "images" / "00003D.png", np.zeros((12, 20, 3), np.uint8))
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "full_semantic.split_rgbt",
-            "--input",
-            str(release / "images"),
-            "--output",
-            str(tmp_path / "split"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = split_command(release / "images", tmp_path / "split")
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

@@ -5,11 +5,10 @@ weights, and `python -m full_semantic.stats` on a built generated folder dataset
 """
 
 import json
-import sys
 
 import numpy as np
 import pytest
-from commands import run
+from commands import python
 from PIL import Image
 from source_fixtures import build_dataset, id_pattern, write_folder
 
@@ -107,18 +106,15 @@ def test_weight_errors():
         stats.class_weights([0, 0, 0])
 
 
+def stats_command(data_dir, output_dir, *flags):
+    return python(
+        "-m", "full_semantic.stats", "--dataset", "full_semantic/folder", "--data_dir", data_dir,
+        "--output_dir", output_dir, *flags,
+    )  # fmt: skip
+
+
 def test_command_line_prints_tables_and_writes_chart_and_json(data_dir, tmp_path):
-    result = run(
-        sys.executable,
-        "-m",
-        "full_semantic.stats",
-        "--dataset",
-        "full_semantic/folder",
-        "--data_dir",
-        data_dir,
-        "--output_dir",
-        tmp_path / "out",
-    )
+    result = stats_command(data_dir, tmp_path / "out")
 
     assert result.returncode == 0, result.stderr[-3000:]
     train = expected_counts(["a", "b"])
@@ -138,19 +134,7 @@ def test_command_line_prints_tables_and_writes_chart_and_json(data_dir, tmp_path
 
 
 def test_command_line_error_is_one_line(data_dir, tmp_path):
-    result = run(
-        sys.executable,
-        "-m",
-        "full_semantic.stats",
-        "--dataset",
-        "full_semantic/folder",
-        "--data_dir",
-        data_dir,
-        "--split",
-        "test",
-        "--output_dir",
-        tmp_path / "out",
-    )
+    result = stats_command(data_dir, tmp_path / "out", "--split", "test")
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")

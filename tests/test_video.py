@@ -7,7 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from commands import ROOT, run
+from commands import ROOT, python, run
 from real_data import shared_data
 
 from semseg.errors import InputError
@@ -30,8 +30,7 @@ def read_video(path):
 def test_predict_video_keeps_every_frame_size_and_rate(demo_run, tmp_path):
     video = shared_data("video", "solidWhiteRight.mp4")
     output = tmp_path / "segmented.mp4"
-    result = run(
-        sys.executable,
+    result = python(
         "predict_video.py",
         "--work_dir",
         demo_run,
@@ -83,8 +82,7 @@ def test_predict_video_errors_are_one_line_and_leave_nothing(demo_run, tmp_path)
 
 def test_realtime_headless_on_a_file_prints_fps_and_records(demo_run, tmp_path):
     record = tmp_path / "live.mp4"
-    result = run(
-        sys.executable,
+    result = python(
         "predict_realtime.py",
         "--work_dir",
         demo_run,
