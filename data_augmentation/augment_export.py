@@ -1,5 +1,7 @@
 """Multiplies a labelled dataset offline into a new CVAT "Segmentation mask 1.1" export.
 
+Kept whole (~540 lines): options, workers, writing and the atomic swap of one export.
+
 `augment_export(AugmentOptions(...))` is what `data_augmentation/augment_data.py`
 runs. The output folder is an export `tfds build full_semantic --config cvat`
 reads directly:

@@ -104,7 +104,7 @@ def index_files(folder, extensions):
     }
 
 
-def read_name_list(path):
+def read_image_list(path):
     """Reads an `--image_list`: names one per line, as `full_semantic.file_lists` reads
     split lists (blank lines ignored).
 
@@ -211,7 +211,7 @@ def find_sources(
         _require_folder(objects_dir, "--obj_mask_path", where)
     split_lists = cvat.read_split_lists(export_dir, lambda relative: where(export_dir / relative))
     if image_list is not None:
-        names, list_name = read_name_list(image_list), str(image_list)
+        names, list_name = read_image_list(image_list), str(image_list)
     elif split in split_lists:
         list_path, names = split_lists[split]
         list_name = where(list_path)
@@ -262,7 +262,7 @@ def _find_folder_sources(images_dir, mask_path, obj_mask_path, label_map_path, i
         _require_folder(objects_dir, "--obj_mask_path", str)
     resolver = _Resolver(images_dir, masks_dir, objects_dir)
     if image_list is not None:
-        examples = resolver.resolve(read_name_list(image_list), str(image_list))
+        examples = resolver.resolve(read_image_list(image_list), str(image_list))
     else:
         names = list(resolver.images)
         if not names:

@@ -1,5 +1,7 @@
 """Reads Cityscapes (and MiniCity, its VIPriors subset) into train-id or category masks.
 
+Kept whole (~420 lines): the Cityscapes label tables and the reader that applies them.
+
 The extracted `leftImg8bit_trainvaltest.zip` and `gtFine_trainvaltest.zip` share one root::
 
     leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png   # 8-bit RGB

@@ -1,5 +1,7 @@
 """Reads a CVAT "Segmentation mask 1.1" export into class-id masks.
 
+Kept whole (~450 lines): the labelmap, split lists and mask reading of one format.
+
 An export is a folder (or a `.zip` of one) laid out as::
 
     labelmap.txt                      # "name:r,g,b:parts:actions" per class

@@ -1,5 +1,8 @@
 """TFDS builder turning semantic-segmentation datasets and labelling-tool exports into TFRecords.
 
+Kept whole (~570 lines): the TFDS builder, its configs and the one-line error hook `tfds
+build` needs.
+
 With no `--config`, the source is detected from what `--manual_dir` (default: TFDS's
 `~/tensorflow_datasets/downloads/manual/`) holds, e.g. the original project's
 `full_semantic.zip` of `rgb/` images and `gt/` masks:

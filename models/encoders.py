@@ -1,5 +1,8 @@
 """Pyramid encoders from `keras.applications`: EfficientNet-B0..B7, MobileNetV3, ResNet.
 
+Kept whole (~490 lines): the keras.applications encoders, their feature taps and their
+weight files are one table.
+
 `build_encoder(name, input_shape, weights, output_stride)` returns a functional
 `keras.Model` whose output is the dict `{"P2": ..., "P3": ..., "P4": ..., "P5": ...}`
 of feature maps, where `Pn` is `2**n` times smaller than the input (capped at the

@@ -1,5 +1,8 @@
 """Data-parallel training with `tf.distribute`: one GPU, several GPUs, several machines.
 
+Kept whole (~400 lines): the strategies, the chief/worker roles and the collectives they
+share change together.
+
 `distribution_for(multi_gpu, cpu_devices)` picks the strategy of a run:
 
 | how the run starts                     | strategy                             | replicas |

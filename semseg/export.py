@@ -1,5 +1,8 @@
 """Exporting a trained model to SavedModel, TFLite or ONNX, with optional quantization.
 
+Kept whole (~440 lines): every export format shares the graph preparation, the
+calibration data and the check against Keras.
+
 Exported models take float32 pixels `(B, H, W, C)` at the run's fixed
 `image_size` (batch size free for SavedModel, 1 for TFLite and ONNX) and return logits; a JSON
 description `PATH.json` beside each (classes, palette, size, how it was made,

@@ -1,5 +1,8 @@
 """Segmentation losses and the `--loss` spec that combines them.
 
+Kept whole (~780 lines): the loss classes share the ignore-index, replica-averaging and
+channel helpers at the top; the `--loss` grammar is `semseg/loss_spec.py`.
+
 Every loss is a serialisable `keras.losses.Loss` that takes integer masks
 `(B, H, W)` (or `(B, H, W, 1)`) with `IGNORE_INDEX` (255) for pixels to skip, and
 logits (`from_logits=True`): `(B, H, W, C)` for the multi-class losses,

@@ -1,5 +1,8 @@
 """Start a model from published weights: `train.py --weights FILE` and `convert_weights.py`.
 
+Kept whole (~500 lines): locating, checking and converting the authors' checkpoints
+share one name-mapping scheme.
+
 `load_weights_file(model, path)` reads, by the file's kind:
 
 * the authors' PyTorch checkpoints (`.pth`, `.pt`, `.tar`) of DDRNet-23-slim,

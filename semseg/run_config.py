@@ -1,5 +1,8 @@
 """The run configuration: one dataclass whose fields are `train.py`'s flags.
 
+Kept whole (~600 lines): every field of a run with its flag help, checks, recipes and
+config.json.
+
 A run writes one work dir. `config.json` in it holds every field of
 `RunConfig` plus what the run learned from its dataset (class names, palette,
 number of image channels), so `eval.py`, the predictors and the exporters read

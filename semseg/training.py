@@ -1,5 +1,8 @@
 """Training with `model.fit`: strategy, precision, optimiser, schedule, loss, callbacks, work dir.
 
+Kept whole (~550 lines): the model, optimiser, losses, data and callbacks of a run are
+assembled in one place.
+
 One function, `train(config)`, runs a whole training from a `RunConfig`:
 
 1. the distribution strategy (`semseg.distribute`): one device, all GPUs

@@ -1,5 +1,8 @@
 """Video files and live cameras: reading, segmenting and writing frames in real time.
 
+Kept whole (~510 lines): file, camera and stream sources share the reader thread, the
+writer and the FPS accounting.
+
 Reading and writing run in their own threads, so inference never waits on the
 decoder, the encoder or the camera:
 
