@@ -80,6 +80,16 @@ class ExampleFiles:
     mask: epath.Path | None
 
 
+def format_labelmap(classes, header=True):
+    """The `labelmap.txt` text of `(name, (r, g, b))` pairs, in order, as CVAT writes it
+    (what `read_labelmap` reads back); `header`: CVAT's comment line first."""
+    lines = ["# label:color_rgb:parts:actions"] if header else []
+    lines += [
+        f"{name}:{','.join(str(int(channel)) for channel in color)}::" for name, color in classes
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def read_labelmap(path, display_name=None):
     """Parses a CVAT `labelmap.txt`.
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from full_semantic import cvat
 from semseg.errors import InputError
 from semseg.files import temporary_sibling
 from semseg.labels import IGNORE_INDEX, default_palette
@@ -76,12 +77,9 @@ def cvat_classes(labels):
 def labelmap_text(labels):
     """The `labelmap.txt` of a run's classes (see `cvat_classes`)."""
     colors, _ = cvat_classes(labels)
-    lines = [f"{BACKGROUND}:{','.join(map(str, BACKGROUND_COLOR))}::"]
-    lines += [
-        f"{labels.class_names[class_id]}:{','.join(map(str, color))}::"
-        for class_id, color in colors.items()
-    ]
-    return "\n".join(lines) + "\n"
+    classes = [(BACKGROUND, BACKGROUND_COLOR)]
+    classes += [(labels.class_names[class_id], color) for class_id, color in colors.items()]
+    return cvat.format_labelmap(classes, header=False)
 
 
 def regions(class_ids, background_id=None):

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from full_semantic import cvat
+
 LABELMAP = (
     ("background", (0, 0, 0)),
     ("disc", (230, 25, 75)),
@@ -155,9 +157,7 @@ def write_demo_export(output_dir, num_train=300, num_val=60, size=(160, 160), se
     shutil.rmtree(temp_dir, ignore_errors=True)
     for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (temp_dir / folder).mkdir(parents=True)
-    lines = ["# label:color_rgb:parts:actions"]
-    lines += [f"{name}:{r},{g},{b}::" for name, (r, g, b) in LABELMAP]
-    (temp_dir / "labelmap.txt").write_text("\n".join(lines) + "\n")
+    (temp_dir / "labelmap.txt").write_text(cvat.format_labelmap(LABELMAP))
     palette = np.array([color for _, color in LABELMAP], dtype=np.uint8)
     rng = np.random.default_rng(seed)
     for split, count in (("train", num_train), ("val", num_val)):

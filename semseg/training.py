@@ -355,31 +355,9 @@ def _train(config, distribution, run_path):
         optimizer = build_optimizer(
             config, schedule.total_steps, learning_rate, schedule.warmup_steps
         )
-        loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
-        metric = BinaryMeanIoU() if binary else mean_iou_metric(labels.num_classes)
         network = model
         boundary = use_aux and "boundary_logits" in network.output_names
-        if use_aux:
-            aux_loss = losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
-            head_losses = {"logits": loss, "aux_logits": aux_loss}
-            head_weights = {"logits": 1.0, "aux_logits": config.aux_weight}
-            if boundary:
-                model = boundary_training_model(network)
-                head_losses["boundary_logits"] = losses.BoundaryLoss(config.boundary_weight)
-                head_losses["bas_logits"] = losses.BoundaryAwareLoss(
-                    losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
-                )
-                head_weights.update(boundary_logits=1.0, bas_logits=config.bas_weight)
-            model.compile(
-                optimizer=optimizer,
-                loss=head_losses,
-                loss_weights=head_weights,
-                metrics={"logits": [metric]},
-            )
-            monitor = "val_logits_mean_iou"
-        else:
-            model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
-            monitor = "val_mean_iou"
+        model, monitor = _compile(config, network, optimizer, labels, binary, class_weights)
         model.optimizer.build(model.trainable_variables)
 
     transfer = weights_transfer = None
@@ -475,6 +453,56 @@ def _train(config, distribution, run_path):
             current_learning_rate(model.optimizer),
         )
 
+    callbacks = _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule)
+    callbacks.append(backup)  # last: it commits the epoch
+    history = model.fit(
+        train_batches,
+        epochs=schedule.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=schedule.steps_per_epoch,
+        validation_data=val_batches,
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
+        verbose="auto" if chief else 0,
+    )
+    logger.info(
+        "finished at epoch %d, optimizer step %d",
+        len(history.epoch) + initial_epoch,
+        optimizer_step(model.optimizer),
+    )
+    return history
+
+
+def _compile(config, network, optimizer, labels, binary, class_weights):
+    """Compiles the model `fit` trains: `network`, or with PIDNet's boundary heads the
+    model that also returns the BAS logits. Returns `(model, monitored metric)`."""
+
+    def build_loss():
+        return losses.build_loss(config.loss, class_weights=class_weights, binary=binary)
+
+    metric = BinaryMeanIoU() if binary else mean_iou_metric(labels.num_classes)
+    if config.aux_weight <= 0:
+        network.compile(optimizer=optimizer, loss=build_loss(), metrics=[metric])
+        return network, "val_mean_iou"
+    model = network
+    head_losses = {"logits": build_loss(), "aux_logits": build_loss()}
+    head_weights = {"logits": 1.0, "aux_logits": config.aux_weight}
+    if "boundary_logits" in network.output_names:
+        model = boundary_training_model(network)
+        head_losses["boundary_logits"] = losses.BoundaryLoss(config.boundary_weight)
+        head_losses["bas_logits"] = losses.BoundaryAwareLoss(build_loss())
+        head_weights.update(boundary_logits=1.0, bas_logits=config.bas_weight)
+    model.compile(
+        optimizer=optimizer,
+        loss=head_losses,
+        loss_weights=head_weights,
+        metrics={"logits": [metric]},
+    )
+    return model, "val_logits_mean_iou"
+
+
+def _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule):
+    """The callbacks of `fit` but the backup (which goes last: it commits the epoch)."""
     callbacks = [
         StopOnNaN(config.work_path),
         LogLearningRate(),
@@ -499,23 +527,7 @@ def _train(config, distribution, run_path):
         )
     if config.steps:
         callbacks.append(StopAtStep(schedule.total_steps, schedule.steps_per_epoch))
-    callbacks.append(backup)  # last: it commits the epoch
-    history = model.fit(
-        train_batches,
-        epochs=schedule.epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=schedule.steps_per_epoch,
-        validation_data=val_batches,
-        callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles
-        verbose="auto" if chief else 0,
-    )
-    logger.info(
-        "finished at epoch %d, optimizer step %d",
-        len(history.epoch) + initial_epoch,
-        optimizer_step(model.optimizer),
-    )
-    return history
+    return callbacks
 
 
 def _log_start(config, labels, binary, distribution, schedule, learning_rate, precision):
