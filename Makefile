@@ -2,7 +2,9 @@
 #   synthetic CVAT export -> tfds build -> train DDRNet-23-slim -> eval -> predict.
 # `make test`: install everything, then lint and run the default test suite (tests marked
 #   `large` left out; 12 minutes or less on 2 cores).
-# `make test-all`: the same with every test, the `large` ones included (what CI runs).
+# `make test-all`: the same with every test, the `large` ones included (what CI runs); the
+#   `gpu` tests run in a process of their own through bench/gpu_check.sh (a default test
+#   runs its --smoke on the CPU).
 # `make lock`: re-pin requirements.lock after a requirements file changed.
 # `make bench-peers`: Ultralytics YOLO26n-sem against our models, one run (bench/peers.py);
 #   the peer lives in its own virtualenv under build/, never in the project's.
@@ -62,7 +64,7 @@ test: lint $(TCMALLOC)
 	$(BIN)/python -m pytest
 
 test-all: lint $(TCMALLOC) $(CHROMIUM)
-	$(BIN)/python -m pytest -m ""
+	$(BIN)/python -m pytest -m "not gpu"
 
 # Debian packages some tests need: tcmalloc (libtcmalloc-minimal4, README's LD_PRELOAD for
 # long runs; a test trains under it) and, for `make test-all`, headless Chromium (a test

@@ -7,6 +7,7 @@ python("eval.py", "--work_dir", work_dir, check=True)                   # the sa
 """
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,14 @@ def train_tiny(dataset, data_dir, work_dir, *flags, check=True):
 def evaluate(work_dir, *flags, check=False):
     """`eval.py` of the run in `work_dir` on its `val` split, with more `flags`."""
     return python("eval.py", "--work_dir", work_dir, "--split", "val", *flags, check=check)
+
+
+def free_ports(count):
+    """`count` TCP ports free on 127.0.0.1 now (for multi-worker clusters)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports

@@ -1,6 +1,7 @@
 """The benchmark scripts: their JSON contracts, errors and the Markdown report (no timings)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,39 @@ def test_peers_prints_each_contestant_and_the_ratio(tmp_path, capsys):
         summary["best_ms"] / summary["peer_ms"], rel=0.2
     )
     assert "avx2" in summary["machine"]["cpu_flags"] or summary["machine"]["cpu_flags"] == []
+
+
+def test_gpu_check_smoke_runs_the_gpu_tests_and_the_timing_table_on_the_cpu():
+    """`bench/gpu_check.sh --smoke`: the GPU check's tests and timings, tiny, on the CPU."""
+    environment = dict(os.environ, VENV=str(Path(sys.executable).parents[1]))
+    environment.pop("TF_CONFIG", None)
+    result = subprocess.run(
+        ["bash", "bench/gpu_check.sh", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "3 passed" in result.stdout
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    timed = {(row["model"], row["runtime"]) for row in rows if "median_ms" in row}
+    assert timed == {
+        (model, runtime)
+        for model in ("ddrnet23_slim", "pidnet_s")
+        for runtime in ("keras", "keras+xla")
+    }
+    assert all(row["median_ms"] > 0 and row["image_size"] == [64, 128] for row in rows)
+    assert "gpu check passed" in result.stdout
+
+
+def test_gpu_check_without_a_gpu_says_to_use_smoke(tmp_path):
+    environment = dict(os.environ, PATH=f"{tmp_path}:/usr/bin:/bin")  # no nvidia-smi
+    result = subprocess.run(
+        ["bash", "bench/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, env=environment
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: no NVIDIA GPU here (nvidia-smi -L fails); on a CPU run: bench/gpu_check.sh --smoke"
+    ]

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from commands import free_ports
 from cvat_fixtures import build_demo_dataset, write_cvat_export
 from source_fixtures import build_dataset
 
@@ -161,16 +161,6 @@ def test_torch_weights_for_a_model_without_them_is_one_error(data_dir, tmp_path)
     assert last.startswith(f"error: --weights {reference}: PyTorch checkpoints are read for")
     assert "Traceback" not in result.stderr
     assert not work_dir.exists()
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @pytest.mark.large
