@@ -8,6 +8,10 @@ Examples:
         --output deploy/camvid_fp16.tflite
     python export.py --work_dir runs/camvid_ddrnet --format saved_model
 
+    # The fastest export on this machine: TFLite fp32/fp16/int8 and ONNX fp32/int8 are
+    # exported, verified and timed at the run's size; the fastest is kept
+    python export.py --work_dir runs/camvid_ddrnet --format auto
+
 Writes W/export/<model>_<precision>.<ext> (or --output) and, beside it,
 <file>.json with the classes, palette and input size, so predict_video.py and
 predict_realtime.py can run the file with --model alone. After exporting, it
@@ -27,7 +31,13 @@ from semseg.workspace import resolve_work_dir  # noqa: E402
 def parse_args(argv=None):
     parser = command_parser(__doc__)
     add_run_arguments(parser)
-    parser.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=("saved_model", "tflite", "onnx", "auto"),
+        help="auto: the fastest of TFLite fp32/fp16/int8 and ONNX fp32/int8 on this machine "
+        "(each is exported, verified and timed; the table goes into FILE.json)",
+    )
     parser.add_argument("--quantize", choices=("fp16", "int8"), help="reduced precision")
     parser.add_argument(
         "--calibration_steps",
@@ -44,6 +54,8 @@ def parse_args(argv=None):
     )
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
     args = parser.parse_args(argv)
+    if args.format == "auto" and args.quantize:
+        parser.error("--format auto chooses the precision too; leave out --quantize")
     args.work_dir = resolve_work_dir(args.work_dir)
     if args.output:
         check_output_dir(os.path.dirname(os.path.abspath(args.output)), "--output")
@@ -51,18 +63,23 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from semseg.export import export_run
+    from semseg.export import export_fastest, export_run
 
-    path, description = export_run(
-        args.work_dir,
-        args.format,
-        quantize=args.quantize,
+    options = dict(
         checkpoint=args.checkpoint,
         output=args.output,
         calibration_steps=args.calibration_steps,
         verify_examples=args.verify_examples,
         threads=args.threads,
     )
+    if args.format == "auto":
+        path, description = export_fastest(args.work_dir, report=print, **options)
+        speed = description["speed"]
+        print(f"fastest on {speed['device']} (flags {', '.join(speed['cpu_flags'])}):")
+        for row in speed["candidates"]:
+            print(f"  {row['format']} {row['quantize'] or 'fp32'}: {row['median_ms']:.1f} ms")
+    else:
+        path, description = export_run(args.work_dir, args.format, args.quantize, **options)
     print(f"exported: {path} ({description['format']}, {description['quantize'] or 'fp32'})")
     print(
         f"max |logit difference| to Keras on {description['verified_on']}: "

@@ -372,6 +372,11 @@ def export_run(
 
     check_format(format_name, quantize)
     run = load_run(work_dir)
+    if quantize == "int8" and not int8_pays_off():
+        logger.warning(
+            "this CPU has no VNNI (int8 dot products): int8 models usually run slower than "
+            "fp32 on it; export.py --format auto measures which export is fastest here"
+        )
     # The reference is the Keras model exactly as trained (no folded batch norms).
     reference = load_runtime(run.checkpoint_path(checkpoint), run.num_channels, optimize=False)
     keras_predictor = Predictor(reference, run.labels, run.config.image_size, run.num_channels)
@@ -436,3 +441,112 @@ def export_run(
             temp_path.unlink(missing_ok=True)
     write_json(f"{path}.json", description)
     return path, description
+
+
+# What `export.py --format auto` tries: every CPU format and precision of the runtimes
+# `predict*.py --model` run (SavedModel is left out: always slower than these here).
+AUTO_CANDIDATES = (
+    ("tflite", None),
+    ("tflite", "fp16"),
+    ("tflite", "int8"),
+    ("onnx", None),
+    ("onnx", "int8"),
+)
+
+
+# The CPU flags that decide which precision is fast (recorded with every timing).
+SPEED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
+
+
+def int8_pays_off():
+    """Whether this CPU has the int8 dot-product instructions (VNNI) that make int8
+    inference faster than fp32. Without them (AVX2 only) TFLite's and ONNX Runtime's int8
+    kernels emulate the dot products and run slower than fp32 (README "Performance")."""
+    from semseg.cpu import cpu_flags
+
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def export_fastest(
+    work_dir,
+    checkpoint="best",
+    output=None,
+    calibration_steps=100,
+    verify_examples=20,
+    threads=None,
+    candidates=AUTO_CANDIDATES,
+    runs=20,
+    report=logger.info,
+):
+    """`export.py --format auto`: exports each candidate, times it on this machine at the
+    run's input size (batch 1, medians of `runs` calls) and keeps the fastest.
+
+    Candidates are exported and verified by `export_run` into a temporary folder; the
+    fastest moves to `output` (default: `W/export/<its default name>`) with its `.json`,
+    which also records every candidate's time and the CPU (`"speed"`). The others go.
+
+    Returns:
+        `(path, description)` of the kept export, as `export_run`.
+
+    Raises:
+        InputError: when no candidate could be exported (e.g. int8 only, without the
+            training data to calibrate on).
+    """
+    from semseg.latency import device_description, measure_latency
+    from semseg.run_config import load_run
+    from semseg.runtimes import load_runtime
+
+    run = load_run(work_dir)
+    export_dir = run.config.work_path / "export"
+    export_dir.mkdir(parents=True, exist_ok=True)
+    timings = []
+    with tempfile.TemporaryDirectory(prefix=".auto-", dir=export_dir) as scratch:
+        exported = {}
+        for format_name, quantize in candidates:
+            check_format(format_name, quantize)
+            name = default_file_name(run.config.model, format_name, quantize)
+            try:
+                path, description = export_run(
+                    work_dir, format_name, quantize, checkpoint, Path(scratch) / name,
+                    calibration_steps, verify_examples, threads,
+                )  # fmt: skip
+            except InputError as error:
+                report(f"{format_name} {quantize or 'fp32'}: left out ({error})")
+                continue
+            runtime = load_runtime(path, run.num_channels, threads)
+            timing = measure_latency(
+                runtime, tuple(run.config.image_size), run.num_channels, runs=runs
+            )
+            exported[(format_name, quantize)] = (path, description)
+            timings.append(
+                {
+                    "format": format_name,
+                    "quantize": quantize,
+                    "median_ms": round(float(timing["p50"]), 3),
+                    "p95_ms": round(float(timing["p95"]), 3),
+                }
+            )
+            report(f"{format_name} {quantize or 'fp32'}: {timing['p50']:.1f} ms (median)")
+        if not timings:
+            raise InputError(f"{work_dir}: none of the candidate exports could be made")
+        best = min(timings, key=lambda row: row["median_ms"])
+        key = (best["format"], best["quantize"])
+        path, description = exported[key]
+        target = Path(output) if output else export_dir / path.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(path, target)
+        os.replace(f"{path}.json", f"{target}.json")
+    from semseg.cpu import cpu_flags
+    from semseg.files import write_json
+
+    notable = sorted(cpu_flags() & SPEED_FLAGS)
+    description["speed"] = {
+        "candidates": sorted(timings, key=lambda row: row["median_ms"]),
+        "image_size": list(run.config.image_size),
+        "runs": runs,
+        "cpu_flags": notable,
+        **device_description(),
+    }
+    write_json(f"{target}.json", description)
+    return target, description

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,63 @@ def test_onnx_resizes_use_exact_sizes(demo_run, tmp_path):
     assert resizes and all(len(node.input) == 4 for node in resizes)
     sizes = {tuple(initializers[node.input[3]][2:]) for node in resizes}
     assert (9, 11) in sizes and (72, 88) in sizes
+
+
+def test_auto_keeps_the_fastest_export_with_every_timing(demo_run, tmp_path, monkeypatch):
+    # Two candidates, the ONNX one made to run slower: auto must keep the TFLite one.
+    from semseg import runtimes
+
+    load_runtime = runtimes.load_runtime
+
+    def slow_onnx(path, *args, **kwargs):
+        runtime = load_runtime(path, *args, **kwargs)
+        if str(path).endswith(".onnx"):
+
+            class Slow:
+                def __getattr__(self, name):
+                    return getattr(runtime, name)
+
+                def __call__(self, images):
+                    time.sleep(0.05)
+                    return runtime(images)
+
+            return Slow()
+        return runtime
+
+    monkeypatch.setattr(runtimes, "load_runtime", slow_onnx)
+    output = tmp_path / "fastest.tflite"
+    lines = []
+    path, description = export.export_fastest(
+        demo_run,
+        output=output,
+        verify_examples=4,
+        candidates=(("onnx", None), ("tflite", None)),
+        runs=3,
+        report=lines.append,
+    )
+    assert path == output and output.is_file()
+    assert (description["format"], description["quantize"]) == ("tflite", None)
+    speed = json.loads(Path(f"{output}.json").read_text())["speed"]
+    assert [row["format"] for row in speed["candidates"]] == ["tflite", "onnx"]
+    assert speed["candidates"][1]["median_ms"] >= 50 > 0 < speed["candidates"][0]["median_ms"]
+    assert set(speed["cpu_flags"]) <= export.SPEED_FLAGS and speed["image_size"] == [72, 88]
+    assert [line.split(":")[0] for line in lines] == ["onnx fp32", "tflite fp32"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "fastest.tflite",
+        "fastest.tflite.json",
+    ]
+    assert not list((demo_run / "export").glob(".auto-*"))
+
+
+def test_int8_on_a_cpu_without_vnni_warns_and_auto_refuses_a_precision(monkeypatch, demo_run):
+    monkeypatch.setattr("semseg.cpu.cpu_flags", lambda: {"avx2", "fma"})
+    assert not export.int8_pays_off()
+    monkeypatch.setattr("semseg.cpu.cpu_flags", lambda: {"avx2", "avx512_vnni"})
+    assert export.int8_pays_off()
+    result = subprocess.run(
+        [sys.executable, "export.py", "--work_dir", str(demo_run), "--format", "auto",
+         "--quantize", "int8"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--format auto chooses the precision too; leave out --quantize" in result.stderr
