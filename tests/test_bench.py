@@ -272,3 +272,29 @@ def test_gpu_check_without_a_gpu_says_to_use_smoke(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: no NVIDIA GPU here (nvidia-smi -L fails); on a CPU run: bench/gpu_check.sh --smoke"
     ]
+
+
+@pytest.mark.large
+def test_int8_profile_times_every_variant_and_counts_the_xnnpack_partitions():
+    result = subprocess.run(
+        [sys.executable, "bench/int8_profile.py", "--image_size", "64", "64", "--rounds", "1",
+         "--calls", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    variants = {line["variant"]: line for line in lines if "variant" in line}
+    assert set(variants) == {
+        "tflite fp32 xnnpack", "tflite fp32 builtin", "tflite int8 xnnpack",
+        "tflite int8 builtin", "onnx fp32", "onnx int8 per_channel", "onnx int8 per_tensor",
+    }  # fmt: skip
+    assert variants["tflite fp32 xnnpack"]["partitions"] == 1
+    # DDRNet's three DAPPM average pools run outside XNNPACK in int8: four partitions.
+    assert variants["tflite int8 xnnpack"]["partitions"] == 4
+    assert variants["tflite int8 builtin"]["partitions"] == 0
+    assert all(line["median_ms"] > 0 for line in variants.values())
+    summary = lines[-1]
+    assert set(summary["summary"]) == {
+        "tflite_int8_over_fp32_xnnpack", "tflite_int8_xnnpack_over_builtin",
+        "onnx_int8_per_channel_over_fp32", "onnx_int8_per_tensor_over_fp32",
+    }  # fmt: skip
