@@ -3,7 +3,8 @@
 A run's model has one output of logits `(B, h, w, C)` first (auxiliary heads after
 it are for training only). `C` is the number of classes, or 1 for a binary run
 (`config.json` `"binary": true`): one logit, class 1 where `sigmoid >= 0.5`, that is
-`logit >= 0`. Every stage that turns logits into classes or probabilities (the
+`logit >= 0`. (A zoo model's `num_classes` argument is this C: the run builds it with 1
+for a binary run.) Every stage that turns logits into classes or probabilities (the
 prediction-image callback, `Predictor`, the exported-model checks) uses these
 functions instead of spelling the rule out.
 """

@@ -45,11 +45,14 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("poly", "cosine", "constant")
-CLASS_WEIGHT_METHODS = ("auto", "median")
+# `auto` is `inverse` (inverse class frequency, `semseg.class_stats`).
+CLASS_WEIGHT_METHODS = ("auto", "inverse", "median")
 PRETRAINED_WEIGHTS = ("imagenet",)
 # `--weights FILE`: the authors' PyTorch checkpoints, keras.applications encoder files,
 # Keras checkpoints (see `semseg.pretrained`).
 WEIGHT_FILES = (".pth", ".pt", ".pth.tar", ".h5", ".keras")
+# `models.encoders.OUTPUT_STRIDES`, repeated so that flags are checked before Keras loads
+# (tests/test_run_config.py keeps the two equal).
 OUTPUT_STRIDES = (8, 16, 32)
 LEARNING_RATE_SCALING = ("none", "linear")
 
@@ -106,8 +109,8 @@ class RunConfig:
         "or 'ohem(thresh=0.7,min_kept=100000)' (see semseg/loss_spec.py)",
     )
     class_weights: str | None = _flag(
-        help="class weights of ce/ohem: auto (inverse frequency on the train split), median "
-        "(median frequency balancing) or one comma-separated number per class"
+        help="class weights of ce/ohem: auto or inverse (inverse frequency on the train split), "
+        "median (median frequency balancing) or one comma-separated number per class"
     )
     # True when --binary is given or the loss is binary (bce, binary_focal, lovasz_hinge).
     binary: bool = _flag(
@@ -237,7 +240,8 @@ class RunConfig:
             (
                 _valid_class_weights(self.class_weights),
                 "class_weights",
-                "auto, median or a comma-separated list of non-negative numbers, one per class",
+                "auto, inverse, median or a comma-separated list of non-negative numbers, one "
+                "per class",
             ),
             (
                 self.weights is None

@@ -154,3 +154,10 @@ def test_a_binary_loss_is_stored_as_binary_and_resumes_with_the_same_flags(tmp_p
     with pytest.raises(InputError, match="loss differ"):
         check_work_dir(dataclasses.replace(flags(), loss="ce"))
     assert RunConfig(work_dir="w", dataset="full_semantic/cracks", loss="dice").binary is False
+
+
+def test_output_strides_are_the_encoders():
+    from models import encoders
+    from semseg import run_config
+
+    assert run_config.OUTPUT_STRIDES == encoders.OUTPUT_STRIDES
