@@ -81,3 +81,13 @@ def free_ports(count):
     for sock in sockets:
         sock.close()
     return ports
+
+
+def wait_all(processes, timeout):
+    """Waits for every `subprocess.Popen` (`timeout` seconds each), then kills any left."""
+    try:
+        for process in processes:
+            process.wait(timeout=timeout)
+    finally:
+        for process in processes:
+            process.kill()

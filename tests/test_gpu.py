@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from commands import ROOT, free_ports
+from commands import ROOT, free_ports, wait_all
 from cvat_fixtures import build_demo_dataset
 
 import models
@@ -120,12 +120,7 @@ def test_two_workers_on_loopback(data_dir, tmp_path):
                     stderr=subprocess.STDOUT,
                 )
             )
-    try:
-        for process in processes:
-            process.wait(timeout=300)
-    finally:
-        for process in processes:
-            process.kill()
+    wait_all(processes, timeout=300)
     logs = [(tmp_path / f"{index}.log").read_text() for index in range(2)]
     for process, log in zip(processes, logs):
         assert process.returncode == 0, log[-4000:]

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from commands import free_ports
+from commands import free_ports, wait_all
 from cvat_fixtures import build_demo_dataset, write_cvat_export
 from source_fixtures import build_dataset
 
@@ -199,12 +199,7 @@ def test_two_workers_on_loopback_match_one_process_and_only_the_chief_writes(
                     stderr=err,
                 )
             )
-    try:
-        for process in processes:
-            process.wait(timeout=600)
-    finally:
-        for process in processes:
-            process.kill()
+    wait_all(processes, timeout=600)
     outputs = [
         ((logs / f"{index}.out").read_text(), (logs / f"{index}.err").read_text())
         for index in range(2)
