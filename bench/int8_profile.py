@@ -7,7 +7,9 @@ fp32. This benchmark separates the suspects, each timed in alternating rounds (m
   built-in kernels (`BUILTIN_WITHOUT_DEFAULT_DELEGATES`), for fp32 and int8;
 * how much of the int8 graph XNNPACK takes: the number of delegate partitions (ops it
   cannot run in int8 split the graph and run in the built-in kernels between them);
-* ONNX Runtime's int8 weights per channel against per tensor (QDQ, uint8 activations).
+* ONNX Runtime's int8 weights per channel against per tensor (QDQ, uint8 activations);
+* the convolutions alone: a stack of six 3x3 convolutions (64 channels, at 1/4 of the
+  image size) in TFLite fp32 and int8, as multiply-adds per second.
 
     python bench/int8_profile.py                      # 480x640, 2 threads
     python bench/int8_profile.py --image_size 240 320 --rounds 3
@@ -100,6 +102,17 @@ def quantize_onnx(float_path, path, images, per_channel):
     )  # fmt: skip
 
 
+def conv_stack(size, channels=64, depth=6):
+    """Six 3x3 convolutions at `size`: the bulk of a segmentation network's work."""
+    import keras
+
+    inputs = keras.Input((*size, channels), batch_size=1)
+    features = inputs
+    for _ in range(depth):
+        features = keras.layers.Conv2D(channels, 3, padding="same", activation="relu")(features)
+    return keras.Model(inputs, features), depth * size[0] * size[1] * channels * channels * 9
+
+
 def main(args):
     import numpy as np
 
@@ -135,13 +148,29 @@ def main(args):
             variants[f"onnx {name.replace('_', ' ', 1)}"] = onnx_forward(
                 scratch / f"{name}.onnx", args.threads
             )
+        conv_size = (max(size[0] // 4, 8), max(size[1] // 4, 8))
+        convs, macs = conv_stack(conv_size)
+        conv_calibration = [generator.uniform(0, 1, (*conv_size, 64)).astype(np.float32)]
+        inputs = {name: images for name in variants}
+        for precision in ("fp32", "int8"):
+            path = export_model(
+                convs, scratch / f"convs_{precision}.tflite", "tflite", conv_size, 64,
+                quantize="int8" if precision == "int8" else None,
+                calibration_images=conv_calibration * 4,
+            )  # fmt: skip
+            name = f"conv3x3 stack {precision} xnnpack"
+            variants[name] = tflite_forward(path, args.threads, True)
+            inputs[name] = conv_calibration[0][None]
         times = {name: [] for name in variants}
         for _ in range(args.rounds):
             for name, (forward, _) in variants.items():
-                durations = time_function(lambda: forward(images), runs=args.calls, warmup=2)
+                batch = inputs[name]
+                durations = time_function(lambda: forward(batch), runs=args.calls, warmup=2)
                 times[name].extend(durations.tolist())
     medians = {name: float(np.median(values)) for name, values in times.items()}
     for name, (_, details) in variants.items():
+        if name.startswith("conv3x3"):
+            details = dict(details, gmac_per_s=round(macs / medians[name] / 1e6, 1))
         print(json.dumps({"variant": name, "median_ms": round(medians[name], 2), **details}))
     machine = describe_machine()
     ratios = {
@@ -151,6 +180,8 @@ def main(args):
         / medians["tflite int8 builtin"],
         "onnx_int8_per_channel_over_fp32": medians["onnx int8 per_channel"] / medians["onnx fp32"],
         "onnx_int8_per_tensor_over_fp32": medians["onnx int8 per_tensor"] / medians["onnx fp32"],
+        "conv3x3_int8_over_fp32": medians["conv3x3 stack int8 xnnpack"]
+        / medians["conv3x3 stack fp32 xnnpack"],
     }
     print(
         json.dumps(

@@ -4,13 +4,10 @@ Each source module (`cvat.py`, `cityscapes.py`, ...) declares itself once with a
 `Source`: its reader, image channels, class sets, extra features, what `--manual_dir`
 must be and a homepage. The builder lists the declarations and reads nothing else:
 
-    SOURCE = Source(
-        name="folder",
-        open=open_source,                  # (manual_dir, scratch_dir, config) -> dataset
-        channels=(1, 3, 4),
-        manual_dir="the dataset folder (classes.json, images/, labels/) or a .zip of it",
-        homepage="https://...",
-    )
+    MANUAL_DIR = "the dataset folder (classes.json, images/, labels/) or a .zip of it"
+    HOMEPAGE = "https://..."
+    # name, reader `(manual_dir, scratch_dir, config) -> dataset`, texts, channels
+    SOURCE = Source("folder", open_source, MANUAL_DIR, HOMEPAGE, channels=(1, 3, 4))
 
 A reader returns a dataset with `class_names`, `palette`, `split_names`,
 `num_examples(split)` and `examples(split)` yielding `(key, {"image", "mask",

@@ -287,7 +287,9 @@ def test_int8_profile_times_every_variant_and_counts_the_xnnpack_partitions():
     assert set(variants) == {
         "tflite fp32 xnnpack", "tflite fp32 builtin", "tflite int8 xnnpack",
         "tflite int8 builtin", "onnx fp32", "onnx int8 per_channel", "onnx int8 per_tensor",
+        "conv3x3 stack fp32 xnnpack", "conv3x3 stack int8 xnnpack",
     }  # fmt: skip
+    assert variants["conv3x3 stack int8 xnnpack"]["gmac_per_s"] > 0
     assert variants["tflite fp32 xnnpack"]["partitions"] == 1
     # DDRNet's three DAPPM average pools run outside XNNPACK in int8: four partitions.
     assert variants["tflite int8 xnnpack"]["partitions"] == 4
@@ -297,4 +299,5 @@ def test_int8_profile_times_every_variant_and_counts_the_xnnpack_partitions():
     assert set(summary["summary"]) == {
         "tflite_int8_over_fp32_xnnpack", "tflite_int8_xnnpack_over_builtin",
         "onnx_int8_per_channel_over_fp32", "onnx_int8_per_tensor_over_fp32",
+        "conv3x3_int8_over_fp32",
     }  # fmt: skip
