@@ -335,9 +335,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         of the same config stops with one line, and the `incomplete.*` folders and temp
         folders of killed builds are removed first.
         """
-        download_dir = epath.Path(
-            kwargs.get("download_dir") or epath.Path(self._data_dir_root) / "downloads"
-        )
+        download_dir = epath.Path(kwargs.get("download_dir") or self.data_dir_root / "downloads")
         download_config = kwargs.get("download_config")
         manual_dir = getattr(download_config, "manual_dir", None) or download_dir / "manual"
         config_dir = epath.Path(self.data_path).parent  # <data_dir>/full_semantic/<config>
