@@ -7,7 +7,7 @@ provider in fp16 when `onnxruntime-gpu` and `tensorrt` are installed. Without a 
 (`--smoke`) the same code runs on the CPU at a tiny size in fp32, to prove the script.
 
     python bench/gpu_latency.py                 # GPU, 1024x2048, fp16
-    python bench/gpu_latency.py --smoke         # CPU, 64x128, fp32, a few runs
+    python bench/gpu_latency.py --smoke         # CPU, DDRNet-23-slim, 64x128, fp32, 5 runs
 
 Prints one JSON line per measurement and a table last:
 
@@ -34,7 +34,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny size, few runs")
     parser.add_argument("--image_size", type=int, nargs=2, metavar=("H", "W"))
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="+", help=f"default: {' '.join(MODELS)} (ddrnet23_slim with --smoke)"
+    )
     parser.add_argument("--runs", type=int, help="timed calls (default 50; 5 with --smoke)")
     parser.add_argument("--num_classes", type=int, default=19)
     return parser.parse_args(argv)
@@ -79,7 +81,7 @@ def main(args):
     device = device_description()["device"]
     rows = []
     with tempfile.TemporaryDirectory() as directory:
-        for name in args.models:
+        for name in args.models or (MODELS[:1] if args.smoke else MODELS):
             model = models.build_model(name, num_classes=args.num_classes, input_shape=(*size, 3))
             forwards = {
                 "keras": KerasRuntime(model, 3, precision),

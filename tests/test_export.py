@@ -16,7 +16,10 @@ from semseg.inference import Predictor
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("format_name", ["tflite", "onnx", "saved_model"])
+# SavedModel exports are also checked by tests/test_runtimes.py in the default run.
+@pytest.mark.parametrize(
+    "format_name", ["tflite", "onnx", pytest.param("saved_model", marks=pytest.mark.large)]
+)
 def test_fp32_exports_match_keras_logits(demo_run, format_name):
     path, description = export.export_run(demo_run, format_name, verify_examples=8)
     assert description["max_abs_logit_diff"] < 1e-4
@@ -129,7 +132,7 @@ def test_auto_keeps_the_fastest_export_with_every_timing(demo_run, tmp_path, mon
     path, description = export.export_fastest(
         demo_run,
         output=output,
-        verify_examples=4,
+        verify_examples=2,
         candidates=(("onnx", None), ("tflite", None)),
         runs=3,
         report=lines.append,
