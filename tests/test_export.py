@@ -16,9 +16,15 @@ from semseg.inference import Predictor
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# SavedModel exports are also checked by tests/test_runtimes.py in the default run.
+# In the default run ONNX fp32 exports are also verified by the --format auto test and
+# tests/test_runtimes.py, SavedModel ones by tests/test_runtimes.py.
 @pytest.mark.parametrize(
-    "format_name", ["tflite", "onnx", pytest.param("saved_model", marks=pytest.mark.large)]
+    "format_name",
+    [
+        "tflite",
+        pytest.param("onnx", marks=pytest.mark.large),
+        pytest.param("saved_model", marks=pytest.mark.large),
+    ],
 )
 def test_fp32_exports_match_keras_logits(demo_run, format_name):
     path, description = export.export_run(demo_run, format_name, verify_examples=8)

@@ -64,7 +64,7 @@ def test_mirrored_over_two_logical_devices_in_mixed_precision(data_dir, tmp_path
         image_size=SIZE,
         batch_size=2,
         epochs=1,
-        steps_per_epoch=2,
+        steps_per_epoch=1,
         multi_gpu=True,
         cpu_devices=None if GPUS else 2,
         mixed_precision=True,
@@ -104,7 +104,7 @@ def test_two_workers_on_loopback(data_dir, tmp_path):
     command = [
         sys.executable, "train.py", "--dataset", "full_semantic/cvat", "--data_dir", data_dir,
         "--image_size", *map(str, SIZE), "--batch_size", "1", "--epochs", "1",
-        "--steps_per_epoch", "2", "--vis_every", "0", "--work_dir", tmp_path / "workers",
+        "--steps_per_epoch", "1", "--vis_every", "0", "--work_dir", tmp_path / "workers",
     ]  # fmt: skip
     processes = []
     for index in range(2):

@@ -86,8 +86,9 @@ def training_losses(model, images, labels, steps=2):
 
 # EfficientNet-B1..B7 and ResNet-101 take 20 s to minutes each on 2 CPU cores: they
 # run with `pytest -m large`. B1..B7 share every line of code with B0 (only depth and
-# width differ); each family (EfficientNet, MobileNetV3 and ResNet DeepLabV3+, light
-# DeepLabV3+, FPN on ResNet and EfficientNet, OCRNet, DDRNet) stays in the default run.
+# width differ). The default run keeps every head (DeepLabV3+ on MobileNetV3, FPN on
+# EfficientNet-B0, OCRNet on ResNet-50, DDRNet, PIDNet) and encoder; the EfficientNet
+# DeepLabV3+ builders also meet there in the aux-head and pretrained-weights tests.
 LARGE_MODELS = (
     "effdeeplabv3plus_b1",
     "effdeeplabv3plus_b2",
@@ -100,11 +101,13 @@ LARGE_MODELS = (
     "fpn_resnet101",
     # Siblings of a model that stays: ResNet-50 FPN (FPN on EfficientNet-B0 stays), the
     # large MobileNetV3 (small stays), DDRNet-23 (slim stays), PIDNet-M and -L (S stays),
-    # the light EfficientNet DeepLabV3+ (B0 stays), ResNet-50 DeepLabV3+ (the DeepLabV3+
-    # head stays with B0 and MobileNetV3, the ResNet-50 encoder with OCRNet).
+    # the light EfficientNet DeepLabV3+, EfficientNet-B0 DeepLabV3+ and ResNet-50
+    # DeepLabV3+ (the DeepLabV3+ head stays with MobileNetV3, the EfficientNet-B0 encoder
+    # with FPN, the ResNet-50 encoder with OCRNet).
     "fpn_resnet50",
     "deeplabv3plus_resnet50",
     "effdeeplabv3plus_lite",
+    "effdeeplabv3plus_b0",
     "mnv3deeplabv3plus_large",
     "ddrnet23",
     "pidnet_m",
@@ -542,7 +545,11 @@ def test_models_normalise_with_the_statistics_their_weights_expect():
 
 
 @pytest.mark.parametrize(
-    ("name", "channels"), [("mnv3deeplabv3plus_small", 4), ("effdeeplabv3plus_lite", 1)]
+    ("name", "channels"),
+    [
+        ("mnv3deeplabv3plus_small", 4),
+        pytest.param("effdeeplabv3plus_lite", 1, marks=pytest.mark.large),
+    ],
 )
 def test_models_with_other_channel_counts_train(name, channels):
     keras.utils.set_random_seed(0)
