@@ -165,7 +165,8 @@ def test_cast_of_a_plain_functional_model_changes_every_layer(images):
     assert precision.cast_model(model, "fp32") is model
 
 
-@pytest.mark.parametrize("quantize", [None, "bf16"])
+# bf16 is emulated (slow) on CPUs without BF16: with `pytest -m large`.
+@pytest.mark.parametrize("quantize", [None, pytest.param("bf16", marks=pytest.mark.large)])
 def test_saved_model_exports_folded_graphs_close_to_keras(ddrnet, images, tmp_path, quantize):
     path = export.export_model(ddrnet, tmp_path / "model", "saved_model", SIZE, quantize=quantize)
     runtime = load_runtime(path)
