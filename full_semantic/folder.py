@@ -42,7 +42,6 @@ SPLITS_DIR = "splits"
 LABEL_EXTENSIONS = (".png",)
 CHANNELS = (1, 3, 4)
 DATASET_DESCRIPTION = "a dataset folder (classes.json, images/, labels/)"
-_MAX_NAMES_SHOWN = 3
 _EXAMPLE = '[{"name": "background", "color": [0, 0, 0]}, {"name": "road", "color": [128, 64, 128]}]'
 
 

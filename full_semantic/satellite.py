@@ -24,7 +24,6 @@ goes to `train`.
 """
 
 import json
-import logging
 import math
 
 import numpy as np
@@ -34,8 +33,6 @@ from full_semantic import archives, raster
 from full_semantic.file_lists import index_files, read_text
 from full_semantic.source import Source, SourceDataset
 from semseg.errors import InputError
-
-logger = logging.getLogger(__name__)
 
 IMAGES_DIR = "images"
 LABELS_DIR = "labels"
@@ -48,7 +45,6 @@ CHANNELS = (3,)
 # in drawing order: roads are drawn over buildings.
 LAYERS = (("building", "building_imcoords", 1), ("road", "road_imcoords", 2))
 EMPTY = "EMPTY"
-_MAX_NAMES_SHOWN = 3
 
 
 def parse_imcoords(text, where):
