@@ -14,7 +14,7 @@ that returns a functional `keras.Model`. Every model follows one contract:
 
 Families (see `models/README.md` for parameters and GFLOPs of every model):
 
-* `ddrnet23_slim`, `ddrnet23`: DDRNet (`models/ddrnet.py`);
+* `ddrnet23_slim`, `ddrnet23`, `ddrnet_lite`: DDRNet (`models/ddrnet.py`);
 * `pidnet_s`, `pidnet_m`, `pidnet_l`: PIDNet (`models/pidnet.py`); with
   `aux_head=True` the list `[logits, aux_logits, boundary_logits]` (the P and D
   branches' training heads);
@@ -38,7 +38,7 @@ Example:
 import numbers
 
 from models import deeplab_v3_plus, ocrnet, semantic_fpn
-from models.ddrnet import DDRNet, ddrnet23, ddrnet23_slim
+from models.ddrnet import DDRNet, ddrnet23, ddrnet23_slim, ddrnet_lite
 from models.deeplab_v3_plus import DeepLabV3Plus
 from models.encoders import ENCODERS, build_encoder
 from models.layers import ResizeToMatch
@@ -49,6 +49,7 @@ from models.semantic_fpn import SemanticFPN
 MODELS = {
     "ddrnet23_slim": ddrnet23_slim,
     "ddrnet23": ddrnet23,
+    "ddrnet_lite": ddrnet_lite,
     "pidnet_s": pidnet_s,
     "pidnet_m": pidnet_m,
     "pidnet_l": pidnet_l,
@@ -79,6 +80,7 @@ __all__ = [
     "build_model",
     "ddrnet23",
     "ddrnet23_slim",
+    "ddrnet_lite",
     "pidnet_l",
     "pidnet_m",
     "pidnet_s",

@@ -42,6 +42,7 @@ from models.arguments import (
     check_bool,
     check_choice,
     check_input_shape,
+    check_options,
     check_positive_int,
 )
 from models.layers import ResizeToMatch
@@ -112,6 +113,9 @@ class DDRNet(keras.Model):
             `"same"` (Keras padding of the strided layers; the builders' default and
             that of checkpoints saved without this option), see
             `models/residual_blocks.py`.
+        stage_blocks: four ints >= 1, the basic blocks of layer1, layer2, layer3
+            (each branch) and layer4 (each branch): the official `layers`,
+            `(2, 2, 2, 2)` for DDRNet-23 and -23-slim.
         **kwargs: passed to `keras.Model` (e.g. `name`, `trainable`).
 
     Call arguments:
@@ -139,6 +143,7 @@ class DDRNet(keras.Model):
         mean=None,
         std=None,
         padding="symmetric",
+        stage_blocks=(2, 2, 2, 2),
         **kwargs,
     ):
         image_shape = check_input_shape(input_shape)
@@ -148,6 +153,7 @@ class DDRNet(keras.Model):
         check_positive_int("spp_planes", spp_planes)
         check_positive_int("head_planes", head_planes)
         check_bool("aux_head", aux_head)
+        stage_blocks = check_stage_blocks(stage_blocks)
         mean, std = input_statistics(image_shape[-1], mean, std)
         highres_planes = planes * 2
 
@@ -165,13 +171,13 @@ class DDRNet(keras.Model):
         x = relu("stem_relu2")(x)
 
         # Shared trunk: layer1 at 1/4, layer2 at 1/8.
-        x = basic_stage(x, planes, strides=1, name="layer1")
-        x = basic_stage(relu("layer1_relu")(x), planes * 2, 2, "layer2", padding=padding)
+        x = basic_stage(x, planes, 1, "layer1", stage_blocks[0])
+        x = basic_stage(relu("layer1_relu")(x), planes * 2, 2, "layer2", stage_blocks[1], padding)
         layer2_relu = relu("layer2_relu")(x)
 
         # Stage 3: low branch to 1/16, high branch stays at 1/8, then fusion.
-        low = basic_stage(layer2_relu, planes * 4, 2, "layer3", padding=padding)
-        high = basic_stage(layer2_relu, highres_planes, strides=1, name="layer3_high")
+        low = basic_stage(layer2_relu, planes * 4, 2, "layer3", stage_blocks[2], padding)
+        high = basic_stage(layer2_relu, highres_planes, 1, "layer3_high", stage_blocks[2])
         down = relu("down3_relu")(high)
         down = conv_bn(down, planes * 4, 3, 2, padding=padding, name="down3")
         compressed = conv_bn(relu("compression3_relu")(low), highres_planes, 1, name="compression3")
@@ -181,8 +187,11 @@ class DDRNet(keras.Model):
         aux_features = high
 
         # Stage 4: low branch to 1/32, high branch at 1/8, then fusion.
-        low_stage4 = basic_stage(relu("layer4_relu")(low), planes * 8, 2, "layer4", padding=padding)
-        high = basic_stage(relu("layer4_high_relu")(high), highres_planes, 1, "layer4_high")
+        low_stage4 = basic_stage(
+            relu("layer4_relu")(low), planes * 8, 2, "layer4", stage_blocks[3], padding
+        )
+        high = relu("layer4_high_relu")(high)
+        high = basic_stage(high, highres_planes, 1, "layer4_high", stage_blocks[3])
         down = conv_bn(relu("down4_relu")(high), planes * 4, 3, 2, padding=padding, name="down4_1")
         down = relu("down4_1_relu")(down)
         down = conv_bn(down, planes * 8, 3, 2, padding=padding, name="down4_2")
@@ -220,6 +229,7 @@ class DDRNet(keras.Model):
         self.mean = mean
         self.std = std
         self.padding = padding
+        self.stage_blocks = stage_blocks
 
     @classmethod
     def from_config(cls, config):
@@ -239,6 +249,7 @@ class DDRNet(keras.Model):
             "mean": list(self.mean),
             "std": list(self.std),
             "padding": self.padding,
+            "stage_blocks": list(self.stage_blocks),
         }
 
 
@@ -289,16 +300,62 @@ def ddrnet23(num_classes, input_shape=(None, None, 3), aux_head=False, **options
     )
 
 
+def ddrnet_lite(num_classes, input_shape=(None, None, 3), aux_head=False, **options):
+    """DDRNet-lite: DDRNet-23-slim narrowed to 24 base channels and made shallower.
+
+    Our design for CPUs, at the latency of Ultralytics YOLO26n-sem: the layout of
+    DDRNet-23-slim (dual-resolution branches, two bilateral fusions, DAPPM) with 24
+    instead of 32 base channels (48 on the high-resolution branch) and one basic block
+    instead of two in layer1, layer3 and layer4 (`stage_blocks=(1, 2, 1, 1)`): 2.6M
+    trainable parameters with 19 classes and about half the latency of DDRNet-23-slim
+    (see `models/README.md`). There are no pretrained weights for it: train from
+    random weights (`recipes/camvid_ddrnet_lite.json`).
+
+    Args:
+        num_classes: int >= 1, number of classes.
+        input_shape: `(height, width, channels)`, height/width `None` for any size.
+        aux_head: bool, add the auxiliary head and return `[logits, aux_logits]`.
+        **options: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
+            `"ddrnet_lite"`).
+
+    Returns:
+        `DDRNet` (a functional `keras.Model`) mapping float32 `(B, H, W, C)`
+        pixels in 0..255 to float32 logits `(B, H, W, num_classes)`.
+    """
+    return _build_ddrnet(
+        "ddrnet_lite",
+        num_classes,
+        input_shape,
+        aux_head,
+        options,
+        planes=24,
+        head_planes=64,
+        stage_blocks=(1, 2, 1, 1),
+    )
+
+
+def check_stage_blocks(stage_blocks):
+    """`stage_blocks` as a tuple of four positive ints, or `ValueError`."""
+    valid = isinstance(stage_blocks, (tuple, list)) and len(stage_blocks) == 4
+    valid = valid and all(
+        isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 1
+        for blocks in stage_blocks
+    )
+    if not valid:
+        raise ValueError(
+            "`stage_blocks` must be four positive ints (layer1..layer4). "
+            f"Received: stage_blocks={stage_blocks!r}"
+        )
+    return tuple(stage_blocks)
+
+
 BUILDER_OPTIONS = ("mean", "std", "padding", "name")
 
 
-def _build_ddrnet(variant, num_classes, input_shape, aux_head, options, planes, head_planes):
-    unknown = sorted(set(options) - set(BUILDER_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"Unknown option(s) {unknown} for model '{variant}'; valid options are "
-            f"{list(BUILDER_OPTIONS)}. Received: options={options}"
-        )
+def _build_ddrnet(
+    variant, num_classes, input_shape, aux_head, options, planes, head_planes, stage_blocks=None
+):
+    check_options(variant, options, BUILDER_OPTIONS)
     # Keras padding by default: the int8 exports and the measured recipes were made with
     # it; `padding="symmetric"` is the official arithmetic the authors' weights need.
     options = {"name": variant, "padding": "same", **options}
@@ -309,5 +366,6 @@ def _build_ddrnet(variant, num_classes, input_shape, aux_head, options, planes, 
         spp_planes=128,
         head_planes=head_planes,
         aux_head=aux_head,
+        stage_blocks=stage_blocks or (2, 2, 2, 2),
         **options,
     )

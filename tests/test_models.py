@@ -178,6 +178,38 @@ def test_ddrnet_parameter_count_does_not_depend_on_static_input_size():
     assert model.output_shape == (None, HEIGHT, WIDTH, NUM_CLASSES)
 
 
+def test_ddrnet_lite_is_slim_narrowed_to_24_channels_with_fewer_blocks():
+    model = cached_model("ddrnet_lite")
+    names = {layer.name for layer in model.layers}
+    blocks = {
+        stage: sorted(
+            name for name in names if name.startswith(f"{stage}_block") and name.endswith("_conv1")
+        )
+        for stage in ("layer1", "layer2", "layer3", "layer3_high", "layer4", "layer4_high")
+    }
+    assert {stage: len(convs) for stage, convs in blocks.items()} == {
+        "layer1": 1, "layer2": 2, "layer3": 1, "layer3_high": 1, "layer4": 1, "layer4_high": 1,
+    }  # fmt: skip
+    assert model.get_layer("stem_conv1").filters == 24
+    assert model.get_layer("layer3_high_block1_conv1").filters == 48  # the 1/8 branch
+    assert model.get_layer("layer4_block1_conv1").filters == 192  # 1/32
+    assert model.stage_blocks == (1, 2, 1, 1)
+    assert count_trainable_parameters(model) == 2_633_323
+    # The same class with the official widths and blocks is DDRNet-23-slim.
+    slim = DDRNet(NUM_CLASSES, planes=32, stage_blocks=(2, 2, 2, 2))
+    assert (
+        count_trainable_parameters(slim) == OFFICIAL_TRAINABLE_PARAMETERS[("ddrnet23_slim", False)]
+    )
+
+
+@pytest.mark.parametrize(
+    "stage_blocks", [(2, 2, 2), (1, 0, 1, 1), (1, 2, 1, True), "2222", (1.0, 2, 1, 1)]
+)
+def test_ddrnet_rejects_bad_stage_blocks(stage_blocks):
+    with pytest.raises(ValueError, match="stage_blocks"):
+        DDRNet(NUM_CLASSES, stage_blocks=stage_blocks)
+
+
 def test_ddrnet_aux_head_returns_logits_then_aux_logits():
     model = cached_model("ddrnet23_slim", aux_head=True)
 
