@@ -6,8 +6,9 @@
 #   `gpu` tests run in a process of their own through bench/gpu_check.sh (a default test
 #   runs its --smoke on the CPU).
 # `make lock`: re-pin requirements.lock after a requirements file changed.
-# `make bench-peers`: Ultralytics YOLO26n-sem against our models, one run (bench/peers.py);
-#   the peer lives in its own virtualenv under build/, never in the project's.
+# `make bench-peers`: Ultralytics YOLO26n-sem against our models, one run (bench/peers.py),
+#   written into bench/RESULTS.md; the peer lives in its own virtualenv under build/, never
+#   in the project's.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -28,8 +29,10 @@ $(PEERS_VENV)/.installed: bench/peers-requirements.txt
 	touch $@
 
 bench-peers: install $(PEERS_VENV)/.installed
+	mkdir -p $(BENCH)
 	uptime
-	$(BIN)/python bench/peers.py --peer_python $(PEERS_VENV)/bin/python
+	$(BIN)/python bench/peers.py --peer_python $(PEERS_VENV)/bin/python > $(BENCH)/peers.jsonl
+	$(BIN)/python bench/report.py peers --results $(BENCH)/peers.jsonl --output bench/RESULTS.md
 
 # The one install script, shared with docker/Dockerfile.cpu and docker/Dockerfile.gpu:
 # requirements-dev.txt (which includes requirements.txt) at the versions of requirements.lock.

@@ -44,7 +44,7 @@ def parse_args(argv=None):
     peer = parser.add_mutually_exclusive_group(required=True)
     peer.add_argument("--peer_python", help="python of the peers' virtualenv (exports the peer)")
     peer.add_argument("--peer_onnx", help="an already exported peer .onnx (NCHW, 0..1 input)")
-    parser.add_argument("--models", nargs="+", default=["ddrnet23_slim"])
+    parser.add_argument("--models", nargs="+", default=["ddrnet_lite", "ddrnet23_slim"])
     parser.add_argument(
         "--runtimes",
         nargs="+",

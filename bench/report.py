@@ -11,6 +11,11 @@ before the benchmarks start; `markdown` turns that and the results (one JSON
 object per line from bench/latency.py, bench/train_step.py,
 bench/input_pipeline.py and bench/precision_accuracy.py) into one table, a row
 per figure with its target beside it.
+
+    python bench/report.py peers --results build/bench/peers.jsonl --output bench/RESULTS.md
+
+`peers` (`make bench-peers`) writes the section of bench/peers.py's run, our models
+against Ultralytics YOLO26n-sem, into the same file; `markdown` keeps that section.
 """
 
 import argparse
@@ -53,6 +58,9 @@ def parse_args(argv=None):
     markdown.add_argument("--machine", required=True, help="written by `report.py machine`")
     markdown.add_argument("--results", required=True, help="JSON lines of the benchmarks")
     markdown.add_argument("--output", default="bench/RESULTS.md")
+    peers = commands.add_parser("peers", help="write the section of a bench/peers.py run")
+    peers.add_argument("--results", required=True, help="what bench/peers.py printed")
+    peers.add_argument("--output", default="bench/RESULTS.md")
     return parser.parse_args(argv)
 
 
@@ -287,16 +295,87 @@ def render_markdown(machine, results):
     return "\n".join(lines)
 
 
+# bench/peers.py's section of bench/RESULTS.md lies between these lines.
+PEERS_BEGIN = "<!-- make bench-peers (bench/report.py peers): begin -->"
+PEERS_END = "<!-- make bench-peers: end -->"
+
+
+def render_peers(results):
+    """The Markdown section of one bench/peers.py run: a row per contestant, its ratio."""
+    contestants = [result for result in results if "median_ms" in result]
+    summaries = [result for result in results if "best_over_peer" in result]
+    if not contestants or not summaries:
+        raise InputError("no bench/peers.py run in the results (contestants and a summary)")
+    summary = summaries[-1]
+    machine = summary["machine"]
+    load = machine["load_average"]
+    peer_name = contestants[0]["name"]
+    height, width = summary["image_size"]
+    lines = [
+        PEERS_BEGIN,
+        "## Against Ultralytics YOLO26n-sem",
+        "",
+        f"Written by `make bench-peers` (bench/peers.py), {machine['date']}: batch 1 at "
+        f"{height}x{width}, {summary['threads']} threads, random weights, every contestant "
+        "in turn in each round of one run, medians over all rounds.",
+        "",
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores "
+        f"({', '.join(machine.get('cpu_flags', [])) or 'no AVX'})",
+        f"- Load average before the run (1, 5, 15 min): {load[0]}, {load[1]}, {load[2]}",
+        "",
+        "| model and runtime | median | p95 | vs peer |",
+        "|---|---:|---:|---:|",
+    ]
+    peer_ms = summary["peer_ms"]
+    for result in contestants:
+        ratio = result["median_ms"] / peer_ms
+        lines.append(
+            f"| {result['name']} | {result['median_ms']:.1f} ms | {result['p95_ms']:.1f} ms "
+            f"| {ratio:.2f}x |"
+        )
+    lines += [
+        "",
+        f"Fastest of ours: **{summary['best']}**, {summary['best_ms']:.1f} ms = "
+        f"**{summary['best_over_peer']:.2f}x** {peer_name} ({peer_ms:.1f} ms).",
+        PEERS_END,
+    ]
+    return "\n".join(lines)
+
+
+def with_section(text, section):
+    """`text` with its bench-peers section replaced by `section` (appended if it has none)."""
+    begin, end = text.find(PEERS_BEGIN), text.find(PEERS_END)
+    if begin >= 0 and end > begin:
+        return text[:begin] + section + text[end + len(PEERS_END) :]
+    return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
+def kept_section(path):
+    """The bench-peers section of the file at `path`, or None."""
+    path = Path(path)
+    text = path.read_text() if path.is_file() else ""
+    begin, end = text.find(PEERS_BEGIN), text.find(PEERS_END)
+    return text[begin : end + len(PEERS_END)] if begin >= 0 and end > begin else None
+
+
 def main(args):
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.command == "machine":
         write_json(args.output, describe_machine())
         return
+    if args.command == "peers":
+        section = render_peers(read_results(args.results))
+        output = Path(args.output)
+        write_text(output, with_section(output.read_text() if output.is_file() else "", section))
+        print(section)
+        return
     machine_path = Path(args.machine)
     if not machine_path.is_file():
         raise InputError(f"{machine_path}: no such file; run `report.py machine` first")
     machine = json.loads(machine_path.read_text())
-    write_text(args.output, render_markdown(machine, read_results(args.results)))
+    text = render_markdown(machine, read_results(args.results))
+    section = kept_section(args.output)
+    write_text(args.output, with_section(text, section) if section else text)
     print(f"wrote {args.output}")
 
 

@@ -154,6 +154,54 @@ def test_report_writes_a_row_per_figure_with_its_target(tmp_path):
     assert machine["cpu"] in text
 
 
+def peers_run(lite_ms):
+    machine = {"date": "2026-12-01T23:00:00", "cpu": "AMD EPYC", "cpu_flags": ["avx2"],
+               "cores": 2, "load_average": [0.4, 0.9, 1.0]}  # fmt: skip
+    contestants = [
+        {"name": "yolo26n-sem onnx fp32", "median_ms": 40.0, "p95_ms": 44.0, "runs": 100},
+        {"name": "ddrnet_lite tflite fp32", "median_ms": lite_ms, "p95_ms": 36.0, "runs": 100},
+        {"name": "ddrnet23_slim tflite fp32", "median_ms": 70.0, "p95_ms": 75.0, "runs": 100},
+    ]
+    summary = {"machine": machine, "image_size": [480, 640], "threads": 2, "peer_ms": 40.0,
+               "best": "ddrnet_lite tflite fp32", "best_ms": lite_ms,
+               "best_over_peer": lite_ms / 40.0}  # fmt: skip
+    return "\n".join(json.dumps(line) for line in [*contestants, summary]) + "\n"
+
+
+def test_report_peers_section_is_replaced_by_the_next_run_and_kept_by_markdown(tmp_path):
+    output = tmp_path / "RESULTS.md"
+    output.write_text("# Benchmark results\n\nthe make bench table\n")
+    results = tmp_path / "peers.jsonl"
+    for lite_ms in (34.0, 32.0):
+        results.write_text(peers_run(lite_ms))
+        report.main(
+            report.parse_args(["peers", "--results", str(results), "--output", str(output)])
+        )
+    text = output.read_text()
+    assert text.startswith("# Benchmark results\n\nthe make bench table\n")
+    assert text.count("## Against Ultralytics YOLO26n-sem") == 1  # replaced, not appended
+    assert "| ddrnet_lite tflite fp32 | 32.0 ms | 36.0 ms | 0.80x |" in text
+    assert "| ddrnet23_slim tflite fp32 | 70.0 ms | 75.0 ms | 1.75x |" in text
+    assert "**ddrnet_lite tflite fp32**, 32.0 ms = **0.80x** yolo26n-sem onnx fp32" in text
+    assert "AMD EPYC, 2 cores (avx2)" in text and "(1, 5, 15 min): 0.4, 0.9, 1.0" in text
+
+    machine_path = tmp_path / "machine.json"
+    report.main(report.parse_args(["machine", "--output", str(machine_path)]))
+    bench_results = tmp_path / "results.jsonl"
+    bench_results.write_text("\n".join(json.dumps(result) for result in synthetic_results()))
+    report.main(
+        report.parse_args(
+            ["markdown", "--machine", str(machine_path), "--results", str(bench_results),
+             "--output", str(output)]
+        )
+    )  # fmt: skip
+    regenerated = output.read_text()
+    assert "the make bench table" not in regenerated and "Best fp32: **70.4 ms**" in regenerated
+    assert regenerated.count("| ddrnet_lite tflite fp32 | 32.0 ms | 36.0 ms | 0.80x |") == 1
+    with pytest.raises(InputError, match="no bench/peers.py run"):
+        report.render_peers(synthetic_results())
+
+
 def test_report_refuses_an_empty_results_file(tmp_path):
     results_path = tmp_path / "results.jsonl"
     results_path.write_text("no JSON here\n")
@@ -226,7 +274,13 @@ def test_peers_prints_each_contestant_and_the_ratio(tmp_path, capsys):
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     names = [line["name"] for line in lines[:-1]]
-    assert names == ["yolo26n-sem onnx fp32", "ddrnet23_slim onnx fp32", "ddrnet23_slim keras fp32"]
+    assert names == [
+        "yolo26n-sem onnx fp32",
+        "ddrnet_lite onnx fp32",
+        "ddrnet_lite keras fp32",
+        "ddrnet23_slim onnx fp32",
+        "ddrnet23_slim keras fp32",
+    ]
     assert all(line["runs"] == 6 and line["median_ms"] > 0 for line in lines[:-1])
     assert lines[-1] == summary and summary["best"] in names[1:]
     assert summary["best_ms"] == min(line["median_ms"] for line in lines[1:-1])

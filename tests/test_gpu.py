@@ -46,6 +46,9 @@ else:
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 DEVICE = "GPU" if GPUS else "CPU"
 SIZE = (64, 64)
+# The paths under test do not depend on the model: DDRNet-lite (DDRNet-23-slim's code, fewer
+# layers) builds and compiles faster; bench/gpu_latency.py times DDRNet-23-slim and PIDNet-S.
+MODEL = "ddrnet_lite"
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,7 @@ def test_mirrored_over_two_logical_devices_in_mixed_precision(data_dir, tmp_path
         work_dir=str(tmp_path / "run"),
         dataset="full_semantic/cvat",
         data_dir=str(data_dir),
+        model=MODEL,
         image_size=SIZE,
         batch_size=2,
         epochs=1,
@@ -88,7 +92,7 @@ def test_mirrored_over_two_logical_devices_in_mixed_precision(data_dir, tmp_path
 
 
 def test_xla_logits_match_plain_keras():
-    model = models.build_model("ddrnet23_slim", num_classes=5, input_shape=(*SIZE, 3))
+    model = models.build_model(MODEL, num_classes=5, input_shape=(*SIZE, 3))
     images = tf.random.uniform((1, *SIZE, 3), 0.0, 255.0, seed=1)
     precision = "fp16" if GPUS else "fp32"
     keras_logits = KerasRuntime(model, 3, precision)(images).numpy()
@@ -105,7 +109,8 @@ def test_two_workers_on_loopback(data_dir, tmp_path):
     if not GPUS:
         environment["CUDA_VISIBLE_DEVICES"] = ""
     command = [
-        sys.executable, "train.py", "--dataset", "full_semantic/cvat", "--data_dir", data_dir,
+        sys.executable, "train.py", "--model", MODEL, "--dataset", "full_semantic/cvat",
+        "--data_dir", data_dir,
         "--image_size", *map(str, SIZE), "--batch_size", "1", "--epochs", "1",
         "--steps_per_epoch", "1", "--vis_every", "0", "--work_dir", tmp_path / "workers",
     ]  # fmt: skip
