@@ -303,7 +303,7 @@ def ddrnet23(num_classes, input_shape=(None, None, 3), aux_head=False, **options
 def ddrnet_lite(num_classes, input_shape=(None, None, 3), aux_head=False, **options):
     """DDRNet-lite: DDRNet-23-slim narrowed to 24 base channels and made shallower.
 
-    Our design for CPUs, at the latency of Ultralytics YOLO26n-sem: the layout of
+    Our design for CPUs, faster than Ultralytics YOLO26n-sem there: the layout of
     DDRNet-23-slim (dual-resolution branches, two bilateral fusions, DAPPM) with 24
     instead of 32 base channels (48 on the high-resolution branch) and one basic block
     instead of two in layer1, layer3 and layer4 (`stage_blocks=(1, 2, 1, 1)`): 2.6M
