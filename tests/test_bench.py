@@ -115,6 +115,12 @@ def synthetic_results():
     ]  # fmt: skip
 
 
+def write_markdown(machine_path, results_path, output):
+    """`bench/report.py markdown` of `results_path` into `output`."""
+    arguments = ["markdown", "--machine", str(machine_path), "--results", str(results_path)]
+    report.main(report.parse_args([*arguments, "--output", str(output)]))
+
+
 def test_report_writes_a_row_per_figure_with_its_target(tmp_path):
     machine_path = tmp_path / "machine.json"
     report.main(report.parse_args(["machine", "--output", str(machine_path)]))
@@ -126,12 +132,7 @@ def test_report_writes_a_row_per_figure_with_its_target(tmp_path):
     lines = [json.dumps(result) for result in synthetic_results()]
     results_path.write_text("\n".join(["I0000 a log line", *lines]) + "\n")
     output = tmp_path / "RESULTS.md"
-    report.main(
-        report.parse_args(
-            ["markdown", "--machine", str(machine_path), "--results", str(results_path),
-             "--output", str(output)]
-        )
-    )  # fmt: skip
+    write_markdown(machine_path, results_path, output)
     text = output.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + len(synthetic_results())
@@ -189,12 +190,7 @@ def test_report_peers_section_is_replaced_by_the_next_run_and_kept_by_markdown(t
     report.main(report.parse_args(["machine", "--output", str(machine_path)]))
     bench_results = tmp_path / "results.jsonl"
     bench_results.write_text("\n".join(json.dumps(result) for result in synthetic_results()))
-    report.main(
-        report.parse_args(
-            ["markdown", "--machine", str(machine_path), "--results", str(bench_results),
-             "--output", str(output)]
-        )
-    )  # fmt: skip
+    write_markdown(machine_path, bench_results, output)
     regenerated = output.read_text()
     assert "the make bench table" not in regenerated and "Best fp32: **70.4 ms**" in regenerated
     assert regenerated.count("| ddrnet_lite tflite fp32 | 32.0 ms | 36.0 ms | 0.80x |") == 1
