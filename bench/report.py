@@ -342,11 +342,17 @@ def render_peers(results):
     return "\n".join(lines)
 
 
+def _section_span(text):
+    """`(begin, end)` of the bench-peers section in `text`, or None."""
+    begin, end = text.find(PEERS_BEGIN), text.find(PEERS_END)
+    return (begin, end + len(PEERS_END)) if begin >= 0 and end > begin else None
+
+
 def with_section(text, section):
     """`text` with its bench-peers section replaced by `section` (appended if it has none)."""
-    begin, end = text.find(PEERS_BEGIN), text.find(PEERS_END)
-    if begin >= 0 and end > begin:
-        return text[:begin] + section + text[end + len(PEERS_END) :]
+    span = _section_span(text)
+    if span:
+        return text[: span[0]] + section + text[span[1] :]
     return text.rstrip("\n") + "\n\n" + section + "\n"
 
 
@@ -354,8 +360,8 @@ def kept_section(path):
     """The bench-peers section of the file at `path`, or None."""
     path = Path(path)
     text = path.read_text() if path.is_file() else ""
-    begin, end = text.find(PEERS_BEGIN), text.find(PEERS_END)
-    return text[begin : end + len(PEERS_END)] if begin >= 0 and end > begin else None
+    span = _section_span(text)
+    return text[span[0] : span[1]] if span else None
 
 
 def main(args):
