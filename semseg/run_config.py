@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("poly", "cosine", "constant")
 # `auto` is `inverse` (inverse class frequency, `semseg.class_stats`).
-CLASS_WEIGHT_METHODS = ("auto", "inverse", "median")
+CLASS_WEIGHT_METHODS = ("auto", "inverse", "median", "sqrt_median")
 PRETRAINED_WEIGHTS = ("imagenet",)
 # `--weights FILE`: the authors' PyTorch checkpoints, keras.applications encoder files,
 # Keras checkpoints (see `semseg.pretrained`).
@@ -110,7 +110,8 @@ class RunConfig:
     )
     class_weights: str | None = _flag(
         help="class weights of ce/ohem: auto or inverse (inverse frequency on the train split), "
-        "median (median frequency balancing) or one comma-separated number per class"
+        "median (median frequency balancing), sqrt_median (its square root, milder) or one "
+        "comma-separated number per class"
     )
     # True when --binary is given or the loss is binary (bce, binary_focal, lovasz_hinge).
     binary: bool = _flag(
@@ -240,8 +241,8 @@ class RunConfig:
             (
                 _valid_class_weights(self.class_weights),
                 "class_weights",
-                "auto, inverse, median or a comma-separated list of non-negative numbers, one "
-                "per class",
+                "auto, inverse, median, sqrt_median or a comma-separated list of non-negative "
+                "numbers, one per class",
             ),
             (
                 self.weights is None

@@ -110,9 +110,9 @@ def binary_mode(config, labels):
 def resolve_class_weights(config, builder, labels):
     """The `--class_weights` of a run as one float per class, or `None`.
 
-    `auto` (or `inverse`) is inverse class frequency and `median` median frequency
-    balancing, both measured on the training split by `semseg.class_stats`; an explicit
-    list must have one non-negative number per class.
+    `auto` (or `inverse`) is inverse class frequency, `median` median frequency
+    balancing and `sqrt_median` its square root, all measured on the training split by
+    `semseg.class_stats`; an explicit list must have one non-negative number per class.
     """
     value = parse_class_weights(config.class_weights)
     if value is None:
@@ -127,7 +127,7 @@ def resolve_class_weights(config, builder, labels):
     from semseg import class_stats
 
     statistics = class_stats.class_statistics(builder, config.train_split)
-    method = "median" if value == "median" else "inverse"
+    method = "inverse" if value == "auto" else value
     weights = class_stats.class_weights(
         statistics.pixels, method, image_pixels=statistics.image_pixels
     )

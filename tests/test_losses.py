@@ -503,7 +503,7 @@ def three_class_data(tmp_path_factory):
     return base / "tfds"
 
 
-def test_auto_class_weights_are_inverse_frequencies_of_the_train_split(three_class_data):
+def test_auto_class_weights_are_inverse_frequencies_of_the_train_split(three_class_data, caplog):
     builder, labels = data.load_builder("full_semantic/three", three_class_data)
     config = RunConfig(work_dir="w", dataset="full_semantic/three", class_weights="auto")
 
@@ -517,6 +517,14 @@ def test_auto_class_weights_are_inverse_frequencies_of_the_train_split(three_cla
         dataclasses.replace(config, class_weights="median"), builder, labels
     )
     assert len(median) == 3 and all(weight > 0 for weight in median)
+    # Every class of this fixture has the same per-image frequency, so the median
+    # methods give equal weights; the log names the method that made them.
+    with caplog.at_level("INFO", logger="semseg.training"):
+        milder = resolve_class_weights(
+            dataclasses.replace(config, class_weights="sqrt_median"), builder, labels
+        )
+    np.testing.assert_allclose(milder, median)
+    assert "class weights (sqrt_median, split train)" in caplog.text
 
 
 def test_listed_class_weights_need_one_number_per_class(three_class_data):

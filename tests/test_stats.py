@@ -97,8 +97,22 @@ def test_median_frequency_weights_by_hand():
     )
 
 
+def test_sqrt_median_weights_by_hand():
+    counts = np.array([100, 300, 0, 600])
+
+    weights = stats.class_weights(
+        counts, "sqrt_median", image_pixels=np.array([1000, 500, 0, 1000])
+    )
+
+    # Raw median weights 6, 1, 0, 1; square roots sqrt(6), 1, 0, 1; scaled so that
+    # the pixel-weighted mean is 1: by 1000 / (100 sqrt(6) + 900).
+    scale = 1000 / (100 * np.sqrt(6) + 900)
+    np.testing.assert_allclose(weights, [np.sqrt(6) * scale, scale, 0.0, scale])
+    np.testing.assert_allclose(np.dot(counts, weights) / counts.sum(), 1.0)
+
+
 def test_weight_errors():
-    with pytest.raises(ValueError, match=r"method must be one of \('inverse', 'median'\)"):
+    with pytest.raises(ValueError, match=r"method must be one of \('inverse', 'median', 'sqrt"):
         stats.class_weights([1, 2], "log")
     with pytest.raises(ValueError, match="non-negative"):
         stats.class_weights([1, -2])
