@@ -37,7 +37,7 @@ from etils import epath
 from full_semantic import raster
 from full_semantic.class_table import ClassTable
 from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_text, walk_files
-from full_semantic.source import Source
+from full_semantic.source import ExampleReader, Source
 from semseg.errors import InputError
 from semseg.labels import IGNORE_INDEX
 
@@ -177,7 +177,7 @@ def open_source(manual_dir, scratch_dir, config):
     )
 
 
-class CityscapesDataset:
+class CityscapesDataset(ExampleReader):
     """A validated Cityscapes (or MiniCity) folder.
 
     Construction lists the files and pairs every image with its annotation;
@@ -212,8 +212,7 @@ class CityscapesDataset:
         self.palette = self._table.palette
         # Label id -> dataset class id, in one lookup.
         self._lookup = self._table.lookup[self._class_of_label_id]
-        self._frames = self._find_frames()
-        self.split_names = list(self._frames)
+        self.set_examples(self._find_frames())
 
     def _find_frames(self):
         images_root = self.root / IMAGES_DIR
@@ -295,14 +294,10 @@ class CityscapesDataset:
             )
         return frames
 
-    def num_examples(self, split):
-        """Number of examples `examples(split)` yields."""
-        return len(self._frames[split])
+    def read(self, frame):
+        """Decodes one frame (a `Frame` of `items(split)`).
 
-    def examples(self, split):
-        """Decodes the frames of one split.
-
-        Yields:
+        Returns:
             `(key, example)`: key is `<city>_<seq>_<frame>`; example holds `image`
             (the PNG bytes, or a uint8 `(H, W, 3)` array if it had to be
             converted), `mask` (PNG bytes of uint8 `(H, W)` class ids) and
@@ -312,8 +307,7 @@ class CityscapesDataset:
             InputError: for an unreadable, 16-bit or wrong-channel file, a label id
                 outside 0..33, a malformed polygon file, or sizes that differ.
         """
-        for frame in self._frames[split]:
-            yield frame.key, self._read_frame(frame)
+        return frame.key, self._read_frame(frame)
 
     def _read_frame(self, frame):
         image, image_size = raster.image_feature(frame.image.read_bytes(), 3, str(frame.image))

@@ -30,7 +30,7 @@ from etils import epath
 
 from full_semantic import archives, file_lists, raster
 from full_semantic.file_lists import read_text
-from full_semantic.source import Source
+from full_semantic.source import ExampleReader, Source
 from semseg.errors import InputError
 from semseg.files import IMAGE_EXTENSIONS
 from semseg.labels import IGNORE_INDEX
@@ -268,7 +268,7 @@ def open_source(manual_dir, scratch_dir, config):
     )
 
 
-class CvatExport:
+class CvatExport(ExampleReader):
     """A validated CVAT "Segmentation mask 1.1" export.
 
     Construction reads only the small files (labelmap, lists, folder listings)
@@ -331,8 +331,7 @@ class CvatExport:
                 f"{self._where(LABELMAP_FILE)}: blank_missing_masks needs a class coloured "
                 f"{BLANK_COLOR} (CVAT's background) for the blank masks; the labelmap has none."
             )
-        self._examples = self._resolve_splits(read_split_lists(self.export_dir, self._where))
-        self.split_names = list(self._examples)
+        self.set_examples(self._resolve_splits(read_split_lists(self.export_dir, self._where)))
 
     def _where(self, relative):
         """Names a file of the export in messages: its path, or its place in the zip."""
@@ -405,17 +404,11 @@ class CvatExport:
             resolved[split] = examples
         return resolved
 
-    def num_examples(self, split):
-        """Number of examples `examples(split)` yields (listed names with an image)."""
-        return len(self._examples[split])
+    def read(self, files):
+        """Decodes one example; `files` is an `ExampleFiles` of `items(split)` (the
+        listed names that have an image).
 
-    def examples(self, split):
-        """Decodes the examples of one split.
-
-        Args:
-            split: str, one of `split_names`.
-
-        Yields:
+        Returns:
             `(key, example)`: key is the listed name; example is a dict with
             `image` (encoded JPEG/PNG bytes as stored when already RGB, else a
             uint8 `(H, W, 3)` array), `mask` (PNG bytes of uint8 `(H, W)` class
@@ -425,8 +418,7 @@ class CvatExport:
             InputError: if an image or mask cannot be decoded, their sizes
                 differ, or a mask holds a colour missing from the labelmap.
         """
-        for files in self._examples[split]:
-            yield files.name, self._read_example(files)
+        return files.name, self._read_example(files)
 
     def _read_example(self, files):
         image_where = self._where(self._relative(files.image))

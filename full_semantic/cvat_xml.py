@@ -44,7 +44,7 @@ from etils import epath
 
 from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
-from full_semantic.source import Source
+from full_semantic.source import ExampleReader, Source
 from semseg.errors import InputError
 from semseg.labels import default_palette
 
@@ -146,7 +146,7 @@ def _mask_values(element, where, image_size):
     return (left, top, width, height, tuple(runs))
 
 
-class CvatXmlExport:
+class CvatXmlExport(ExampleReader):
     """A parsed and validated "CVAT for images 1.1" export (module doc).
 
     Args:
@@ -179,8 +179,7 @@ class CvatXmlExport:
                 self._where,
                 ", ".join(f"{count} {kind}(s)" for kind, count in sorted(skipped.items())),
             )
-        self._examples = self._splits(images)
-        self.split_names = list(self._examples)
+        self.set_examples(self._splits(images))
 
     def _parse(self):
         """`(labels [(name, colour)], images [ImageEntry], skipped {kind: count})`."""
@@ -287,9 +286,6 @@ class CvatXmlExport:
             splits[subset].append((entry, path))
         return dict(sorted(splits.items()))
 
-    def num_examples(self, split):
-        return len(self._examples[split])
-
     def rasterize(self, entry):
         """The raw class ids (positions in `background + labels`) of an image, uint8 `(H, W)`."""
         width, height = entry.size
@@ -313,30 +309,30 @@ class CvatXmlExport:
                 raw[region == 1] = value
         return raw
 
-    def examples(self, split):
-        """Decodes the examples of one split.
+    def read(self, item):
+        """Decodes one example; `item` is `(ImageEntry, image path)` of `items(split)`.
 
-        Yields:
+        Returns:
             `(key, example)`: key is the image name; example holds `image`, `mask` (PNG
             bytes of uint8 class ids) and `file_name` (the name without extension).
         """
-        for entry, path in self._examples[split]:
-            image_where = self._describe(path)
-            image, image_size = raster.image_feature(path.read_bytes(), 3, image_where)
-            if tuple(image_size) != tuple(entry.size):
-                raise InputError(
-                    f"{image_where} is {raster.size_text(image_size)} but {self._where} says "
-                    f"image {entry.name!r} is {raster.size_text(entry.size)} (width x height)."
-                )
-            class_ids = self._table.map(self.rasterize(entry), f"{self._where}: {entry.name}")
-            yield (
-                entry.name,
-                {
-                    "image": image,
-                    "mask": raster.encode_png(class_ids),
-                    "file_name": entry.name.rsplit(".", 1)[0],
-                },
+        entry, path = item
+        image_where = self._describe(path)
+        image, image_size = raster.image_feature(path.read_bytes(), 3, image_where)
+        if tuple(image_size) != tuple(entry.size):
+            raise InputError(
+                f"{image_where} is {raster.size_text(image_size)} but {self._where} says "
+                f"image {entry.name!r} is {raster.size_text(entry.size)} (width x height)."
             )
+        class_ids = self._table.map(self.rasterize(entry), f"{self._where}: {entry.name}")
+        return (
+            entry.name,
+            {
+                "image": image,
+                "mask": raster.encode_png(class_ids),
+                "file_name": entry.name.rsplit(".", 1)[0],
+            },
+        )
 
 
 # What --manual_dir must be, for messages, and the TFDS homepage.

@@ -182,10 +182,10 @@ class FolderDataset(SourceDataset):
                     )
         return resolved
 
-    def examples(self, split):
-        """Decodes the examples of one split.
+    def read(self, item):
+        """Decodes one example; `item` is `(NAME, image path)` of `items(split)`.
 
-        Yields:
+        Returns:
             `(key, example)`: key is NAME; example holds `image` (the encoded
             bytes, or a uint8 `(H, W, channels)` array), `mask` (PNG bytes of
             uint8 `(H, W)` class ids) and `file_name` (NAME).
@@ -194,16 +194,15 @@ class FolderDataset(SourceDataset):
             InputError: for an unreadable, 16-bit or wrong-channel file, a label
                 value that is no class nor `ignore_index`, or sizes that differ.
         """
-        for name, image_path in self._examples[split]:
-            label_path = self._labels[name]
-            image_where = self._describe(image_path)
-            label_where = self._describe(label_path)
-            image, image_size = raster.image_feature(
-                image_path.read_bytes(), self.channels, image_where
-            )
-            raw_ids, label_size = raster.read_index_image(label_path.read_bytes(), label_where)
-            raster.check_size(label_size, image_size, label_where, image_where)
-            yield self.example(name, image, raw_ids, label_where)
+        name, image_path = item
+        label_path = self._labels[name]
+        image_where = self._describe(image_path)
+        label_where = self._describe(label_path)
+        image_bytes = image_path.read_bytes()
+        image, image_size = raster.image_feature(image_bytes, self.channels, image_where)
+        raw_ids, label_size = raster.read_index_image(label_path.read_bytes(), label_where)
+        raster.check_size(label_size, image_size, label_where, image_where)
+        return self.example(name, image, raw_ids, label_where)
 
 
 # What --manual_dir must be, for messages, and the TFDS homepage.

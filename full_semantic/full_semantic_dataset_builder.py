@@ -19,6 +19,13 @@ Run from the project root:
         --config '{"name": "camvid", "source": "cvat", "void_labels": ["background"]}' \
         --manual_dir ../shared/data/camvid_cvat --data_dir ~/tensorflow_datasets
 
+On Apache Beam (here 2 local processes; Dataflow, Flink or Spark take their own
+options, README "At scale"), each worker decoding its share of the files:
+
+    tfds build full_semantic --config cvat --manual_dir path/to/cvat_export \
+        --beam_pipeline_options \
+        "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
+
 Then read the classes back from the dataset:
 
     builder = tfds.builder_from_directory("~/tensorflow_datasets/full_semantic/camvid/1.0.0")
@@ -338,6 +345,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         download_dir = epath.Path(kwargs.get("download_dir") or self.data_dir_root / "downloads")
         download_config = kwargs.get("download_config")
         manual_dir = getattr(download_config, "manual_dir", None) or download_dir / "manual"
+        # `tfds build --beam_pipeline_options ...` (or a `DownloadConfig` with
+        # `beam_options`/`beam_runner`): the examples are read on Beam's workers.
+        self._on_beam = bool(
+            getattr(download_config, "beam_options", None)
+            or getattr(download_config, "beam_runner", None)
+        )
         config_dir = epath.Path(self.data_path).parent  # <data_dir>/full_semantic/<config>
         existed = {
             path for path in (download_dir, download_dir / "extracted", config_dir) if path.exists()
@@ -386,6 +399,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 self._scratch_dir = epath.Path(scratch_dir)
                 self._manual_path = epath.Path(manual_dir)
                 super().download_and_prepare(**kwargs)
+        except Exception as error:
+            input_error = _worker_input_error(error) if self._on_beam else None
+            if input_error is None:
+                raise
+            raise input_error from None
         finally:
             self._scratch_dir = None
 
@@ -437,10 +455,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(source, split) for split in source.split_names}
 
     def _generate_examples(self, source, split):
-        features = set(self.info.features)
-        for key, example in source.examples(split):
-            # `auto` keeps the common features (UTokyo's `daytime` needs its own config).
-            yield key, {name: value for name, value in example.items() if name in features}
+        features = frozenset(self.info.features)
+        if getattr(self, "_on_beam", False):
+            beam = tfds.core.lazy_imports.apache_beam
+            # Each worker gets the source once and decodes the items Beam hands it.
+            return beam.Create(source.items(split)) | "read" >> beam.Map(
+                _read_example, source=source, features=features
+            )
+        return (_read_example(item, source, features) for item in source.items(split))
 
 
 class BuildSummaryInfo(tfds.core.DatasetInfo):
@@ -472,6 +494,34 @@ class BuildSummaryInfo(tfds.core.DatasetInfo):
             f"  in {self.data_dir}\n"
             f"  next: python train.py --dataset {name}{data_dir_flag}"
         )
+
+
+def _read_example(item, source, features):
+    """`source.read(item)` with only the features of this config: `auto` keeps the
+    common ones (UTokyo's `daytime` needs its own config)."""
+    key, example = source.read(item)
+    return key, {name: value for name, value in example.items() if name in features}
+
+
+# How an InputError raised on a Beam worker reads in the error the pipeline raises:
+# in one process, the InputError itself with ` [while running 'STEP']` appended; with
+# several, a RuntimeError holding the worker's traceback as text.
+_BEAM_INPUT_ERROR = re.compile(r"(?:^|[\s.])InputError: (?P<message>[^\n]*)$", re.MULTILINE)
+_BEAM_STEP = re.compile(r"( \[while running '[^']*'\])+$")
+
+
+def _worker_input_error(error):
+    """The `InputError` a Beam worker raised, as its own one-line message, from the
+    error of the pipeline; None when there is none in it."""
+    found = _find_input_error(error)
+    if found is not None:
+        message = str(found)
+    else:
+        matches = list(_BEAM_INPUT_ERROR.finditer(str(error)))
+        if not matches:
+            return None
+        message = matches[-1].group("message")
+    return InputError(_BEAM_STEP.sub("", message.strip()))
 
 
 def _manual_path(dl_manager, given, source):

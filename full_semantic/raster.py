@@ -50,6 +50,9 @@ def decode(data, where):
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
+    except Image.UnidentifiedImageError as error:
+        # PIL's own message names only the in-memory buffer (and its address).
+        raise InputError(f"{where}: cannot decode image (not a format PIL reads).") from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise InputError(
             f"{where}: cannot decode image ({type(error).__name__}: {error})."

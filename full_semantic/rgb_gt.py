@@ -190,10 +190,10 @@ class RgbGtDataset(SourceDataset):
         )
         return splits
 
-    def examples(self, split):
-        """Decodes the examples of one split.
+    def read(self, item):
+        """Decodes one example; `item` is `(NAME, image path)` of `items(split)`.
 
-        Yields:
+        Returns:
             `(key, example)`: key is NAME; example holds `image` (encoded bytes or a
             uint8 `(H, W, 3)` array), `mask` (PNG bytes of uint8 `(H, W)` class ids)
             and `file_name` (NAME).
@@ -202,14 +202,14 @@ class RgbGtDataset(SourceDataset):
             InputError: for an unreadable or 16-bit file, an unknown mask value or
                 colour, or image and mask sizes that differ.
         """
-        for name, image_path in self._examples[split]:
-            mask_path = self._masks[name]
-            image_where = self._describe(image_path)
-            mask_where = self._describe(mask_path)
-            image, image_size = raster.image_feature(image_path.read_bytes(), 3, image_where)
-            raw_ids, mask_size = self._read_mask(mask_path.read_bytes(), mask_where)
-            raster.check_size(mask_size, image_size, mask_where, image_where)
-            yield self.example(name, image, raw_ids, mask_where)
+        name, image_path = item
+        mask_path = self._masks[name]
+        image_where = self._describe(image_path)
+        mask_where = self._describe(mask_path)
+        image, image_size = raster.image_feature(image_path.read_bytes(), 3, image_where)
+        raw_ids, mask_size = self._read_mask(mask_path.read_bytes(), mask_where)
+        raster.check_size(mask_size, image_size, mask_where, image_where)
+        return self.example(name, image, raw_ids, mask_where)
 
     def _read_mask(self, data, where):
         mask = raster.decode(data, where)

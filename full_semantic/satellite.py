@@ -182,10 +182,10 @@ class SatelliteDataset(SourceDataset):
         listed = self.listed_splits(SPLITS_DIR, images, IMAGES_DIR)
         self.set_examples(listed if listed is not None else {"train": list(images.items())})
 
-    def examples(self, split):
-        """Decodes the examples of one split.
+    def read(self, item):
+        """Decodes one example; `item` is `(key, image path)` of `items(split)`.
 
-        Yields:
+        Returns:
             `(key, example)`: key is the image name without extension; example
             holds `image` (the JPEG/PNG bytes, or a uint8 `(H, W, 3)` array),
             `mask` (PNG bytes of uint8 `(H, W)` class ids) and `file_name`.
@@ -193,21 +193,19 @@ class SatelliteDataset(SourceDataset):
         Raises:
             InputError: for a corrupt or 16-bit image or a malformed label file.
         """
-        for key, image_path in self._examples[split]:
-            image, size = raster.image_feature(
-                image_path.read_bytes(), 3, self._describe(image_path)
-            )
-            polygons = []
-            layers = {}
-            for folder, _, _ in LAYERS:
-                label_path = self._label_files[folder].get(key)
-                if label_path is not None:
-                    layers[folder] = read_label_file(label_path, image_path.name, self._describe)
-            for _, name, class_id in LAYERS:
-                for folder_polygons in layers.values():
-                    polygons.extend((points, class_id) for points in folder_polygons[name])
-            raw_ids = raster.draw_polygons(size, polygons, background=0)
-            yield self.example(key, image, raw_ids, self._describe(image_path))
+        key, image_path = item
+        image, size = raster.image_feature(image_path.read_bytes(), 3, self._describe(image_path))
+        polygons = []
+        layers = {}
+        for folder, _, _ in LAYERS:
+            label_path = self._label_files[folder].get(key)
+            if label_path is not None:
+                layers[folder] = read_label_file(label_path, image_path.name, self._describe)
+        for _, name, class_id in LAYERS:
+            for folder_polygons in layers.values():
+                polygons.extend((points, class_id) for points in folder_polygons[name])
+        raw_ids = raster.draw_polygons(size, polygons, background=0)
+        return self.example(key, image, raw_ids, self._describe(image_path))
 
 
 # What --manual_dir must be, for messages, and the TFDS homepage.

@@ -10,9 +10,12 @@ must be and a homepage. The builder lists the declarations and reads nothing els
     SOURCE = Source("folder", open_source, MANUAL_DIR, HOMEPAGE, channels=(1, 3, 4))
 
 A reader returns a dataset with `class_names`, `palette`, `split_names`,
-`num_examples(split)` and `examples(split)` yielding `(key, {"image", "mask",
-"file_name", ...})`. `SourceDataset` holds what the folder readers have in common:
-the folder and how to name its files, the class table, the examples of each split.
+`items(split)` (a list of what names one example's files, picklable) and `read(item)`
+returning `(key, {"image", "mask", "file_name", ...})`; `ExampleReader` adds
+`examples(split)` and `num_examples(split)` on top. The plain build reads the items in
+order; the Beam build (`--beam_pipeline_options`) sends them to its workers, which call
+`read` in parallel. `SourceDataset` holds what the folder readers have in common: the
+folder and how to name its files, the class table, the examples of each split.
 """
 
 import dataclasses
@@ -58,7 +61,30 @@ class Source:
     text_features: tuple = ()
 
 
-class SourceDataset:
+class ExampleReader:
+    """`examples(split)` and `num_examples(split)` of a dataset from its `items(split)`
+    and `read(item)`; `items` defaults to the lists of `set_examples`."""
+
+    def set_examples(self, examples):
+        """`examples`: dict split -> list of items (what `read` decodes), one per example."""
+        self._examples = examples
+        self.split_names = list(examples)
+
+    def items(self, split):
+        """The items of one split, in order: `read(item)` decodes one example."""
+        return self._examples[split]
+
+    def num_examples(self, split):
+        """Number of examples `examples(split)` yields."""
+        return len(self.items(split))
+
+    def examples(self, split):
+        """Decodes the examples of one split: `read` of each item, in order."""
+        for item in self.items(split):
+            yield self.read(item)
+
+
+class SourceDataset(ExampleReader):
     """A source folder's files, classes and examples by split.
 
     Args:
@@ -83,15 +109,6 @@ class SourceDataset:
         )
         self.class_names = self._table.class_names
         self.palette = self._table.palette
-
-    def set_examples(self, examples):
-        """`examples`: dict split -> list of what `examples(split)` decodes, one per example."""
-        self._examples = examples
-        self.split_names = list(examples)
-
-    def num_examples(self, split):
-        """Number of examples `examples(split)` yields."""
-        return len(self._examples[split])
 
     def index_images(self, folder, extensions=IMAGE_EXTENSIONS):
         """Every image under `root/folder` by key; none at all is an `InputError`."""

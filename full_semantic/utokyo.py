@@ -173,10 +173,10 @@ class UTokyoRelease(SourceDataset):
             resolved[split] = examples
         return resolved
 
-    def examples(self, split):
-        """Decodes the examples of one split.
+    def read(self, item):
+        """Decodes one example; `item` is `(name, image path, label path, daytime)`.
 
-        Yields:
+        Returns:
             `(key, example)`: key is the image name; example holds `image`
             (uint8 `(H, W, channels)`, or the PNG bytes when all 4 channels are
             kept), `mask` (PNG bytes of uint8 `(H, W)` class ids), `file_name`
@@ -186,19 +186,19 @@ class UTokyoRelease(SourceDataset):
             InputError: for a corrupt, 16-bit or not 4-channel image, a label that
                 is not 8-bit single-channel or holds ids above 8, or sizes that differ.
         """
-        for name, image_path, label_path, daytime in self._examples[split]:
-            image_where = self._describe(image_path)
-            label_where = self._describe(label_path)
-            image_bytes = image_path.read_bytes()
-            if self.channels == 4:
-                image, image_size = raster.image_feature(image_bytes, 4, image_where)
-            else:
-                rgbt = read_rgbt(image_bytes, image_where)
-                image = np.ascontiguousarray(select_channels(rgbt, self.channels))
-                image_size = (rgbt.shape[1], rgbt.shape[0])
-            raw_ids, label_size = raster.read_index_image(label_path.read_bytes(), label_where)
-            raster.check_size(label_size, image_size, label_where, image_where)
-            yield self.example(name, image, raw_ids, label_where, daytime=daytime)
+        name, image_path, label_path, daytime = item
+        image_where = self._describe(image_path)
+        label_where = self._describe(label_path)
+        image_bytes = image_path.read_bytes()
+        if self.channels == 4:
+            image, image_size = raster.image_feature(image_bytes, 4, image_where)
+        else:
+            rgbt = read_rgbt(image_bytes, image_where)
+            image = np.ascontiguousarray(select_channels(rgbt, self.channels))
+            image_size = (rgbt.shape[1], rgbt.shape[0])
+        raw_ids, label_size = raster.read_index_image(label_path.read_bytes(), label_where)
+        raster.check_size(label_size, image_size, label_where, image_where)
+        return self.example(name, image, raw_ids, label_where, daytime=daytime)
 
 
 def split_rgbt_folder(input_dir, output_dir, show_progress=True):

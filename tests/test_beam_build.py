@@ -1,0 +1,137 @@
+"""`full_semantic` on Apache Beam: the same dataset as the plain build, for every source.
+
+The Beam builds run on the DirectRunner with 2 worker processes, as
+`tfds build --beam_pipeline_options "runner=DirectRunner,direct_num_workers=2,
+direct_running_mode=multi_processing"` does.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from commands import run
+from cvat_fixtures import write_cvat_export
+from source_fixtures import examples_by_name, write_original
+from test_cvat_xml_source import scene_shapes, write_export
+
+from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from semseg.errors import InputError
+
+DUMMY_DATA = Path(__file__).resolve().parents[1] / "full_semantic" / "dummy_data"
+BEAM_OPTIONS = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
+BIN = Path(sys.executable).parent
+
+
+def beam_options():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return PipelineOptions(flags=[f"--{option}" for option in BEAM_OPTIONS.split(",")])
+
+
+def build(config, manual_dir, data_dir, on_beam):
+    builder = Builder(config=config, data_dir=data_dir)
+    options = {"beam_options": beam_options()} if on_beam else {}
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, **options)
+    )
+    return builder
+
+
+def write_cvat_xml(root):
+    shapes, _ = scene_shapes()
+    return write_export(
+        root, [("a.png", "Train", shapes), ("b.png", "Train", ""), ("c.png", "Validation", "")]
+    )
+
+
+# config, and the manual dir: a folder of full_semantic/dummy_data or a writer.
+SOURCES = {
+    "cvat": ("cvat", DUMMY_DATA / "cvat"),
+    "cityscapes": ("cityscapes", DUMMY_DATA / "cityscapes"),
+    "utokyo_rgbt": ("utokyo_rgbt", DUMMY_DATA / "utokyo"),
+    "satellite": ("satellite", DUMMY_DATA / "satellite"),
+    "folder": ("folder", DUMMY_DATA / "folder"),
+    "rgb_gt": ("rgb_gt", lambda root: write_original(root, count=6)),
+    "cvat_xml": ("cvat_xml", write_cvat_xml),
+}
+
+
+def assert_same_builds(plain, beam):
+    assert plain.info.metadata["class_names"] == beam.info.metadata["class_names"]
+    assert plain.info.metadata["source_fingerprint"] == beam.info.metadata["source_fingerprint"]
+    assert sorted(plain.info.splits) == sorted(beam.info.splits)
+    for split in plain.info.splits:
+        expected, built = examples_by_name(plain, split), examples_by_name(beam, split)
+        assert sorted(built) == sorted(expected), split
+        for name, example in expected.items():
+            for feature in example:
+                np.testing.assert_array_equal(built[name][feature], example[feature])
+        # TFDS orders both builds by the hash of the key: the files match record by record.
+        plain_order = [example["file_name"] for example in tfds.as_numpy(plain.as_dataset(split))]
+        beam_order = [example["file_name"] for example in tfds.as_numpy(beam.as_dataset(split))]
+        assert beam_order == plain_order
+
+
+def check_source(name, tmp_path):
+    config, manual_dir = SOURCES[name]
+    if callable(manual_dir):
+        manual_dir = manual_dir(tmp_path / "source")
+    plain = build(config, manual_dir, tmp_path / "plain", on_beam=False)
+    beam = build(config, manual_dir, tmp_path / "beam", on_beam=True)
+    assert_same_builds(plain, beam)
+
+
+def test_the_beam_build_of_a_cvat_export_equals_the_plain_build(tmp_path):
+    check_source("cvat", tmp_path)
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", [name for name in SOURCES if name != "cvat"])
+def test_the_beam_build_of_every_source_equals_the_plain_build(name, tmp_path):
+    check_source(name, tmp_path)
+
+
+def broken_export(root):
+    """A CVAT export whose image `b` is not an image, and that file."""
+    export = write_cvat_export(root, corrupt_images=["b"])
+    return export, next((export / "JPEGImages").glob("b.*"))
+
+
+@pytest.mark.large
+def test_a_worker_error_is_the_plain_build_s_one_line_error(tmp_path):
+    export, image = broken_export(tmp_path / "export")
+    with pytest.raises(InputError) as plain:
+        build(FullSemanticConfig(name="broken", source="cvat"), export, tmp_path / "p", False)
+
+    with pytest.raises(InputError) as beam:
+        build(FullSemanticConfig(name="broken", source="cvat"), export, tmp_path / "b", True)
+
+    assert str(beam.value) == str(plain.value)
+    assert image.name in str(beam.value) and "\n" not in str(beam.value)
+    assert not list((tmp_path / "b").rglob("*.tfrecord*")), "a failed build left records"
+
+
+@pytest.mark.large
+def test_tfds_build_on_beam_prints_the_one_line_error_and_builds_a_good_export(tmp_path):
+    export, image = broken_export(tmp_path / "broken")
+    command = (BIN / "tfds", "build", "full_semantic", "--config", "cvat")
+    failed = run(
+        *command, "--manual_dir", export, "--data_dir", tmp_path / "tfds",
+        "--beam_pipeline_options", BEAM_OPTIONS,
+    )  # fmt: skip
+    assert failed.returncode != 0
+    assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    last_line = failed.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and image.name in last_line, last_line
+
+    good = write_cvat_export(tmp_path / "good")
+    built = run(
+        *command, "--manual_dir", good, "--data_dir", tmp_path / "tfds2",
+        "--beam_pipeline_options", BEAM_OPTIONS, check=True,
+    )  # fmt: skip
+    assert "built full_semantic/cvat" in built.stdout + built.stderr
+    plain = build("cvat", good, tmp_path / "plain", on_beam=False)
+    beam = tfds.builder_from_directory(tmp_path / "tfds2" / "full_semantic" / "cvat" / "1.0.0")
+    assert_same_builds(plain, beam)
