@@ -45,6 +45,21 @@ def load_builder(dataset, data_dir=None):
     return builder, LabelSpec(metadata["class_names"], metadata.get("palette"))
 
 
+def build_record(builder):
+    """Which build of a dataset this is, as a run's `config.json` records it.
+
+    Returns:
+        dict: `name` (TFDS full name, e.g. `"full_semantic/camvid/1.0.0"`), `version_dir`
+        (the folder of the build) and `source_fingerprint` (of the files it was built
+        from, `full_semantic.fingerprint`; `None` for a build that predates it).
+    """
+    return {
+        "name": builder.info.full_name,
+        "version_dir": str(builder.data_dir),
+        "source_fingerprint": (builder.info.metadata or {}).get("source_fingerprint"),
+    }
+
+
 def num_channels(builder):
     """Number of image channels of a dataset."""
     return int(builder.info.features["image"].shape[-1])

@@ -21,6 +21,7 @@ and a folder of images and masks is read by `full_semantic.mask_folder`.
 import dataclasses
 import heapq
 import itertools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,8 @@ from full_semantic import mask_folder
 from semseg import cost, data, eval_report
 from semseg.errors import InputError
 from semseg.metrics import ConfusionMatrix, segmentation_metrics
+
+logger = logging.getLogger(__name__)
 
 
 def tfds_examples(builder, split, max_examples=None, group_by=None):
@@ -218,6 +221,32 @@ def _push(heap, entry, limit):
         heapq.heapreplace(heap, entry)
 
 
+def warn_if_rebuilt(trained_on, build):
+    """Warns when a run's dataset was rebuilt from other files since the run trained.
+
+    Args:
+        trained_on: the run's `dataset_build` (`None` for a run that predates it).
+        build: `semseg.data.build_record` of the build about to be evaluated.
+
+    Returns:
+        bool, whether it warned. Scores on a rebuilt dataset are not comparable with
+        the run's own validation figures, but they are still scores, so this is no error.
+    """
+    before = (trained_on or {}).get("source_fingerprint")
+    now = build.get("source_fingerprint")
+    if not before or not now or before == now:
+        return False
+    logger.warning(
+        "%s was rebuilt from other files since this run trained on it: source fingerprint %s "
+        "now, %s at training (%s); its scores are not comparable with the run's",
+        build["version_dir"],
+        now,
+        before,
+        trained_on.get("version_dir"),
+    )
+    return True
+
+
 def run_evaluation(
     work_dir,
     split="val",
@@ -269,6 +298,9 @@ def run_evaluation(
                 f"{builder.data_dir}: its classes {labels.class_names} differ from the run's "
                 f"{run.labels.class_names}"
             )
+        build = data.build_record(builder)
+        if dataset == run.config.dataset:
+            warn_if_rebuilt(run.dataset_build, build)
         examples, total = tfds_examples(builder, split, max_examples, group_by)
         name = split
     output_dir = Path(output_dir) if output_dir else run.config.work_path / "eval" / name
@@ -291,6 +323,8 @@ def run_evaluation(
     )
     metrics = result.metrics
     metrics.update(split=name, checkpoint=str(run.checkpoint_path(checkpoint)), tta=tta)
+    if images is None:
+        metrics["dataset_build"] = build
     if group_by:
         metrics["group_by"] = group_by
     if latency_runs:

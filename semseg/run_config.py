@@ -521,11 +521,14 @@ class Run:
         config: the `RunConfig` it was trained with.
         labels: class names and palette of its dataset.
         num_channels: image channels the model takes.
+        dataset_build: the build it trained on (`semseg.data.build_record`), or `None`
+            for a run that predates the record.
     """
 
     config: RunConfig
     labels: LabelSpec
     num_channels: int = 3
+    dataset_build: dict | None = None
 
     def checkpoint_path(self, which="best"):
         """Path of the `best` or `last` checkpoint, or `which` itself if it is a path (a
@@ -552,6 +555,8 @@ def save_run(run, details=None, work_path=None):
     values = dataclasses.asdict(run.config)
     values.update(run.labels.to_dict())
     values["num_channels"] = run.num_channels
+    if run.dataset_build:
+        values["dataset_build"] = run.dataset_build
     if details:
         values["training"] = details
     write_json(Path(work_path or run.config.work_path) / "config.json", values)
@@ -579,6 +584,7 @@ def load_run(work_dir):
             config=config,
             labels=LabelSpec.from_dict(values),
             num_channels=int(values.get("num_channels", 3)),
+            dataset_build=values.get("dataset_build"),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{path}: not a valid run config ({error})") from error

@@ -436,7 +436,13 @@ def _train(config, distribution, run_path):
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    save_run(Run(config=config, labels=labels, num_channels=channels), details, run_path)
+    run = Run(
+        config=config,
+        labels=labels,
+        num_channels=channels,
+        dataset_build=data.build_record(builder),
+    )
+    save_run(run, details, run_path)
     if transfer is not None:
         write_json(run_path / "init_from.json", transfer.to_dict())
     if weights_transfer is not None:

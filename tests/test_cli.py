@@ -2,6 +2,7 @@
 tfds build -> train.py (1 epoch of 2 steps) -> eval.py -> predict.py."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from commands import evaluate, python, run, train_tiny
 
+from full_semantic.fingerprint import source_fingerprint
 from semseg.demo_data import LABELMAP, write_demo_export
 
 BIN = Path(sys.executable).parent
@@ -55,6 +57,11 @@ def test_train_writes_the_work_dir(trained):
         assert (work_dir / "checkpoints" / name).is_file()
     assert len((work_dir / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
     assert list((work_dir / "logs").rglob("events.out.tfevents.*"))
+    build = config["dataset_build"]
+    base, export, _ = trained
+    assert build["name"] == "full_semantic/cvat/1.0.0"
+    assert Path(build["version_dir"]) == base / "tfds" / "full_semantic" / "cvat" / "1.0.0"
+    assert build["source_fingerprint"] == source_fingerprint(export)
 
 
 def test_eval_writes_metrics_json_reports_and_panels(trained):
@@ -83,6 +90,45 @@ def test_eval_writes_metrics_json_reports_and_panels(trained):
     assert (output / "report.md").read_text().startswith("# Evaluation")
     for name in ("confusion_matrix.csv", "confusion_matrix.png", "per_class_iou.png"):
         assert (output / name).is_file()
+
+
+def copy_of_run(work_dir, destination, **changes):
+    """A copy of the run's config.json and best checkpoint, with `changes` to config.json."""
+    (destination / "checkpoints").mkdir(parents=True)
+    shutil.copy(work_dir / "checkpoints" / "best.keras", destination / "checkpoints")
+    config = json.loads((work_dir / "config.json").read_text())
+    for key, value in changes.items():
+        config[key] = value(config[key])
+    (destination / "config.json").write_text(json.dumps(config))
+    return destination
+
+
+def test_eval_on_a_rebuilt_dataset_warns_and_on_other_classes_stops(trained, tmp_path):
+    _, _, work_dir = trained
+    # The run trained on an export that has since changed: the build now holds
+    # another fingerprint than the one config.json recorded.
+    older = copy_of_run(
+        work_dir,
+        tmp_path / "older",
+        dataset_build=lambda build: dict(build, source_fingerprint="sha256:0123"),
+    )
+    rebuilt = evaluate(older, "--max_examples", "1", "--latency_runs", "0", check=True)
+    assert "rebuilt from other files since this run trained on it" in rebuilt.stderr
+    assert "sha256:0123 at training" in rebuilt.stderr
+    metrics = json.loads((older / "eval" / "val" / "metrics.json").read_text())
+    assert metrics["dataset_build"]["source_fingerprint"] in rebuilt.stderr
+    same = evaluate(
+        work_dir, "--max_examples", "1", "--latency_runs", "0",
+        "--output_dir", tmp_path / "same", check=True,
+    )  # fmt: skip
+    assert "rebuilt" not in same.stderr
+    renamed = copy_of_run(
+        work_dir, tmp_path / "renamed", class_names=lambda names: [*names[:-1], "lane"]
+    )
+    assert_one_line_error(
+        evaluate(renamed, "--max_examples", "1"), "its classes", "differ from the run's"
+    )
+    assert not (renamed / "eval").exists()
 
 
 def test_predict_writes_masks_in_dataset_colours_and_overlays(trained):

@@ -14,6 +14,7 @@ from semseg.evaluation import (
     evaluate,
     folder_examples,
     image_score,
+    warn_if_rebuilt,
 )
 from semseg.inference import Predictor
 from semseg.labels import IGNORE_INDEX, LabelSpec
@@ -193,3 +194,21 @@ def test_report_files(tmp_path):
     panels = sorted(path.name for path in (tmp_path / "vis").glob("*.png"))
     assert panels == ["best_01_f0.png", "best_02_f1.png", "worst_01_f5.png", "worst_02_f4.png"]
     assert isinstance(result, EvaluationResult)
+
+
+def test_a_rebuilt_dataset_is_a_warning_naming_both_fingerprints(caplog):
+    trained_on = {"name": "d/1.0.0", "version_dir": "/old/d", "source_fingerprint": "sha256:aa"}
+    same = dict(trained_on, version_dir="/moved/d")
+    rebuilt = dict(trained_on, source_fingerprint="sha256:bb")
+
+    with caplog.at_level("WARNING", logger="semseg.evaluation"):
+        assert not warn_if_rebuilt(trained_on, same)
+        assert not warn_if_rebuilt(None, rebuilt)  # a run from before the record
+        assert not warn_if_rebuilt(trained_on, dict(rebuilt, source_fingerprint=None))
+        assert caplog.records == []
+        assert warn_if_rebuilt(trained_on, rebuilt)
+
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    for fragment in ("sha256:bb now", "sha256:aa at training", "/old/d"):
+        assert fragment in record.getMessage()

@@ -42,7 +42,11 @@ def test_config_json_round_trip(tmp_path):
     assert run.config == config
     assert run.labels == labels
     assert run.num_channels == 4
+    assert run.dataset_build is None and "dataset_build" not in values
     assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+    build = {"name": "full_semantic/camvid/1.0.0", "version_dir": "/d", "source_fingerprint": "x"}
+    save_run(Run(config, labels, dataset_build=build))
+    assert load_run(tmp_path).dataset_build == build
 
 
 @pytest.mark.parametrize(
