@@ -16,7 +16,11 @@ from cvat_fixtures import write_cvat_export
 from source_fixtures import examples_by_name, write_original
 from test_cvat_xml_source import scene_shapes, write_export
 
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import (
+    Builder,
+    FullSemanticConfig,
+    _worker_input_error,
+)
 from semseg.errors import InputError
 
 DUMMY_DATA = Path(__file__).resolve().parents[1] / "full_semantic" / "dummy_data"
@@ -135,3 +139,18 @@ def test_tfds_build_on_beam_prints_the_one_line_error_and_builds_a_good_export(t
     plain = build("cvat", good, tmp_path / "plain", on_beam=False)
     beam = tfds.builder_from_directory(tmp_path / "tfds2" / "full_semantic" / "cvat" / "1.0.0")
     assert_same_builds(plain, beam)
+
+
+def test_a_worker_s_input_error_is_found_in_beam_s_error_text():
+    message = "/data/JPEGImages/b.jpg: cannot decode image (not a format PIL reads)."
+    # With several processes, Beam raises a RuntimeError holding the worker's traceback.
+    worker_trace = (
+        "Pipeline job failed: Error processing instruction bundle_74. Original traceback is\n"
+        'Traceback (most recent call last):\n  File "full_semantic/raster.py", line 54\n'
+        f"semseg.errors.InputError: {message} [while running 'train/read']\n\n"
+    )
+    assert str(_worker_input_error(RuntimeError(worker_trace))) == message
+    # In one process, the InputError itself, with the step appended.
+    in_process = InputError(f"{message} [while running 'train/read'] [while running 'x']")
+    assert str(_worker_input_error(in_process)) == message
+    assert _worker_input_error(RuntimeError("OOM in the runner")) is None

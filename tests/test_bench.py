@@ -347,3 +347,49 @@ def test_int8_profile_times_every_variant_and_counts_the_xnnpack_partitions():
         "onnx_int8_per_channel_over_fp32", "onnx_int8_per_tensor_over_fp32",
         "conv3x3_int8_over_fp32",
     }  # fmt: skip
+
+
+@pytest.mark.large
+def test_build_scale_builds_plainly_and_on_beam_then_trains(tmp_path, capsys):
+    from bench import build_scale
+
+    arguments = ["--num_images", "24", "--num_val", "4", "--train_steps", "6"]
+    arguments += ["--distinct_scenes", "5"]
+    arguments += ["--steps_per_epoch", "2", "--batch_size", "2", "--image_size", "64", "64"]
+    builds, training, summary = build_scale.main(
+        build_scale.parse_args([*arguments, "--work_dir", str(tmp_path)])
+    )
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["benchmark"] for line in lines] == [
+        "build_scale", "build_scale", "build_scale_train", "build_scale_summary",
+    ]  # fmt: skip
+    assert lines[:2] == [builds["plain"], builds["beam"]]
+    for mode, workers in (("plain", 1), ("beam", 2)):
+        result = builds[mode]
+        assert result["workers"] == workers and result["num_images"] == 24
+        assert result["images_per_s"] > 0 and result["peak_rss_mb"] > 100
+        built = json.loads(
+            (tmp_path / f"tfds_{mode}/full_semantic/cvat/1.0.0/dataset_info.json").read_text()
+        )
+        counts = {split["name"]: sum(map(int, split["shardLengths"])) for split in built["splits"]}
+        assert counts == {"train": 20, "val": 4}
+    # Three validations (every 2 of 6 steps): one memory sample each.
+    assert len(training["rss_mb"]) == 3 and training["images_per_s"] > 0
+    assert training["rss_min_mb"] <= min(training["rss_mb"]) <= training["rss_max_mb"]
+    assert summary["beam_over_plain"] == pytest.approx(
+        builds["beam"]["images_per_s"] / builds["plain"]["images_per_s"], abs=1e-3
+    )
+    # The export is written once and reused by the next run.
+    stamp = (tmp_path / "export.json").stat().st_mtime_ns
+    assert build_scale.write_export(tmp_path, 24, 4, 5) == tmp_path / "export"
+    assert (tmp_path / "export.json").stat().st_mtime_ns == stamp
+
+
+def test_build_scale_refuses_bad_sizes(tmp_path):
+    from bench import build_scale
+
+    with pytest.raises(InputError, match="--num_images must exceed --num_val"):
+        build_scale.main(build_scale.parse_args(["--num_images", "5", "--num_val", "5"]))
+    with pytest.raises(InputError, match="--train_steps must be at least twice"):
+        build_scale.main(build_scale.parse_args(["--train_steps", "10", "--steps_per_epoch", "8"]))
