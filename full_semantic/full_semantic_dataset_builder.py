@@ -1,6 +1,6 @@
 """TFDS builder turning semantic-segmentation datasets and labelling-tool exports into TFRecords.
 
-Kept whole (~570 lines): the TFDS builder, its configs and the one-line error hook `tfds
+Kept whole (~620 lines): the TFDS builder, its configs and the one-line error hook `tfds
 build` needs.
 
 With no `--config`, the source is detected from what `--manual_dir` (default: TFDS's
