@@ -206,12 +206,18 @@ def _write_onnx(model, path, image_size, num_channels, quantize, calibration_ima
     with tempfile.TemporaryDirectory() as scratch:
         float_path = Path(scratch) / "float.onnx"
         onnx.save(proto, str(float_path))
+        # 7-bit weights (reduce_range): without VNNI, ONNX Runtime's uint8 x int8
+        # convolutions sum pairs of products in int16 (VPMADDUBSW), which saturates with
+        # full-range per-channel weights. On the AVX2 machine that cost a CamVid
+        # DDRNet-lite 4.98 mIoU points (62.18 -> 57.20); with 7-bit weights, 0.36, and no
+        # time. A model exported anywhere may run on such a CPU, so always.
         quantize_static(
             str(float_path),
             str(path),
             Reader(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
+            reduce_range=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
