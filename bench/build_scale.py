@@ -14,7 +14,8 @@ Examples:
    direct_running_mode=multi_processing"`, each into its own data dir, and samples the
    resident memory of the command and all its processes together every 0.2 s.
 3. Trains `--train_steps` steps on the Beam build (`train.py --steps`, a validation on
-   the `val` split every `--steps_per_epoch` steps) and samples the training process's
+   the `val` split every `--steps_per_epoch` steps), with tcmalloc preloaded as the README
+   recommends (`--allocator malloc` for glibc's), and samples the training process's
    memory: at each validation, and its lowest and highest after the first one.
 
 Prints one JSON line per build: {"benchmark": "build_scale", "mode" ("plain" or
@@ -43,6 +44,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from semseg.errors import InputError, run_command  # noqa: E402
 
 SAMPLE_SECONDS = 0.2
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 EXPORT_SIZE = (360, 480)  # height, width
 
 
@@ -59,6 +61,13 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--image_size", type=int, nargs=2, default=EXPORT_SIZE, metavar=("H", "W"))
     parser.add_argument("--model", default="ddrnet_lite")
+    parser.add_argument(
+        "--allocator", choices=("tcmalloc", "malloc"), default="tcmalloc", help="of training"
+    )
+    parser.add_argument("--tcmalloc", default=TCMALLOC, help="the tcmalloc shared library")
+    parser.add_argument(
+        "--train_only", action="store_true", help="train on the Beam build a run left there"
+    )
     parser.add_argument(
         "--work_dir", default="build/scale", help="export and builds (the export is reused)"
     )
@@ -90,13 +99,16 @@ def tree_rss_mb(pid):
     return total
 
 
-def run_sampled(command, on_sample=None):
+def run_sampled(command, on_sample=None, preload=None):
     """Runs `command`, sampling its process tree's memory; returns `(seconds, peak MiB)`.
 
-    `on_sample(rss)` is called at each sample. Raises `InputError` with the last line of
-    the command's output when it fails.
+    `on_sample(rss)` is called at each sample; `preload` is a library to `LD_PRELOAD`.
+    Raises `InputError` with the last line of the command's output when it fails.
     """
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    environment.pop("LD_PRELOAD", None)
+    if preload:
+        environment["LD_PRELOAD"] = preload
     peak = 0.0
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as log:
@@ -196,7 +208,8 @@ def measure_training(data_dir, work_dir, args):
         if per_epoch and rss > 0:
             after_first.append(rss)
 
-    seconds, peak = run_sampled(command, on_sample)
+    preload = args.tcmalloc if args.allocator == "tcmalloc" else None
+    seconds, peak = run_sampled(command, on_sample, preload)
     steps_after_first = args.train_steps - args.steps_per_epoch
     rate = None
     if len(epoch_times) >= 2:
@@ -204,6 +217,7 @@ def measure_training(data_dir, work_dir, args):
     return {
         "benchmark": "build_scale_train",
         "model": args.model,
+        "allocator": args.allocator,
         "steps": args.train_steps,
         "steps_per_epoch": args.steps_per_epoch,
         "batch_size": args.batch_size,
@@ -231,8 +245,21 @@ def main(args):
             "--train_steps must be at least twice --steps_per_epoch (memory is compared "
             f"after the first validation). Received: {args.train_steps}, {args.steps_per_epoch}"
         )
+    if args.allocator == "tcmalloc" and not Path(args.tcmalloc).is_file():
+        raise InputError(
+            f"{args.tcmalloc}: no such library; install it (apt-get install "
+            "libtcmalloc-minimal4), give --tcmalloc PATH or --allocator malloc"
+        )
     folder = Path(args.work_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    if args.train_only:
+        if not (folder / "tfds_beam" / "full_semantic" / "cvat").is_dir():
+            raise InputError(
+                f"{folder / 'tfds_beam'}: no Beam build there; run without --train_only"
+            )
+        training = measure_training(folder / "tfds_beam", folder / "run", args)
+        print(json.dumps(training), flush=True)
+        return None, training, None
     export = write_export(folder, args.num_images, args.num_val, args.distinct_scenes)
     builds = {}
     for mode, workers in (("plain", 0), ("beam", args.workers)):
