@@ -41,10 +41,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.memory import SAMPLE_SECONDS, TCMALLOC  # noqa: E402
 from semseg.errors import InputError, run_command  # noqa: E402
 
-SAMPLE_SECONDS = 0.2
-TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 EXPORT_SIZE = (360, 480)  # height, width
 
 
@@ -125,7 +124,8 @@ def run_sampled(command, on_sample=None, preload=None):
         if process.returncode != 0:
             log.seek(0)
             tail = log.read().strip().splitlines()[-1:] or ["(no output)"]
-            raise InputError(f"{Path(command[1]).name} failed: {tail[0]}")
+            what = " ".join(Path(part).name for part in command[:2])
+            raise InputError(f"{what} failed: {tail[0]}")
     return seconds, peak
 
 
