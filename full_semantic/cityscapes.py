@@ -307,7 +307,11 @@ class CityscapesDataset(ExampleReader):
             InputError: for an unreadable, 16-bit or wrong-channel file, a label id
                 outside 0..33, a malformed polygon file, or sizes that differ.
         """
-        return frame.key, self._read_frame(frame)
+        return self.key(frame), self._read_frame(frame)
+
+    def key(self, frame):
+        """The key of `read(frame)`: `<city>_<seq>_<frame>`."""
+        return frame.key
 
     def _read_frame(self, frame):
         image, image_size = raster.image_feature(frame.image.read_bytes(), 3, str(frame.image))

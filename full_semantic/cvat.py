@@ -418,7 +418,11 @@ class CvatExport(ExampleReader):
             InputError: if an image or mask cannot be decoded, their sizes
                 differ, or a mask holds a colour missing from the labelmap.
         """
-        return files.name, self._read_example(files)
+        return self.key(files), self._read_example(files)
+
+    def key(self, files):
+        """The key of `read(files)`: the listed name."""
+        return files.name
 
     def _read_example(self, files):
         image_where = self._where(self._relative(files.image))

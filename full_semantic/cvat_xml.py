@@ -326,13 +326,17 @@ class CvatXmlExport(ExampleReader):
             )
         class_ids = self._table.map(self.rasterize(entry), f"{self._where}: {entry.name}")
         return (
-            entry.name,
+            self.key(item),
             {
                 "image": image,
                 "mask": raster.encode_png(class_ids),
                 "file_name": entry.name.rsplit(".", 1)[0],
             },
         )
+
+    def key(self, item):
+        """The key of `read(item)`: the image name."""
+        return item[0].name
 
 
 # What --manual_dir must be, for messages, and the TFDS homepage.

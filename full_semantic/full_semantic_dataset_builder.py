@@ -40,6 +40,7 @@ with `class_names`, `palette`, `split_names` and `examples(split)` yielding
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -50,8 +51,10 @@ import tempfile
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.core import split_builder as split_builder_lib
 
 from full_semantic import (
+    beam_build,
     cityscapes,
     cvat,
     cvat_xml,
@@ -335,8 +338,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """Builds the dataset; on failure leaves no empty folder behind.
 
         A build already there is reused only if its source is unchanged (the
-        `source_fingerprint` of its metadata); a changed source stops with one line
-        saying how to rebuild, instead of the old classes and masks being kept.
+        `source_stat`, else the `source_fingerprint` of its metadata: `fingerprint.py`); a
+        changed source stops with one line saying how to rebuild, instead of the old
+        classes and masks being kept.
 
         The build holds a lock on `<data_dir>/full_semantic/<config>/`: a second build
         of the same config stops with one line, and the `incomplete.*` folders and temp
@@ -385,15 +389,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _prepare_once(self, manual_dir, download_dir, kwargs):
         """Builds, or reuses a build of the same source (see `download_and_prepare`)."""
-        self._fingerprint = fingerprint.source_fingerprint(manual_dir)
+        self._source_stat = fingerprint.source_stat(manual_dir)
         if self.is_prepared():
-            stored = (self.info.metadata or {}).get("source_fingerprint")
-            if stored and self._fingerprint and stored != self._fingerprint:
-                raise InputError(
-                    f"{self.data_path}: built from {manual_dir} before it changed; rebuild it "
-                    "with --overwrite (tfds build ... --overwrite), or build the new state "
-                    "under another config name or --data_dir."
-                )
+            self._check_unchanged(manual_dir)
         try:
             with files.owned_temp_dir(prefix=SCRATCH_PREFIX) as scratch_dir:
                 self._scratch_dir = epath.Path(scratch_dir)
@@ -406,6 +404,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             raise input_error from None
         finally:
             self._scratch_dir = None
+
+    def _check_unchanged(self, manual_dir):
+        """Stops with one line when the source is not what the build was made of: the
+        names, sizes and times are compared first (`source_stat`, no file read), the
+        contents only when those differ (`source_fingerprint`)."""
+        metadata = self.info.metadata or {}
+        stored = metadata.get("source_fingerprint")
+        # Builds made before `source_stat` existed kept that hash as their fingerprint.
+        stored_stat = metadata.get("source_stat", stored)
+        if not stored or self._source_stat is None or stored_stat == self._source_stat:
+            return
+        if fingerprint.source_fingerprint(manual_dir) != stored:
+            raise InputError(
+                f"{self.data_path}: built from {manual_dir} before it changed; rebuild it "
+                "with --overwrite (tfds build ... --overwrite), or build the new state "
+                "under another config name or --data_dir."
+            )
+        logger.info("%s: touched since the build, same contents: build reused", manual_dir)
 
     def _remove_empty_folders(self, download_dir, existed):
         """Removes the empty folders a failed build made in `--data_dir`.
@@ -425,6 +441,53 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 leftover.rmdir()
 
     def _split_generators(self, dl_manager):
+        source = self._open_source(dl_manager)
+        return {split: self._generate_examples(source, split) for split in source.split_names}
+
+    def _generate_examples(self, source, split):
+        features = frozenset(self.info.features)
+        return (_read_example(item, source, features) for item in source.items(split))
+
+    def _generate_splits(self, dl_manager, download_config):
+        """On Beam (`--beam_pipeline_options`), each worker decodes and writes whole
+        shards (`full_semantic/beam_build.py`); otherwise TFDS's plain build."""
+        if not getattr(self, "_on_beam", False):
+            return super()._generate_splits(dl_manager, download_config)
+        split_builder = split_builder_lib.SplitBuilder(
+            split_dict=self.info.splits,
+            features=self.info.features,
+            dataset_size=self.info.dataset_size,
+            max_examples_per_split=download_config.max_examples_per_split,
+            beam_options=download_config.beam_options,
+            beam_runner=download_config.beam_runner,
+            shard_config=download_config.get_shard_config(),
+            example_writer=self._example_writer(),
+        )
+        source = self._open_source(dl_manager)
+        read = functools.partial(
+            _read_example, source=source, features=frozenset(self.info.features)
+        )
+        pending = []
+        with split_builder.maybe_beam_pipeline():
+            for split in source.split_names:
+                items = source.items(split)[: download_config.max_examples_per_split]
+                pending.append(
+                    beam_build.write_split(
+                        split_builder.beam_pipeline,
+                        read,
+                        [(source.key(item), item) for item in items],
+                        split,
+                        features=self.info.features,
+                        template=self._get_filename_template(split),
+                        example_writer=self._example_writer(),
+                        shard_config=download_config.get_shard_config(),
+                        min_shards=_local_workers(download_config.beam_options),
+                    )
+                )
+        return [finish() for finish in pending]
+
+    def _open_source(self, dl_manager):
+        """The source's dataset (`Source.open`); records its classes in the metadata."""
         config = self.builder_config
         scratch_dir = getattr(self, "_scratch_dir", None)
         if scratch_dir is None:
@@ -442,7 +505,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "palette": [list(color) for color in source.palette],
                 "ignore_index": IGNORE_INDEX,
                 "source": source_name,
-                "source_fingerprint": getattr(self, "_fingerprint", None),
+                "source_fingerprint": fingerprint.source_fingerprint(self._manual_path),
+                "source_stat": getattr(self, "_source_stat", None),
             }
         )
         logger.info(
@@ -452,17 +516,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             source.class_names,
             source.split_names,
         )
-        return {split: self._generate_examples(source, split) for split in source.split_names}
-
-    def _generate_examples(self, source, split):
-        features = frozenset(self.info.features)
-        if getattr(self, "_on_beam", False):
-            beam = tfds.core.lazy_imports.apache_beam
-            # Each worker gets the source once and decodes the items Beam hands it.
-            return beam.Create(source.items(split)) | "read" >> beam.Map(
-                _read_example, source=source, features=features
-            )
-        return (_read_example(item, source, features) for item in source.items(split))
+        return source
 
 
 class BuildSummaryInfo(tfds.core.DatasetInfo):
@@ -494,6 +548,15 @@ class BuildSummaryInfo(tfds.core.DatasetInfo):
             f"  in {self.data_dir}\n"
             f"  next: python train.py --dataset {name}{data_dir_flag}"
         )
+
+
+def _local_workers(beam_options):
+    """The DirectRunner's `direct_num_workers` (0: one per core); 1 for other runners."""
+    if beam_options is None:
+        return 1
+    beam = tfds.core.lazy_imports.apache_beam
+    workers = beam_options.view_as(beam.options.pipeline_options.DirectOptions).direct_num_workers
+    return workers or os.cpu_count() or 1
 
 
 def _read_example(item, source, features):

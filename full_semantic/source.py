@@ -10,12 +10,14 @@ must be and a homepage. The builder lists the declarations and reads nothing els
     SOURCE = Source("folder", open_source, MANUAL_DIR, HOMEPAGE, channels=(1, 3, 4))
 
 A reader returns a dataset with `class_names`, `palette`, `split_names`,
-`items(split)` (a list of what names one example's files, picklable) and `read(item)`
-returning `(key, {"image", "mask", "file_name", ...})`; `ExampleReader` adds
-`examples(split)` and `num_examples(split)` on top. The plain build reads the items in
-order; the Beam build (`--beam_pipeline_options`) sends them to its workers, which call
-`read` in parallel. `SourceDataset` holds what the folder readers have in common: the
-folder and how to name its files, the class table, the examples of each split.
+`items(split)` (a list of what names one example's files, picklable), `key(item)` (the
+example's key, from its item alone) and `read(item)` returning
+`(key, {"image", "mask", "file_name", ...})`; `ExampleReader` adds `examples(split)` and
+`num_examples(split)` on top. The plain build reads the items in order; the Beam build
+(`--beam_pipeline_options`, `full_semantic/beam_build.py`) orders them by key and sends
+them to its workers in shards, which call `read` in parallel. `SourceDataset` holds
+what the folder readers have in common: the folder and how to name its files, the class
+table, the examples of each split.
 """
 
 import dataclasses
@@ -74,6 +76,11 @@ class ExampleReader:
         """The items of one split, in order: `read(item)` decodes one example."""
         return self._examples[split]
 
+    def key(self, item):
+        """The key `read(item)` returns, known without decoding anything: by default
+        the item's first element (items such as `(name, image path, ...)`)."""
+        return item[0]
+
     def num_examples(self, split):
         """Number of examples `examples(split)` yields."""
         return len(self.items(split))
@@ -82,6 +89,13 @@ class ExampleReader:
         """Decodes the examples of one split: `read` of each item, in order."""
         for item in self.items(split):
             yield self.read(item)
+
+    def __getstate__(self):
+        """The reader as Beam sends it to its workers: without the item lists, which they
+        get in their shards (`read` needs none; halves what Beam pickles and compresses)."""
+        state = dict(self.__dict__)
+        state.pop("_examples", None)
+        return state
 
 
 class SourceDataset(ExampleReader):

@@ -14,8 +14,12 @@ import tensorflow_datasets as tfds
 from commands import run
 from cvat_fixtures import write_cvat_export
 from source_fixtures import examples_by_name, write_original
+from tensorflow_datasets.core import hashing
+from tensorflow_datasets.core.utils.shard_utils import ShardConfig
 from test_cvat_xml_source import scene_shapes, write_export
 
+from full_semantic import beam_build
+from full_semantic.fingerprint import source_stat
 from full_semantic.full_semantic_dataset_builder import (
     Builder,
     FullSemanticConfig,
@@ -89,6 +93,46 @@ def check_source(name, tmp_path):
 
 def test_the_beam_build_of_a_cvat_export_equals_the_plain_build(tmp_path):
     check_source("cvat", tmp_path)
+    # One shard per local worker at least, each written by its worker.
+    beam = tfds.builder_from_directory(tmp_path / "beam" / "full_semantic" / "cvat" / "1.0.0")
+    assert beam.info.splits["train"].num_shards == 2
+    assert beam.info.metadata["source_stat"] == source_stat(DUMMY_DATA / "cvat")
+
+
+def test_shards_follow_the_plain_writer_s_order_and_keys_must_differ(tmp_path):
+    sizes = {f"k{index}": 1000 * (index + 1) for index in range(10)}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+    keyed = [(name, (name, tmp_path / name)) for name in sizes]
+    assert beam_build.item_bytes(keyed[0][1]) == 1000
+
+    shards = beam_build.plan_shards(keyed, "train", ShardConfig(), min_shards=3)
+
+    assert [len(shard) for shard in shards] == [3, 4, 3]  # TFDS's get_shard_boundaries
+    hasher = hashing.Hasher("train")  # what TFDS's plain Writer sorts by
+    expected = sorted(sizes, key=hasher.hash_key)
+    assert [key for shard in shards for key, _ in shard] == expected
+    # 55 kB of files: one shard by TFDS's rule (64 MiB - 1 GiB a shard), or as many as
+    # `tfds build --num_shards` says.
+    assert len(beam_build.plan_shards(keyed, "train", ShardConfig())) == 1
+    assert len(beam_build.plan_shards(keyed, "train", ShardConfig(num_shards=4))) == 4
+    with pytest.raises(InputError, match=r"split 'val': 1 key\(s\) name several .*first: k1\)"):
+        beam_build.plan_shards([*keyed, ("k1", ("k1", tmp_path / "k1"))], "val", ShardConfig())
+
+
+def test_tfrecords_written_without_tensorflow_read_back_in_tensorflow(tmp_path):
+    import tensorflow as tf
+
+    records = [b"", b"one", bytes(range(256)) * 300]
+    path = tmp_path / "shard.tfrecord"
+    beam_build.write_tfrecord(path, records)
+    assert [record.numpy() for record in tf.data.TFRecordDataset(str(path))] == records
+
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 1  # a flipped bit in the last record
+    path.write_bytes(bytes(data))
+    with pytest.raises(tf.errors.DataLossError):
+        list(tf.data.TFRecordDataset(str(path)))
 
 
 @pytest.mark.large

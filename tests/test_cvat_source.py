@@ -29,6 +29,7 @@ from cvat_fixtures import (
 from PIL import Image
 
 from full_semantic import cvat, full_semantic_dataset_builder
+from full_semantic.fingerprint import source_fingerprint, source_stat
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
 from semseg import files
 from semseg.errors import InputError
@@ -490,10 +491,13 @@ def test_a_rebuild_after_the_export_changed_stops_instead_of_reusing_the_old_bui
     export_dir = write_cvat_export(tmp_path / "export")
     data_dir = tmp_path / "data"
     first = build(export_dir, data_dir)
-    assert first.info.metadata["source_fingerprint"].startswith("sha256:")
+    assert first.info.metadata["source_fingerprint"] == source_fingerprint(export_dir)
+    assert first.info.metadata["source_stat"] == source_stat(export_dir)
     build(export_dir, data_dir)  # unchanged: reused
 
     labelmap = export_dir / "labelmap.txt"
+    os.utime(labelmap)  # touched, same contents (a re-export, a copy): still reused
+    assert build(export_dir, data_dir).info.metadata["source_stat"] != source_stat(export_dir)
     labelmap.write_text(labelmap.read_text().replace("car", "vehicle"))
     with pytest.raises(InputError, match=r"cvat/1.0.0: built from .*export before it changed; "):
         build(export_dir, data_dir)
