@@ -4,6 +4,7 @@ Examples:
 
     python bench/build_scale.py
     python bench/build_scale.py --num_images 2000 --train_steps 50 --workers 2
+    python bench/build_scale.py --repeats 5 --train_steps 0   # builds only
 
 1. Writes a synthetic CVAT export (`semseg.demo_data` scenes, 480x360 JPEG images and
    PNG masks; `--num_val` of them in `val`) into `--work_dir`, or reuses the one there.
@@ -12,8 +13,9 @@ Examples:
 2. Builds it with `tfds build full_semantic --config cvat`, once plainly and once with
    `--beam_pipeline_options "runner=DirectRunner,direct_num_workers=N,
    direct_running_mode=multi_processing"`, each into its own data dir, and samples the
-   resident memory of the command and all its processes together every 0.2 s.
-3. Trains `--train_steps` steps on the Beam build (`train.py --steps`, a validation on
+   resident memory of the command and all its processes together every 0.2 s. Each
+   build runs `--repeats` times, plain and Beam in turn.
+3. Trains `--train_steps` steps (none with 0) on the Beam build (`train.py --steps`, a validation on
    the `val` split every `--steps_per_epoch` steps), with tcmalloc preloaded as the README
    recommends (`--allocator malloc` for glibc's), and samples the training process's
    memory: at each validation, and its lowest and highest after the first one.
@@ -23,14 +25,16 @@ Prints one JSON line per build: {"benchmark": "build_scale", "mode" ("plain" or
 {"benchmark": "build_scale_train", "steps", "batch_size", "image_size", "images_per_s"
 (steps after the first validation, over their wall time), "rss_mb" (one per
 validation), "rss_min_mb"/"rss_max_mb" (every sample from the first validation on) and
-"rss_spread" (max / min - 1)}; last a summary line with the Beam/plain ratio. Run it on
-a quiet machine.
+"rss_spread" (max / min - 1)}; last a summary line: the median images/s of each mode,
+the Beam/plain ratio of those medians, the highest peak RSS of each. Run it on a quiet
+machine.
 """
 
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,7 +59,8 @@ def parse_args(argv=None):
     parser.add_argument("--num_val", type=int, default=100, help="of them in the val split")
     parser.add_argument("--distinct_scenes", type=int, default=500, help="scenes drawn")
     parser.add_argument("--workers", type=int, default=2, help="Beam worker processes")
-    parser.add_argument("--train_steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3, help="builds of each mode")
+    parser.add_argument("--train_steps", type=int, default=200, help="0: no training")
     parser.add_argument("--steps_per_epoch", type=int, default=50)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--image_size", type=int, nargs=2, default=EXPORT_SIZE, metavar=("H", "W"))
@@ -233,19 +238,20 @@ def measure_training(data_dir, work_dir, args):
 
 
 def main(args):
-    if args.num_images <= args.num_val or min(args.num_val, args.workers, args.distinct_scenes) < 1:
+    counts = (args.num_val, args.workers, args.distinct_scenes, args.repeats)
+    if args.num_images <= args.num_val or min(counts) < 1:
         raise InputError(
-            "--num_images must exceed --num_val (at least 1), and --workers and "
-            f"--distinct_scenes must be at least 1. Received: num_images={args.num_images}, "
-            f"num_val={args.num_val}, workers={args.workers}, "
-            f"distinct_scenes={args.distinct_scenes}"
+            "--num_images must exceed --num_val (at least 1), and --workers, "
+            "--distinct_scenes and --repeats must be at least 1. Received: "
+            f"num_images={args.num_images}, num_val={args.num_val}, workers={args.workers}, "
+            f"distinct_scenes={args.distinct_scenes}, repeats={args.repeats}"
         )
-    if args.train_steps < 2 * args.steps_per_epoch:
+    if args.train_steps and args.train_steps < 2 * args.steps_per_epoch:
         raise InputError(
             "--train_steps must be at least twice --steps_per_epoch (memory is compared "
             f"after the first validation). Received: {args.train_steps}, {args.steps_per_epoch}"
         )
-    if args.allocator == "tcmalloc" and not Path(args.tcmalloc).is_file():
+    if args.train_steps and args.allocator == "tcmalloc" and not Path(args.tcmalloc).is_file():
         raise InputError(
             f"{args.tcmalloc}: no such library; install it (apt-get install "
             "libtcmalloc-minimal4), give --tcmalloc PATH or --allocator malloc"
@@ -261,19 +267,30 @@ def main(args):
         print(json.dumps(training), flush=True)
         return None, training, None
     export = write_export(folder, args.num_images, args.num_val, args.distinct_scenes)
-    builds = {}
-    for mode, workers in (("plain", 0), ("beam", args.workers)):
-        builds[mode] = measure_build(export, folder / f"tfds_{mode}", args.num_images, workers)
-        print(json.dumps(builds[mode]), flush=True)
-    training = measure_training(folder / "tfds_beam", folder / "run", args)
-    print(json.dumps(training), flush=True)
+    builds = {"plain": [], "beam": []}
+    for _ in range(args.repeats):
+        for mode, workers in (("plain", 0), ("beam", args.workers)):
+            result = measure_build(export, folder / f"tfds_{mode}", args.num_images, workers)
+            builds[mode].append(result)
+            print(json.dumps(result), flush=True)
+    training = None
+    if args.train_steps:
+        training = measure_training(folder / "tfds_beam", folder / "run", args)
+        print(json.dumps(training), flush=True)
+    rates = {
+        mode: statistics.median(result["images_per_s"] for result in results)
+        for mode, results in builds.items()
+    }
     summary = {
         "benchmark": "build_scale_summary",
-        "beam_over_plain": round(
-            builds["beam"]["images_per_s"] / builds["plain"]["images_per_s"], 3
-        ),
-        "peak_rss_mb": {mode: result["peak_rss_mb"] for mode, result in builds.items()},
-        "train_rss_spread": training["rss_spread"],
+        "repeats": args.repeats,
+        "median_images_per_s": rates,
+        "beam_over_plain": round(rates["beam"] / rates["plain"], 3),
+        "peak_rss_mb": {
+            mode: max(result["peak_rss_mb"] for result in results)
+            for mode, results in builds.items()
+        },
+        "train_rss_spread": training["rss_spread"] if training else None,
         "load_average": list(os.getloadavg()),
     }
     print(json.dumps(summary), flush=True)

@@ -52,7 +52,8 @@ def item_bytes(item):
     """Total size of the files an item names: the `os.PathLike`s in it, in tuples,
     lists or dataclasses at any depth."""
     if isinstance(item, os.PathLike):
-        return os.stat(item).st_size
+        local = os.fspath(item)
+        return os.stat(local).st_size if "://" not in local else epath.Path(item).stat().length
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         values = [getattr(item, field.name) for field in dataclasses.fields(item)]
     elif isinstance(item, (tuple, list)):
@@ -68,7 +69,8 @@ def _masked_crc(data):
 
 
 def write_tfrecord(path, records):
-    """Writes the `records` (bytes) to the TFRecord file `path`, without TensorFlow.
+    """Writes the `records` (bytes) to the TFRecord file `path` (local or, through
+    `epath`, on GCS), without TensorFlow.
 
     Each record is framed as TFRecord files are: its length (8 bytes, little-endian),
     the masked CRC-32C of those 8 bytes, the record, the masked CRC-32C of the record
@@ -76,7 +78,7 @@ def write_tfrecord(path, records):
     `tf.io.TFRecordWriter` would load TensorFlow into every Beam worker, about 600 MB of
     memory each; nothing else a worker does needs it.
     """
-    with open(os.fspath(path), "wb") as handle:
+    with epath.Path(path).open("wb") as handle:
         for record in records:
             length = struct.pack("<Q", len(record))
             handle.write(length + _masked_crc(length) + record + _masked_crc(record))

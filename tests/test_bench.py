@@ -354,7 +354,7 @@ def test_build_scale_builds_plainly_and_on_beam_then_trains(tmp_path, capsys):
     from bench import build_scale
 
     arguments = ["--num_images", "24", "--num_val", "4", "--train_steps", "6"]
-    arguments += ["--distinct_scenes", "5"]
+    arguments += ["--distinct_scenes", "5", "--repeats", "1"]
     arguments += ["--steps_per_epoch", "2", "--batch_size", "2", "--image_size", "64", "64"]
     builds, training, summary = build_scale.main(
         build_scale.parse_args([*arguments, "--work_dir", str(tmp_path)])
@@ -364,9 +364,9 @@ def test_build_scale_builds_plainly_and_on_beam_then_trains(tmp_path, capsys):
     assert [line["benchmark"] for line in lines] == [
         "build_scale", "build_scale", "build_scale_train", "build_scale_summary",
     ]  # fmt: skip
-    assert lines[:2] == [builds["plain"], builds["beam"]]
+    assert lines[:2] == [*builds["plain"], *builds["beam"]]
     for mode, workers in (("plain", 1), ("beam", 2)):
-        result = builds[mode]
+        (result,) = builds[mode]
         assert result["workers"] == workers and result["num_images"] == 24
         assert result["images_per_s"] > 0 and result["peak_rss_mb"] > 100
         built = json.loads(
@@ -378,7 +378,7 @@ def test_build_scale_builds_plainly_and_on_beam_then_trains(tmp_path, capsys):
     assert len(training["rss_mb"]) == 3 and training["images_per_s"] > 0
     assert training["rss_min_mb"] <= min(training["rss_mb"]) <= training["rss_max_mb"]
     assert summary["beam_over_plain"] == pytest.approx(
-        builds["beam"]["images_per_s"] / builds["plain"]["images_per_s"], abs=1e-3
+        builds["beam"][0]["images_per_s"] / builds["plain"][0]["images_per_s"], abs=1e-3
     )
     # The export is written once and reused by the next run.
     stamp = (tmp_path / "export.json").stat().st_mtime_ns
@@ -393,3 +393,22 @@ def test_build_scale_refuses_bad_sizes(tmp_path):
         build_scale.main(build_scale.parse_args(["--num_images", "5", "--num_val", "5"]))
     with pytest.raises(InputError, match="--train_steps must be at least twice"):
         build_scale.main(build_scale.parse_args(["--train_steps", "10", "--steps_per_epoch", "8"]))
+    with pytest.raises(InputError, match="--repeats must be at least 1"):
+        build_scale.main(build_scale.parse_args(["--repeats", "0"]))
+
+
+@pytest.mark.large
+def test_build_scale_repeats_builds_and_reports_medians_without_training(tmp_path, capsys):
+    from bench import build_scale
+
+    arguments = ["--num_images", "12", "--num_val", "2", "--distinct_scenes", "3"]
+    arguments += ["--repeats", "3", "--train_steps", "0", "--work_dir", str(tmp_path)]
+    builds, training, summary = build_scale.main(build_scale.parse_args(arguments))
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line.get("mode") for line in lines] == [*["plain", "beam"] * 3, None]
+    assert training is None and summary["train_rss_spread"] is None
+    for mode, results in builds.items():
+        rates = sorted(result["images_per_s"] for result in results)
+        assert summary["median_images_per_s"][mode] == rates[1]
+        assert summary["peak_rss_mb"][mode] == max(r["peak_rss_mb"] for r in results)
