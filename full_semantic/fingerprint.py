@@ -76,41 +76,31 @@ def _content_digest(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def source_fingerprint(manual_dir):
-    """`"sha256:HEX"` of the relative names and contents of the files under `manual_dir`.
-
-    Args:
-        manual_dir: path-like, a folder or a file (e.g. a `.zip`).
-
-    Returns:
-        str, or `None` when `manual_dir` does not exist.
-    """
-    named = _files(manual_dir)
-    if named is None:
-        return None
-    total = hashlib.sha256()
-    for relative, path in named:
-        total.update(f"{relative}\0{_content_digest(path)}\n".encode())
-    return f"sha256:{total.hexdigest()}"
-
-
-def source_stat(manual_dir):
-    """`"sha256:HEX"` of the names, sizes, modification times and zip members under
-    `manual_dir`, reading no file but the zips' member lists.
-
-    Args:
-        manual_dir: path-like, a folder or a file (e.g. a `.zip`).
-
-    Returns:
-        str, or `None` when `manual_dir` does not exist.
-    """
+def _hash_files(manual_dir, describe):
+    """`"sha256:HEX"` of each file's relative name and `describe(path)`; None if missing."""
     named = _files(manual_dir)
     if named is None:
         return None
     digest = hashlib.sha256()
     for relative, path in named:
-        stat = os.stat(path)
-        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        if path.lower().endswith(".zip"):
-            digest.update((_zip_members(path) or "").encode())
+        digest.update(f"{relative}\0{describe(path)}".encode())
     return f"sha256:{digest.hexdigest()}"
+
+
+def _stat_line(path):
+    stat = os.stat(path)
+    members = _zip_members(path) if path.lower().endswith(".zip") else None
+    return f"{stat.st_size}\0{stat.st_mtime_ns}\n{members or ''}"
+
+
+def source_fingerprint(manual_dir):
+    """`"sha256:HEX"` of the relative names and contents of the files under `manual_dir`
+    (a folder or a file, e.g. a `.zip`); `None` when it does not exist."""
+    return _hash_files(manual_dir, lambda path: f"{_content_digest(path)}\n")
+
+
+def source_stat(manual_dir):
+    """`"sha256:HEX"` of the names, sizes, modification times and zip members under
+    `manual_dir`, reading no file but the zips' member lists; `None` when it does not
+    exist."""
+    return _hash_files(manual_dir, _stat_line)
