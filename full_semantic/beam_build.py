@@ -29,6 +29,7 @@ Example:
     split_info = finish()
 """
 
+import collections
 import dataclasses
 import json
 import os
@@ -99,13 +100,9 @@ def plan_shards(keyed_items, split, shard_config, min_shards=1):
     Raises:
         InputError: when two examples of the split have the same key.
     """
-    keys = [key for key, _ in keyed_items]
-    if len(set(keys)) != len(keys):
-        seen, repeated = set(), []
-        for key in keys:
-            if key in seen and key not in repeated:
-                repeated.append(key)
-            seen.add(key)
+    counts = collections.Counter(key for key, _ in keyed_items)
+    repeated = [key for key, count in counts.items() if count > 1]
+    if repeated:
         raise InputError(
             f"split {split!r}: {len(repeated)} key(s) name several examples "
             f"(first: {', '.join(map(str, repeated[:_MAX_KEYS_SHOWN]))}); "

@@ -451,9 +451,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_splits(self, dl_manager, download_config):
         """On Beam (`--beam_pipeline_options`), each worker decodes and writes whole
-        shards (`full_semantic/beam_build.py`); otherwise TFDS's plain build."""
+        shards (`full_semantic/beam_build.py`); otherwise TFDS's plain build. (TFDS's
+        own hook between the splits and their writers, as of the pinned 4.9.10; the
+        Beam tests fail if it moves.)"""
         if not getattr(self, "_on_beam", False):
             return super()._generate_splits(dl_manager, download_config)
+        # TFDS's pipeline, made as for its own Beam datasets (options, type checks off).
         split_builder = split_builder_lib.SplitBuilder(
             split_dict=self.info.splits,
             features=self.info.features,
@@ -552,7 +555,7 @@ class BuildSummaryInfo(tfds.core.DatasetInfo):
 
 
 def _local_workers(beam_options):
-    """The DirectRunner's `direct_num_workers` (0: one per core); 1 for other runners."""
+    """The DirectRunner's `direct_num_workers` (0: one per core; 1 unless given)."""
     if beam_options is None:
         return 1
     beam = tfds.core.lazy_imports.apache_beam
