@@ -29,12 +29,13 @@ def _default_describe(path):
     return str(path)
 
 
-def _local_files(folder, parts=()):
-    """The relative parts of every file under the local folder `folder` (`os.scandir`)."""
+def local_files(folder, parts=()):
+    """The relative parts (a tuple of names) of every file under the local folder `folder`,
+    unordered (`os.scandir`: pathlib objects for 20,000 files cost seconds)."""
     with os.scandir(os.path.join(folder, *parts)) as entries:
         for entry in entries:
             if entry.is_dir():
-                yield from _local_files(folder, (*parts, entry.name))
+                yield from local_files(folder, (*parts, entry.name))
             else:
                 yield (*parts, entry.name)
 
@@ -50,7 +51,7 @@ def walk_files(folder):
     if "://" not in local:
         if not os.path.isdir(local):
             return []
-        return [epath.Path(os.path.join(local, *parts)) for parts in sorted(_local_files(local))]
+        return [epath.Path(os.path.join(local, *parts)) for parts in sorted(local_files(local))]
     found = []
     pending = [folder] if folder.is_dir() else []
     while pending:

@@ -25,21 +25,11 @@ import hashlib
 import os
 import zipfile
 
+from full_semantic.file_lists import local_files
+
 # Larger files are hashed as they are read, smaller ones read whole (faster: one call,
 # and threads only slowed 40,000 files of 57 kB down, the GIL taken at every file).
 _WHOLE_FILE_BYTES = 64 << 20
-
-
-def _walk(folder, prefix=()):
-    """`(relative parts, path)` of every file under `folder` (`os.scandir`: pathlib objects
-    for 20,000 files cost seconds)."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            parts = (*prefix, entry.name)
-            if entry.is_dir():
-                yield from _walk(entry.path, parts)
-            else:
-                yield parts, entry.path
 
 
 def _files(manual_dir):
@@ -49,7 +39,7 @@ def _files(manual_dir):
         return None
     if not os.path.isdir(root):
         return [(".", root)]
-    return [("/".join(parts), path) for parts, path in sorted(_walk(root))]
+    return [("/".join(parts), os.path.join(root, *parts)) for parts in sorted(local_files(root))]
 
 
 def _zip_members(path):

@@ -456,6 +456,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         Beam tests fail if it moves.)"""
         if not getattr(self, "_on_beam", False):
             return super()._generate_splits(dl_manager, download_config)
+        example_writer = self._example_writer()
+        shard_config = download_config.get_shard_config()
         # TFDS's pipeline, made as for its own Beam datasets (options, type checks off).
         split_builder = split_builder_lib.SplitBuilder(
             split_dict=self.info.splits,
@@ -464,10 +466,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             max_examples_per_split=download_config.max_examples_per_split,
             beam_options=download_config.beam_options,
             beam_runner=download_config.beam_runner,
-            shard_config=download_config.get_shard_config(),
-            example_writer=self._example_writer(),
+            shard_config=shard_config,
+            example_writer=example_writer,
         )
         source = self._open_source(dl_manager)
+        min_shards = _local_workers(download_config.beam_options)
         read = functools.partial(
             _read_example, source=source, features=frozenset(self.info.features)
         )
@@ -483,9 +486,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                         split,
                         features=self.info.features,
                         template=self._get_filename_template(split),
-                        example_writer=self._example_writer(),
-                        shard_config=download_config.get_shard_config(),
-                        min_shards=_local_workers(download_config.beam_options),
+                        example_writer=example_writer,
+                        shard_config=shard_config,
+                        min_shards=min_shards,
                     )
                 )
         return [finish() for finish in pending]
