@@ -1,11 +1,18 @@
-r"""Convert the authors' DDRNet or PIDNet checkpoint into a work dir the other commands read.
+r"""Convert a DDRNet or PIDNet checkpoint (a published name, the authors' or MMSegmentation's
+file) into a work dir the other commands read, or list the published names.
 
 Examples:
 
-    # The authors' Cityscapes PIDNet-S, ready for predict.py / predict_video.py / export.py
+    # The published weights by name: what they are, the publisher's mIoU
+    python convert_weights.py --list
+
+    # MMSegmentation's Cityscapes PIDNet-S, downloaded once into $SEMSEG_CACHE
+    python convert_weights.py --weights pidnet_s_cityscapes --output runs/pidnet_s_cityscapes
+    python predict_video.py --work_dir runs/pidnet_s_cityscapes --input drive.mp4 --output out.mp4
+
+    # The authors' Cityscapes PIDNet-S file (Google Drive), or MMSeg's downloaded by hand
     python convert_weights.py --model pidnet_s --weights PIDNet_S_Cityscapes_val.pt \
         --output runs/pidnet_s_cityscapes
-    python predict_video.py --work_dir runs/pidnet_s_cityscapes --input drive.mp4 --output out.mp4
 
     # DDRNet-23-slim Cityscapes, evaluated on your built Cityscapes dataset
     python convert_weights.py --model ddrnet23_slim --weights DDRNet23s_cityscapes.pth \
@@ -13,10 +20,12 @@ Examples:
     python eval.py --work_dir runs/ddrnet23s_cityscapes --split val
 
 The file is read without PyTorch and without running code from it (a pickle that
-asks for anything but tensors is refused). Writes OUTPUT/config.json (classes,
+asks for anything but tensors is refused); which naming it uses (the authors' or
+MMSegmentation's) is told from its keys. Writes OUTPUT/config.json (classes,
 palette, inference size), OUTPUT/checkpoints/best.keras and OUTPUT/weights.json
-(what loaded). To fine-tune from an authors' file (Cityscapes or ImageNet) use
-`train.py --weights FILE` instead.
+(what loaded). To fine-tune from a checkpoint (Cityscapes or ImageNet) use
+`train.py --weights NAME_OR_FILE` instead; `predict.py --weights NAME` converts a
+published model on first use without this step.
 """
 
 import os
@@ -29,10 +38,17 @@ from semseg.errors import command_parser, run_command  # noqa: E402
 def parse_args(argv=None):
     parser = command_parser(__doc__)
     parser.add_argument(
-        "--model", required=True, help="ddrnet23_slim, ddrnet23, pidnet_s, pidnet_m or pidnet_l"
+        "--list", action="store_true", help="print the published names (a Markdown table)"
     )
-    parser.add_argument("--weights", required=True, help="the authors' .pth / .pt file")
-    parser.add_argument("--output", required=True, help="new work dir to write")
+    parser.add_argument(
+        "--model",
+        help="ddrnet23_slim, ddrnet23, pidnet_s, pidnet_m or pidnet_l (implied by a published "
+        "name)",
+    )
+    parser.add_argument(
+        "--weights", help="a published name, or the authors' or MMSegmentation's .pth / .pt file"
+    )
+    parser.add_argument("--output", help="new work dir to write")
     parser.add_argument(
         "--classes",
         choices=("cityscapes", "camvid"),
@@ -50,10 +66,18 @@ def parse_args(argv=None):
         metavar=("H", "W"),
         help="inference size (default 1024 2048 for cityscapes, 720 960 for camvid)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.list and not (args.weights and args.output):
+        parser.error("give --weights and --output (or --list)")
+    return args
 
 
 def main(args):
+    if args.list:
+        from semseg.published_weights import markdown_table
+
+        print(markdown_table())
+        return
     from semseg.pretrained import convert_checkpoint
 
     path, report = convert_checkpoint(

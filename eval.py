@@ -66,7 +66,7 @@ def parse_args(argv=None):
         "--fail_under", type=float, help="exit with status 1 if mIoU (0..1) is below this"
     )
     args = parser.parse_args(argv)
-    args.work_dir = resolve_work_dir(args.work_dir)
+    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
     if args.output_dir:
         check_output_dir(args.output_dir, "--output_dir")
     return args

@@ -7,6 +7,8 @@ Examples:
     python export.py --work_dir runs/camvid_ddrnet --format tflite --quantize fp16 \
         --output deploy/camvid_fp16.tflite
     python export.py --work_dir runs/camvid_ddrnet --format saved_model
+    # A published Cityscapes model (downloaded and converted once into $SEMSEG_CACHE)
+    python export.py --weights pidnet_s_cityscapes --format onnx --output deploy/pidnet_s.onnx
 
     # The fastest export on this machine: TFLite fp32/fp16/int8 and ONNX fp32/int8 are
     # exported, verified and timed at the run's size; the fastest is kept
@@ -56,7 +58,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.format == "auto" and args.quantize:
         parser.error("--format auto chooses the precision too; leave out --quantize")
-    args.work_dir = resolve_work_dir(args.work_dir)
+    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
     if args.output:
         check_output_dir(os.path.dirname(os.path.abspath(args.output)), "--output")
     return args

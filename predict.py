@@ -5,6 +5,9 @@ Examples:
     python predict.py --work_dir runs/camvid_ddrnet --input photos/ --output predictions/
     python predict.py --work_dir runs/camvid_ddrnet --input a.jpg b.png --output out/ --alpha 0.4
 
+    # A published Cityscapes model, no training: downloaded and converted on first use
+    python predict.py --weights pidnet_s_cityscapes --input photos/ --output out/
+
     # Pre-annotations for CVAT: upload pre.zip as "Segmentation mask 1.1" annotations
     python predict.py --input task_images/ --cvat pre.zip --min_area 32
 
@@ -27,7 +30,10 @@ def parse_args(argv=None):
     parser = command_parser(__doc__)
     add_run_arguments(parser)
     parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
-    parser.add_argument("--output", help="output folder (default: WORK_DIR/predictions)")
+    parser.add_argument(
+        "--output",
+        help="output folder (default: WORK_DIR/predictions; with --weights NAME: predictions/NAME)",
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in overlays")
     parser.add_argument(
         "--cvat",
@@ -43,8 +49,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.min_area < 0:
         parser.error(f"--min_area must be 0 or more. Received: {args.min_area}")
-    args.work_dir = resolve_work_dir(args.work_dir)
-    args.output = args.output or os.path.join(args.work_dir, "predictions")
+    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
+    if args.output is None:
+        # A published model's work dir is in the cache: its predictions go beside the user.
+        base = "predictions" if args.weights else args.work_dir
+        args.output = os.path.join(base, args.weights or "predictions")
     check_output_dir(args.output, "--output")
     if args.cvat:
         check_output_file(args.cvat, "--cvat", suffix=".zip")

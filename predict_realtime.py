@@ -5,6 +5,7 @@ Examples:
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source 0
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source /dev/video2 --record run.mp4
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source rtsp://192.168.1.20/stream
+    python predict_realtime.py --weights pidnet_s_cityscapes --source 0
     # The live view in a browser, on another port
     python predict_realtime.py --work_dir runs/camvid_ddrnet --source 0 --port 9000
     # No display (servers, containers): one line of FPS and latency per second
@@ -50,8 +51,10 @@ def parse_args(argv=None):
     parser.add_argument("--retries", type=int, default=3, help="reconnects of a dropped stream")
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
     args = parser.parse_args(argv)
+    if args.model is not None and args.weights is not None:
+        parser.error("give --model (an exported file) or --weights NAME (a published model)")
     if args.model is None:
-        args.work_dir = resolve_work_dir(args.work_dir)
+        args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
     check_source(args.source)
     if args.record:
         check_output_video(args.record)

@@ -5,6 +5,8 @@ Examples:
     python predict_video.py --work_dir runs/camvid_ddrnet --input drive.mp4 --output drive_seg.mp4
     python predict_video.py --work_dir runs/camvid_ddrnet --input drive.mp4 --output out.mp4 \
         --alpha 0.4 --show_fps
+    # A published Cityscapes model (downloaded and converted once)
+    python predict_video.py --weights ddrnet23_slim_cityscapes --input drive.mp4 --output out.mp4
     # A shipped model (export.py writes the .json description beside it)
     python predict_video.py --model deploy/ddrnet23_slim_int8.tflite --input drive.mp4 \
         --output out.mp4 --threads 2
@@ -35,8 +37,10 @@ def parse_args(argv=None):
     if args.output is None:
         stem, _ = os.path.splitext(args.input)
         args.output = f"{stem}_segmented.mp4"
+    if args.model is not None and args.weights is not None:
+        parser.error("give --model (an exported file) or --weights NAME (a published model)")
     if args.model is None:
-        args.work_dir = resolve_work_dir(args.work_dir)
+        args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
     check_source(args.input)
     check_output_video(args.output)
     return args

@@ -116,6 +116,10 @@ class DDRNet(keras.Model):
         stage_blocks: four ints >= 1, the basic blocks of layer1, layer2, layer3
             (each branch) and layer4 (each branch): the official `layers`,
             `(2, 2, 2, 2)` for DDRNet-23 and -23-slim.
+        align_corners: bool, upsample the logits to the input size with
+            `align_corners=True` (MMSegmentation's PIDNet head and the authors' PIDNet
+            evaluation) instead of half-pixel centres; the resizes inside the network
+            keep half-pixel centres, as both official codes do.
         **kwargs: passed to `keras.Model` (e.g. `name`, `trainable`).
 
     Call arguments:
@@ -144,6 +148,7 @@ class DDRNet(keras.Model):
         std=None,
         padding="symmetric",
         stage_blocks=(2, 2, 2, 2),
+        align_corners=False,
         **kwargs,
     ):
         image_shape = check_input_shape(input_shape)
@@ -153,6 +158,7 @@ class DDRNet(keras.Model):
         check_positive_int("spp_planes", spp_planes)
         check_positive_int("head_planes", head_planes)
         check_bool("aux_head", aux_head)
+        check_bool("align_corners", align_corners)
         stage_blocks = check_stage_blocks(stage_blocks)
         mean, std = input_statistics(image_shape[-1], mean, std)
         highres_planes = planes * 2
@@ -210,11 +216,15 @@ class DDRNet(keras.Model):
 
         # Heads at 1/8, upsampled to the input size in float32.
         x = segment_head(x, head_planes, num_classes, name="head")
-        logits = ResizeToMatch(dtype="float32", name="logits")(x, images)
+        logits = ResizeToMatch(dtype="float32", align_corners=align_corners, name="logits")(
+            x, images
+        )
         outputs = logits
         if aux_head:
             aux = segment_head(aux_features, head_planes, num_classes, name="aux_head")
-            aux_logits = ResizeToMatch(dtype="float32", name="aux_logits")(aux, images)
+            aux_logits = ResizeToMatch(
+                dtype="float32", align_corners=align_corners, name="aux_logits"
+            )(aux, images)
             outputs = [logits, aux_logits]
 
         super().__init__(inputs=images, outputs=outputs, **kwargs)
@@ -230,6 +240,7 @@ class DDRNet(keras.Model):
         self.std = std
         self.padding = padding
         self.stage_blocks = stage_blocks
+        self.align_corners = align_corners
 
     @classmethod
     def from_config(cls, config):
@@ -250,6 +261,7 @@ class DDRNet(keras.Model):
             "std": list(self.std),
             "padding": self.padding,
             "stage_blocks": list(self.stage_blocks),
+            "align_corners": self.align_corners,
         }
 
 
@@ -349,7 +361,7 @@ def check_stage_blocks(stage_blocks):
     return tuple(stage_blocks)
 
 
-BUILDER_OPTIONS = ("mean", "std", "padding", "name")
+BUILDER_OPTIONS = ("mean", "std", "padding", "align_corners", "name")
 
 
 def _build_ddrnet(

@@ -26,6 +26,11 @@ class ResizeToMatch(keras.layers.Layer):
     a dynamic target size falls back to the same interpolation written with
     `keras.ops.take`; the two paths agree to float32 rounding.
 
+    `align_corners=True` samples the corners of input and output onto each other
+    (`interpolate(..., align_corners=True)`, how MMSegmentation's PIDNet head and
+    the authors' PIDNet evaluation upsample their logits); it always uses the
+    `keras.ops.take` interpolation.
+
     `method="gather"` uses that interpolation for static sizes too: XLA
     compiles TensorFlow's bilinear resize wrongly on CPU for some size ratios
     (5 -> 9, 6 -> 10; tensorflow/tensorflow#118344), so the XLA runtime of
@@ -34,6 +39,7 @@ class ResizeToMatch(keras.layers.Layer):
     Args:
         method: `"auto"` (resize op for static sizes, gather for dynamic ones) or
             `"gather"` (always the gather interpolation).
+        align_corners: bool, corner-aligned sampling instead of half-pixel centres.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -52,48 +58,70 @@ class ResizeToMatch(keras.layers.Layer):
 
     METHODS = ("auto", "gather")
 
-    def __init__(self, method="auto", **kwargs):
+    def __init__(self, method="auto", align_corners=False, **kwargs):
         super().__init__(**kwargs)
         if method not in self.METHODS:
             raise ValueError(f"`method` must be one of {self.METHODS}. Received: method={method!r}")
+        if not isinstance(align_corners, bool):
+            raise ValueError(
+                f"`align_corners` must be a bool. Received: align_corners={align_corners!r}"
+            )
         self.method = method
+        self.align_corners = align_corners
 
     def call(self, inputs, reference):
         reference_shape = ops.shape(reference)
         height, width = reference_shape[1], reference_shape[2]
         static = isinstance(height, int) and isinstance(width, int)
-        if static and self.method == "auto":
+        if static and self.method == "auto" and not self.align_corners:
             return ops.image.resize(
                 inputs, (height, width), interpolation="bilinear", data_format="channels_last"
             )
         inputs_shape = ops.shape(inputs)
-        outputs = _interpolate_axis(inputs, axis=1, input_size=inputs_shape[1], output_size=height)
-        return _interpolate_axis(outputs, axis=2, input_size=inputs_shape[2], output_size=width)
+        outputs = _interpolate_axis(
+            inputs, 1, inputs_shape[1], height, align_corners=self.align_corners
+        )
+        return _interpolate_axis(
+            outputs, 2, inputs_shape[2], width, align_corners=self.align_corners
+        )
 
     def get_config(self):
         config = super().get_config()
-        if self.method != "auto":  # checkpoints of the default stay as they were
+        # Checkpoints of the defaults stay as they were.
+        if self.method != "auto":
             config["method"] = self.method
+        if self.align_corners:
+            config["align_corners"] = True
         return config
 
     def compute_output_shape(self, inputs_shape, reference_shape):
         return (inputs_shape[0], reference_shape[1], reference_shape[2], inputs_shape[3])
 
 
-def _interpolate_axis(tensor, axis, input_size, output_size):
-    """Linear interpolation of a 4D tensor along one spatial axis (half-pixel centres).
+def _interpolate_axis(tensor, axis, input_size, output_size, align_corners=False):
+    """Linear interpolation of a 4D tensor along one spatial axis.
 
     Args:
         tensor: float tensor `(B, H, W, C)`.
         axis: 1 (height) or 2 (width).
         input_size: int or scalar int tensor, `tensor.shape[axis]`.
         output_size: int or scalar int tensor, the new size of `axis`.
+        align_corners: sample the first and last input values at the first and last
+            outputs (`align_corners=True`) instead of at half-pixel centres.
 
     Returns:
         Tensor of the dtype of `tensor` whose `axis` has `output_size` elements.
     """
-    scale = ops.cast(input_size, "float32") / ops.cast(output_size, "float32")
-    position = (ops.cast(ops.arange(output_size), "float32") + 0.5) * scale - 0.5
+    indices = ops.cast(ops.arange(output_size), "float32")
+    if align_corners:
+        # (in - 1) / (out - 1), and 0 for a one-pixel output.
+        scale = ops.cast(input_size - 1, "float32") / ops.cast(
+            ops.maximum(output_size - 1, 1), "float32"
+        )
+        position = indices * scale
+    else:
+        scale = ops.cast(input_size, "float32") / ops.cast(output_size, "float32")
+        position = (indices + 0.5) * scale - 0.5
     position = ops.maximum(position, 0.0)
     lower_position = ops.floor(position)
     fraction = ops.cast(position - lower_position, tensor.dtype)

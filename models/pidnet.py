@@ -80,6 +80,10 @@ class PIDNet(keras.Model):
             for 3 channels and 64.0 otherwise.
         padding: `"symmetric"` (the official padding, default) or `"same"`, see
             `models/residual_blocks.py`.
+        align_corners: bool, upsample the logits to the input size with
+            `align_corners=True` (MMSegmentation's PIDNet head and the authors' PIDNet
+            evaluation) instead of half-pixel centres; the resizes inside the network
+            keep half-pixel centres, as both official codes do.
         **kwargs: passed to `keras.Model` (`name`, `trainable`).
 
     Call arguments:
@@ -109,6 +113,7 @@ class PIDNet(keras.Model):
         mean=None,
         std=None,
         padding="symmetric",
+        align_corners=False,
         **kwargs,
     ):
         image_shape = check_input_shape(input_shape)
@@ -122,6 +127,7 @@ class PIDNet(keras.Model):
         ):
             check_positive_int(argument, value)
         check_bool("aux_head", aux_head)
+        check_bool("align_corners", align_corners)
         check_choice("padding", padding, PADDINGS)
         mean, std = input_statistics(image_shape[-1], mean, std)
         light = m == 2  # -S and -M: PAPPM and Light_Bag; -L: DAPPM and Bag
@@ -189,13 +195,19 @@ class PIDNet(keras.Model):
         # Boundary-attention-guided fusion, then the head at 1/8.
         x = _boundary_attention_fusion(detail, x, boundary, planes * 4, light, "dfm")
         x = segment_head(x, head_planes, num_classes, name="head")
-        logits = ResizeToMatch(dtype="float32", name="logits")(x, images)
+        logits = ResizeToMatch(dtype="float32", align_corners=align_corners, name="logits")(
+            x, images
+        )
         outputs = logits
         if aux_head:
             aux = segment_head(aux_features, head_planes, num_classes, name="p_head")
-            aux_logits = ResizeToMatch(dtype="float32", name="aux_logits")(aux, images)
+            aux_logits = ResizeToMatch(
+                dtype="float32", align_corners=align_corners, name="aux_logits"
+            )(aux, images)
             edges = segment_head(boundary_features, planes, 1, name="d_head")
-            boundary_logits = ResizeToMatch(dtype="float32", name="boundary_logits")(edges, images)
+            boundary_logits = ResizeToMatch(
+                dtype="float32", align_corners=align_corners, name="boundary_logits"
+            )(edges, images)
             outputs = [logits, aux_logits, boundary_logits]
 
         super().__init__(inputs=images, outputs=outputs, **kwargs)
@@ -212,6 +224,7 @@ class PIDNet(keras.Model):
         self.mean = mean
         self.std = std
         self.padding = padding
+        self.align_corners = align_corners
 
     def get_config(self):
         return {
@@ -228,6 +241,7 @@ class PIDNet(keras.Model):
             "mean": list(self.mean),
             "std": list(self.std),
             "padding": self.padding,
+            "align_corners": self.align_corners,
         }
 
 
@@ -272,7 +286,7 @@ VARIANTS = {
     "pidnet_m": {"m": 2, "n": 3, "planes": 64, "ppm_planes": 96, "head_planes": 128},
     "pidnet_l": {"m": 3, "n": 4, "planes": 64, "ppm_planes": 112, "head_planes": 256},
 }
-BUILDER_OPTIONS = ("mean", "std", "padding", "name")
+BUILDER_OPTIONS = ("mean", "std", "padding", "align_corners", "name")
 
 
 def _build_pidnet(variant, num_classes, input_shape, aux_head, options):

@@ -69,14 +69,21 @@ def command_parser(description):
 
 
 def add_run_arguments(parser, exported_model=False):
-    """`--work_dir` and `--checkpoint`, the run every command after train.py reads; with
-    `exported_model`, also `--model`, an exported model used instead of a run."""
+    """`--work_dir` and `--checkpoint`, the run every command after train.py reads, and
+    `--weights NAME`, a published model used instead of a run; with `exported_model`,
+    also `--model`, an exported model used instead of a run."""
     latest = "the latest finished run under runs/"
     parser.add_argument(
         "--work_dir",
         help="work dir written by train.py (default"
         + (" without --model: " if exported_model else ": ")
         + f"{latest})",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="NAME",
+        help="a published Cityscapes model instead of --work_dir, e.g. pidnet_s_cityscapes "
+        "(python convert_weights.py --list): downloaded and converted once into $SEMSEG_CACHE",
     )
     if exported_model:
         parser.add_argument("--model", help="an exported model (instead of --work_dir)")

@@ -37,11 +37,13 @@ Example:
 """
 
 import logging
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from semseg import mmseg_keys
 from semseg.errors import InputError
 from semseg.finetune import WeightTransfer, load_matching_weights
 from semseg.torch_checkpoint import read_torch_checkpoint, state_dict_of
@@ -227,12 +229,66 @@ def load_torch_weights(model, path):
             architecture (naming the first tensor without a counterpart or of
             another shape, with both shapes).
     """
-    if model_family(model) is None:
+    family = model_family(model)
+    if family is None:
         raise InputError(
             f"--weights {path}: PyTorch checkpoints are read for DDRNet and PIDNet models; "
             f"{model.name} takes a .keras file (or an encoder .h5)"
         )
-    return load_state_dict(model, state_dict_of(read_torch_checkpoint(path), path), path)
+    return load_state_dict(model, read_state(path, family), path)
+
+
+class FileState(dict):
+    """A checkpoint's tensors under the authors' keys `{key: numpy array}`.
+
+    Attributes:
+        file_keys: `{authors' key: the file's own key}` for a file in another naming
+            (MMSegmentation's); empty for the authors' files.
+        extra: the file's keys that no DDRNet/PIDNet module has (an ImageNet
+            classifier's, in a backbone file), reported as unused.
+        layout: `"authors"` or `"mmseg"`.
+    """
+
+    def __init__(self, tensors, file_keys=None, extra=(), layout="authors"):
+        super().__init__(tensors)
+        self.file_keys = dict(file_keys or {})
+        self.extra = list(extra)
+        self.layout = layout
+
+    def file_key(self, key):
+        """The file's own name of an authors' key (for messages)."""
+        return self.file_keys.get(key, key)
+
+
+def read_state(path, family):
+    """The tensors of an authors' or MMSegmentation checkpoint, under the authors' keys.
+
+    MMSegmentation's files (`{"meta", "state_dict"}` of `backbone.*` and
+    `decode_head.*`, or an ImageNet backbone's keys alone) are told from the
+    authors' by their keys, never by the file name, and renamed by
+    `semseg.mmseg_keys`.
+
+    Args:
+        path: the `.pth` / `.pt` file.
+        family: `"ddrnet"` or `"pidnet"`, the model the tensors are for.
+
+    Returns:
+        `FileState`.
+
+    Raises:
+        InputError: for an unreadable or unsafe file, or an MMSeg segmentor file
+            with a tensor that neither architecture has.
+    """
+    state = state_dict_of(read_torch_checkpoint(path), path)
+    if not mmseg_keys.is_mmseg_state(state):
+        return FileState(state)
+    official, file_keys, extra = mmseg_keys.official_state(state, family)
+    if extra and mmseg_keys.holds_decode_head(state):
+        raise InputError(
+            f"{path}: not an MMSegmentation {family} checkpoint: tensor {extra[0]} "
+            f"{list(state[extra[0]].shape)} has no counterpart (another architecture?)"
+        )
+    return FileState(official, file_keys, extra, layout="mmseg")
 
 
 def load_state_dict(model, state, path):
@@ -240,12 +296,15 @@ def load_state_dict(model, state, path):
 
     Args:
         model: a built `models.DDRNet` or `models.PIDNet`.
-        state: dict of the official keys (without `module.`/`model.` prefixes).
+        state: dict of the official keys (without `module.`/`model.` prefixes), or the
+            `FileState` of `read_state` (its messages name the file's own keys).
         path: where the tensors come from, for the report and error messages.
 
     Returns:
         `WeightTransfer`.
     """
+    if not isinstance(state, FileState):
+        state = FileState(state)
     family = model_family(model)
     if model.padding != "symmetric":
         logger.warning(
@@ -271,20 +330,22 @@ def load_state_dict(model, state, path):
             top = module.split(".")[0]
             # An ImageNet classifier's own head, or a training head this model was built without.
             if (classifier and top in IMAGENET_HEADS) or (candidates and top in heads):
-                unused.append(module)
+                unused.append(_file_module(state, module, tensors))
                 continue
             first = next(key for key in tensors if key != "num_batches_tracked")
             raise InputError(
                 f"{path}: not a checkpoint of {model.name}: tensor "
-                f"{module}.{first} {list(tensors[first].shape)} has no counterpart in the "
-                "model (another architecture?)"
+                f"{state.file_key(f'{module}.{first}')} {list(tensors[first].shape)} has no "
+                "counterpart in the model (another architecture?)"
             )
         layer = layers[names[0]]
         values, torch_names = _keras_values(layer, tensors, path)
         mismatch = None
         for variable, value, torch_name in zip(layer.weights, values, torch_names):
             if value is None:
-                raise InputError(f"{path}: {module}.{torch_name} is missing from the file")
+                raise InputError(
+                    f"{path}: {state.file_key(f'{module}.{torch_name}')} is missing from the file"
+                )
             if tuple(value.shape) != tuple(variable.shape):
                 mismatch = (torch_name, value, variable)
                 break
@@ -292,16 +353,15 @@ def load_state_dict(model, state, path):
             torch_name, value, variable = mismatch
             torch_shape = list(tensors[torch_name].shape)
             what = _tolerated_difference(layer.name, classifiers, value.shape, variable.shape)
+            file_key = state.file_key(f"{module}.{torch_name}")
             if what:
-                skipped[layer.name] = (
-                    f"({module}.{torch_name} {torch_shape} in the file: other {what})"
-                )
+                skipped[layer.name] = f"({file_key} {torch_shape} in the file: other {what})"
                 continue
             keras_shape = list(variable.shape)
             if variable.ndim == 4:  # as torch orders it
                 keras_shape = [keras_shape[3], keras_shape[2], keras_shape[0], keras_shape[1]]
             raise InputError(
-                f"{path}: not a checkpoint of {model.name}: tensor {module}.{torch_name} has "
+                f"{path}: not a checkpoint of {model.name}: tensor {file_key} has "
                 f"shape {torch_shape} in the file, the model's layer {layer.name} expects "
                 f"{keras_shape} (another architecture or width?)"
             )
@@ -313,6 +373,8 @@ def load_state_dict(model, state, path):
     if len(loaded) < 2:
         raise InputError(f"{path}: no tensor of the file fits {model.name}")
     missing = [name for name in layers if name not in skipped]
+    # An ImageNet file's classifier, which MMSeg's `strict=False` load ignores too.
+    unused += sorted({key.rpartition(".")[0] for key in state.extra})
     report = WeightTransfer(
         source=str(path),
         loaded=loaded,
@@ -327,12 +389,22 @@ def load_state_dict(model, state, path):
     return report
 
 
+def _file_module(state, module, tensors):
+    """The file's own name of an authors' module path (its tensors' common prefix)."""
+    key = state.file_key(f"{module}.{next(iter(tensors))}")
+    return key.rpartition(".")[0] if state.file_keys else module
+
+
 def weights_kind(path):
     """`"torch"`, `"keras"` or `"encoder"` for a `--weights` file, from its name.
 
     Raises:
         InputError: for a file that does not exist or of another kind.
     """
+    from semseg.published_weights import lookup
+
+    if lookup(path) is not None:
+        return "torch"
     path = Path(path)
     if not path.exists():
         raise InputError(f"--weights {path}: no such file")
@@ -355,9 +427,11 @@ def load_weights_file(model, path):
     Returns:
         `WeightTransfer` (what was loaded and skipped).
     """
+    from semseg.published_weights import weights_file
+
     kind = weights_kind(path)
     if kind == "torch":
-        return load_torch_weights(model, path)
+        return load_torch_weights(model, weights_file(path))
     if kind == "keras":
         report = load_matching_weights(model, path)
         report.option = "--weights"
@@ -425,8 +499,10 @@ def convert_checkpoint(
     `weights.json` (what loaded). It is written under a temporary name and renamed.
 
     Args:
-        model_name: a DDRNet or PIDNet name of `models.MODELS`.
-        weights: the authors' `.pth`/`.pt` segmentation file.
+        model_name: a DDRNet or PIDNet name of `models.MODELS`; `None` when `weights`
+            is a published name (its model).
+        weights: the authors' or MMSegmentation's `.pth`/`.pt` segmentation file, or
+            a name of `semseg.published_weights.PUBLISHED` (downloaded once).
         output: the new work dir (must not exist, or be empty).
         class_set: `"cityscapes"` or `"camvid"` for the released models' classes;
             `None` takes them from `dataset`, or else names them by id.
@@ -444,10 +520,14 @@ def convert_checkpoint(
     import keras
 
     import models
+    from semseg import published_weights
     from semseg.files import write_json
     from semseg.labels import LabelSpec
     from semseg.run_config import Run, RunConfig, save_run
 
+    model_name = published_weights.implied_model(weights, model_name)
+    if model_name is None:
+        raise InputError(f"--model: which model is {weights} for? One of {', '.join(TORCH_MODELS)}")
     if model_name not in TORCH_MODELS:
         raise InputError(
             f"--model {model_name}: authors' checkpoints exist for {', '.join(TORCH_MODELS)}"
@@ -455,12 +535,15 @@ def convert_checkpoint(
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise InputError(f"--output {output}: already exists and is not an empty folder")
-    if weights_kind(weights) != "torch":
+    if published_weights.lookup(weights) is None and weights_kind(weights) != "torch":
         raise InputError(
-            f"--weights {weights}: convert_weights.py reads the authors' .pth/.pt files"
+            f"--weights {weights}: convert_weights.py reads the authors' and MMSegmentation's "
+            ".pth/.pt files"
         )
-    state = state_dict_of(read_torch_checkpoint(weights), weights)
-    num_classes = file_class_count(state, weights)
+    path = published_weights.weights_file(weights)
+    family = "ddrnet" if model_name.startswith("ddrnet") else "pidnet"
+    state = read_state(path, family)
+    num_classes = file_class_count(state, path)
     if dataset:
         from semseg import data
 
@@ -475,14 +558,18 @@ def convert_checkpoint(
         labels = LabelSpec([f"class_{index}" for index in range(num_classes)])
     if labels.num_classes != num_classes:
         raise InputError(
-            f"{weights}: the file has {num_classes} classes, the class list "
+            f"{path}: the file has {num_classes} classes, the class list "
             f"{dataset or class_set} has {labels.num_classes}"
         )
-    model = models.build_model(model_name, num_classes, padding="symmetric")
-    report = load_state_dict(model, state, weights)
+    # MMSeg's PIDHead upsamples its logits with align_corners=True, its DDRHead without.
+    align_corners = state.layout == "mmseg" and family == "pidnet"
+    model = models.build_model(
+        model_name, num_classes, padding="symmetric", align_corners=align_corners
+    )
+    report = load_state_dict(model, state, path)
     if report.skipped or report.missing:
         raise InputError(
-            f"{weights}: not a complete {model_name} segmentation model ({report.summary()})"
+            f"{path}: not a complete {model_name} segmentation model ({report.summary()})"
         )
     size = tuple(image_size or CLASS_SET_SIZES.get(class_set, (512, 512)))
     config = RunConfig(
@@ -493,12 +580,18 @@ def convert_checkpoint(
         image_size=size,
         weights=str(weights),
     )
+    details = {"converted_from": str(path), "layout": state.layout, "keras": keras.__version__}
+    entry = published_weights.lookup(weights)
+    if entry is not None:
+        details["published"] = {"url": entry.url, "sha256_prefix": entry.sha256_prefix}
     output.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    temp.chmod(0o777 & ~umask)  # a folder as mkdir makes it (mkdtemp's is private)
     try:
         (temp / "checkpoints").mkdir()
         model.save(temp / "checkpoints" / "best.keras")
-        details = {"converted_from": str(weights), "keras": keras.__version__}
         save_run(Run(config=config, labels=labels, num_channels=3), details, temp)
         write_json(temp / "weights.json", report.to_dict())
         if output.exists():

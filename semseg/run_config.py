@@ -35,6 +35,7 @@ import math
 import types
 from pathlib import Path
 
+from semseg import published_weights
 from semseg.errors import InputError
 from semseg.files import write_json
 from semseg.labels import LabelSpec
@@ -55,6 +56,7 @@ WEIGHT_FILES = (".pth", ".pt", ".pth.tar", ".h5", ".keras")
 # (tests/test_run_config.py keeps the two equal).
 OUTPUT_STRIDES = (8, 16, 32)
 LEARNING_RATE_SCALING = ("none", "linear")
+DEFAULT_MODEL = "ddrnet23_slim"
 
 
 def _flag(default=None, help="", **options):
@@ -82,7 +84,10 @@ class RunConfig:
     data_dir: str | None = _flag(
         help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)"
     )
-    model: str = _flag("ddrnet23_slim", "a name from models.MODELS")
+    model: str | None = _flag(
+        help=f"a name from models.MODELS (default: {DEFAULT_MODEL}, or the model of a "
+        "published --weights name)"
+    )
     image_size: tuple[int, int] = _flag(
         (512, 512), "training crop and inference size", metavar=("H", "W")
     )
@@ -121,12 +126,14 @@ class RunConfig:
         "loss)",
     )
     weights: str | None = _flag(
-        help="start from pretrained weights: imagenet (keras.applications encoders, downloaded "
-        "through Keras), the encoder's .h5 file (offline), the authors' DDRNet/PIDNet "
+        help="start from pretrained weights: a published name (python convert_weights.py "
+        "--list: ddrnet23_slim_imagenet, pidnet_s_cityscapes, ...; downloaded once into "
+        "$SEMSEG_CACHE), imagenet (keras.applications encoders, downloaded through Keras), "
+        "the encoder's .h5 file (offline), the authors' or MMSegmentation's DDRNet/PIDNet "
         "checkpoint (.pth/.pt: Cityscapes or ImageNet; the classifier is skipped when the "
         "class count differs), or a .keras file; default: random initialisation. "
         "W/weights.json lists what loaded",
-        metavar="imagenet|FILE",
+        metavar="NAME|imagenet|FILE",
     )
     output_stride: int | None = _flag(
         help="output stride of keras.applications encoders (default: the model's own)",
@@ -210,6 +217,7 @@ class RunConfig:
     )
 
     def __post_init__(self):
+        self.model = self.model or DEFAULT_MODEL
         self.image_size = tuple(int(value) for value in self.image_size)
         self.scale_range = tuple(float(value) for value in self.scale_range)
         checks = [
@@ -247,10 +255,12 @@ class RunConfig:
             (
                 self.weights is None
                 or self.weights in PRETRAINED_WEIGHTS
+                or published_weights.lookup(self.weights) is not None
                 or (isinstance(self.weights, str) and self.weights.lower().endswith(WEIGHT_FILES)),
                 "weights",
-                f"omitted (random initialisation), {', '.join(PRETRAINED_WEIGHTS)} or a weights "
-                f"file ({', '.join(WEIGHT_FILES)})",
+                f"omitted (random initialisation), {', '.join(PRETRAINED_WEIGHTS)}, a published "
+                f"name ({', '.join(published_weights.PUBLISHED)}) or a weights file "
+                f"({', '.join(WEIGHT_FILES)})",
             ),
             (
                 self.output_stride is None or self.output_stride in OUTPUT_STRIDES,
@@ -500,6 +510,13 @@ def config_from_flags(values):
     except InputError as error:
         problems.append(str(error))
         values["dataset"] = values.get("dataset") or "full_semantic/unknown"
+    try:
+        values["model"] = published_weights.implied_model(
+            values.get("weights"), values.get("model")
+        )
+    except InputError as error:
+        problems.append(str(error))
+    values["model"] = values.get("model") or DEFAULT_MODEL
     chose_work_dir = not values.get("work_dir")
     if chose_work_dir:
         values["work_dir"] = str(new_work_dir(values["dataset"], values.get("model") or "model"))

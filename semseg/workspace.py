@@ -143,9 +143,16 @@ def latest_run(runs_dir=RUNS_DIR):
     return max(finished, key=lambda path: (path / "checkpoints" / "last.keras").stat().st_mtime)
 
 
-def resolve_work_dir(work_dir, runs_dir=RUNS_DIR):
-    """`--work_dir` of eval.py, the predictors and export.py: the given one, checked, or
-    the latest finished run (printed, so the user sees which)."""
+def resolve_work_dir(work_dir, runs_dir=RUNS_DIR, weights=None):
+    """`--work_dir` of eval.py, the predictors and export.py: the given one, checked, the
+    converted run of a published `--weights NAME` (converted on first use, which loads
+    TensorFlow), or the latest finished run (printed, so the user sees which)."""
+    if weights is not None:
+        if work_dir is not None:
+            raise InputError("give --work_dir (your run) or --weights NAME (a published one)")
+        from semseg.published_weights import published_run
+
+        return str(published_run(weights))
     if work_dir is None:
         path = latest_run(runs_dir)
         print(f"work dir: {path} (the latest finished run under {runs_dir}/)", flush=True)
