@@ -76,7 +76,10 @@ def main(args):
     from semseg.evaluation import run_evaluation
     from semseg.metrics import format_table
 
-    options = {key: value for key, value in vars(args).items() if key != "fail_under"}
+    # --weights NAME is resolved into --work_dir by parse_args.
+    options = {
+        key: value for key, value in vars(args).items() if key not in ("fail_under", "weights")
+    }
     metrics, output_dir = run_evaluation(**options)
     print(format_table(metrics))
     for value, group in metrics["groups"].items():

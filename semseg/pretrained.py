@@ -12,6 +12,11 @@ share one name-mapping scheme.
   tensors load while the segmentation heads keep their initialisation (as the
   authors' own loaders do). Files are read without PyTorch and without running
   their code (`semseg.torch_checkpoint`);
+* MMSegmentation's files of the same models (`{"meta", "state_dict"}` of
+  `backbone.*` and `decode_head.*`, or an ImageNet backbone's keys alone), told
+  from the authors' by their keys and renamed to the authors' keys by
+  `semseg.mmseg_keys`, then mapped as below; a name of
+  `semseg.published_weights.PUBLISHED` is downloaded once and read the same way;
 * a `.keras` file (or a work dir): matching layers by name and shape, as
   `--init_from` (`semseg.finetune`).
 
