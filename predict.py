@@ -22,7 +22,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_output_dir, check_output_file  # noqa: E402
+from semseg.files import (  # noqa: E402
+    check_not_replacing,
+    check_output_apart,
+    check_output_dir,
+    check_output_file,
+)
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -46,6 +51,7 @@ def parse_args(argv=None):
         default=16,
         help="with --cvat: regions of fewer pixels become background (no speck objects)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --cvat zip")
     args = parser.parse_args(argv)
     if args.min_area < 0:
         parser.error(f"--min_area must be 0 or more. Received: {args.min_area}")
@@ -55,8 +61,11 @@ def parse_args(argv=None):
         base = "predictions" if args.weights else args.work_dir
         args.output = os.path.join(base, args.weights or "predictions")
     check_output_dir(args.output, "--output")
+    check_output_apart(args.output, args.input, "--output")
     if args.cvat:
         check_output_file(args.cvat, "--cvat", suffix=".zip")
+        check_output_apart(args.cvat, args.input, "--cvat")
+        check_not_replacing(args.cvat, "--cvat", args.overwrite)
     return args
 
 

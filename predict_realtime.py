@@ -26,6 +26,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.files import check_not_replacing, check_output_apart  # noqa: E402
 from semseg.video import check_output_video, check_source  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument("--max_frames", type=int, help="stop after N segmented frames")
     parser.add_argument("--record", help="also write the overlays to this .mp4")
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --record video"
+    )
     parser.add_argument("--retries", type=int, default=3, help="reconnects of a dropped stream")
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
     args = parser.parse_args(argv)
@@ -58,6 +62,9 @@ def parse_args(argv=None):
     check_source(args.source)
     if args.record:
         check_output_video(args.record)
+        if "://" not in args.source:
+            check_output_apart(args.record, [args.source], "--record")
+        check_not_replacing(args.record, "--record", args.overwrite)
     return args
 
 

@@ -19,6 +19,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.files import check_not_replacing, check_output_apart  # noqa: E402
 from semseg.video import check_output_video, check_source  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
@@ -33,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
     parser.add_argument("--show_fps", action="store_true", help="draw the FPS on the frames")
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --output video"
+    )
     args = parser.parse_args(argv)
     if args.output is None:
         stem, _ = os.path.splitext(args.input)
@@ -43,6 +47,8 @@ def parse_args(argv=None):
         args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
     check_source(args.input)
     check_output_video(args.output)
+    check_output_apart(args.output, [args.input], "--output")
+    check_not_replacing(args.output, "--output", args.overwrite)
     return args
 
 

@@ -23,7 +23,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_output_dir  # noqa: E402
+from semseg.files import check_not_replacing, check_output_apart, check_output_dir  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -40,6 +40,11 @@ def parse_args(argv=None):
         help="skip an image this similar (thumbnail cosine, -1..1) to an earlier pick",
     )
     parser.add_argument("--min_area", type=int, default=16, help="see predict.py --min_area")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the picks of an earlier round in a non-empty --output",
+    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error(f"--count must be 1 or more. Received: {args.count}")
@@ -47,8 +52,10 @@ def parse_args(argv=None):
         parser.error(f"--max_similarity must be in -1..1. Received: {args.max_similarity}")
     if args.min_area < 0:
         parser.error(f"--min_area must be 0 or more. Received: {args.min_area}")
-    args.work_dir = resolve_work_dir(args.work_dir)
+    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
     check_output_dir(args.output, "--output")
+    check_output_apart(args.output, args.input, "--output")
+    check_not_replacing(args.output, "--output", args.overwrite)
     return args
 
 
@@ -73,7 +80,13 @@ def main(args):
     for pick in picks[:10]:
         print(f"  #{pick.rank} {pick.path}  score {pick.score:.3f}")
     if len(picks) < args.count:
-        print(f"  (only {len(picks)}: the others are near-duplicates; raise --max_similarity)")
+        if len(picks) == total:
+            print(f"  (only {total}: the pool holds {total} images)")
+        else:
+            print(
+                f"  (only {len(picks)}: the other {total - len(picks)} are near-duplicates of "
+                "the picks; raise --max_similarity)"
+            )
 
 
 if __name__ == "__main__":

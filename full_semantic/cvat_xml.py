@@ -44,6 +44,7 @@ from etils import epath
 
 from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
+from full_semantic.file_lists import check_inside_name
 from full_semantic.source import ExampleReader, Source
 from semseg.errors import InputError
 from semseg.labels import default_palette
@@ -229,13 +230,36 @@ class CvatXmlExport(ExampleReader):
             raise InputError(f"{self._where}: <labels> is empty.")
         used = {color for _, color in labels if color}
         spare = (tuple(color) for color in default_palette(256)[1:] if tuple(color) not in used)
-        return [(name, color or next(spare)) for name, color in labels]
+        owners, result = {}, []
+        for name, color in labels:
+            if color and color in owners:
+                # Two labels of one colour would be one class in every colour mask.
+                new_color = next(spare)
+                logger.warning(
+                    "%s: labels %r and %r share the colour %s; %r gets %s in this dataset",
+                    self._where,
+                    owners[color],
+                    name,
+                    "#%02x%02x%02x" % color,
+                    name,
+                    "#%02x%02x%02x" % new_color,
+                )
+                color = new_color
+            color = color or next(spare)
+            owners[color] = name
+            result.append((name, color))
+        return result
 
     def _read_image(self, element, label_names, skipped):
         name = element.get("name") or ""
         where = f"{self._where}: image {name!r}"
         if not name:
             raise InputError(f"{self._where}: an <image> without a name (id {element.get('id')}).")
+        check_inside_name(
+            name,
+            f"{self._where}: <image id={element.get('id')!r}>",
+            f"a file name relative to {IMAGES_DIR}/",
+        )
         size = (int(_number(element, "width", where)), int(_number(element, "height", where)))
         shapes = []
         for order, shape in enumerate(element, start=1):

@@ -154,13 +154,35 @@ def read_name_list(path, describe=_default_describe, strip_suffixes=()):
                 f"{describe(path)} line {line_number}: name {name!r} is already listed on line "
                 f"{names[name]}."
             )
-        if name.startswith("/") or ".." in name.split("/"):
-            raise InputError(
-                f"{describe(path)} line {line_number}: name {name!r} points outside the dataset "
-                "folder; expected a file name relative to the images folder, without extension."
-            )
+        check_inside_name(
+            name,
+            f"{describe(path)} line {line_number}",
+            "a file name relative to the images folder, without extension",
+        )
         names[name] = line_number
     return names
+
+
+def check_inside_name(name, where, expected):
+    """Refuses a name read from inside an export that would resolve outside its folder.
+
+    Every name a source reads from an export's own files (split lists, XML attributes,
+    JSON fields) goes through here before it is joined to a folder: an absolute path,
+    a drive letter or a `..` component would read a file from elsewhere on the disk.
+
+    Args:
+        name: str, the name as the file gives it (`\\` taken as `/`).
+        where: the file and line or element, for the message.
+        expected: what a valid name is, for the message.
+
+    Raises:
+        InputError: naming `where` and the name.
+    """
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or re.match(r"[A-Za-z]:", name):
+        raise InputError(
+            f"{where}: name {name!r} points outside the dataset folder; expected {expected}."
+        )
 
 
 def read_split_lists(list_paths, describe=_default_describe, strip_suffixes=()):

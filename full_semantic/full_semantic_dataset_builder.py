@@ -109,6 +109,10 @@ JSON_FIELDS = (
 )
 
 
+# A config name is a folder name under the data dir: nothing that climbs out of it.
+CONFIG_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
 @dataclasses.dataclass(eq=False)
 class FullSemanticConfig(tfds.core.BuilderConfig):
     """A `full_semantic` variant: which reader to use, with which options.
@@ -139,6 +143,12 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
 
     def __post_init__(self):
         where = f"--config {self.name!r}"
+        # The name becomes a folder under --data_dir: a plain name only.
+        if not isinstance(self.name, str) or not CONFIG_NAME.fullmatch(self.name):
+            raise InputError(
+                f"{where}: a config name is letters, digits, '_', '-' and '.' (not first), "
+                "e.g. camvid or my_task-2"
+            )
         if self.source not in SOURCES:
             raise InputError(
                 f"{where}: unknown source {self.source!r}; expected one of {sorted(SOURCES)}."

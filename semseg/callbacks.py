@@ -62,7 +62,10 @@ class SaveCheckpoints(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._save("last.keras")
         value = (logs or {}).get(self.monitor)
-        if value is not None and value > self.best:
+        # An epoch whose validation loss is not finite is never the best, whatever its mIoU.
+        val_loss = (logs or {}).get("val_loss")
+        finite = val_loss is None or math.isfinite(float(val_loss))
+        if finite and value is not None and value > self.best:
             logger.info("epoch %d: %s improved to %.4f", epoch + 1, self.monitor, value)
             self.best = float(value)
             self._save("best.keras")
@@ -90,6 +93,7 @@ class StopOnNaN(keras.callbacks.Callback):
         super().__init__()
         self.work_dir = work_dir
         self.epoch = 0
+        self.unsettled = None  # (epoch, val_loss) of a non-finite validation let pass
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -114,7 +118,9 @@ class StopOnNaN(keras.callbacks.Callback):
             self._stop(f"{broken} weight tensor(s) are not finite after epoch {epoch + 1}")
         val_loss = (logs or {}).get("val_loss")
         if val_loss is None or math.isfinite(float(val_loss)):
+            self.unsettled = None
             return
+        self.unsettled = (epoch + 1, float(val_loss))
         if batch_norm_settled(self.model):
             self._stop(f"the validation loss is {float(val_loss)} after epoch {epoch + 1}")
         # Finite weights, unsettled batch-norm statistics: early validation overflows.
@@ -124,6 +130,18 @@ class StopOnNaN(keras.callbacks.Callback):
             epoch + 1,
             float(val_loss),
         )
+
+    def on_train_end(self, logs=None):
+        # The settling allowance delays the verdict, never skips it: a run that ends on
+        # a non-finite validation loss has not produced a usable model.
+        if self.unsettled is not None:
+            epoch, val_loss = self.unsettled
+            raise TrainingDiverged(
+                f"training ended on epoch {epoch}, whose validation loss is {val_loss} (the "
+                "batch-norm statistics never settled): the last checkpoint is not a usable "
+                f"model ({self.work_dir}); try a lower --learning_rate, a --warmup_steps or "
+                "more --epochs"
+            )
 
     def _stop(self, where):
         if self.epoch == 0:

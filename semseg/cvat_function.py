@@ -92,17 +92,50 @@ class SegmentationFunction:
 
 
 def _polygons(bitmap, left, top):
-    """The outer contours of a region (its bitmap inside its box at `left`, `top`) as
-    CVAT polygon points `[x1, y1, x2, y2, ...]` in image coordinates."""
-    contours, _ = cv2.findContours(
-        bitmap.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top)
+    """A region's contours (its bitmap inside its box at `left`, `top`) as CVAT polygon
+    points `[x1, y1, x2, y2, ...]` in image coordinates.
+
+    A CVAT polygon has no holes, so each hole is joined to its outer contour by a
+    zero-width cut between their closest points (a keyhole polygon): a ring stays a
+    ring instead of becoming a disc.
+    """
+    contours, hierarchy = cv2.findContours(
+        bitmap.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top)
     )
+    if hierarchy is None:
+        return []
+    hierarchy = hierarchy[0]  # per contour: next, previous, first child, parent
     polygons = []
-    for contour in contours:
-        contour = cv2.approxPolyDP(contour, 1.0, True)
-        if len(contour) >= 3:
-            polygons.append(contour.reshape(-1).astype(float).tolist())
+    for index, contour in enumerate(contours):
+        if hierarchy[index][3] != -1:
+            continue  # a hole, joined to its outer contour below
+        outer = _simplified(contour)
+        if outer is None:
+            continue
+        child = hierarchy[index][2]
+        while child != -1:
+            hole = _simplified(contours[child])
+            if hole is not None:
+                outer = _join_hole(outer, hole)
+            child = hierarchy[child][0]
+        polygons.append(outer.reshape(-1).astype(float).tolist())
     return polygons
+
+
+def _simplified(contour):
+    """A contour with points closer than a pixel to its lines dropped, `(N, 2)`, or `None`
+    when fewer than 3 points are left."""
+    points = cv2.approxPolyDP(contour, 1.0, True).reshape(-1, 2)
+    return points if len(points) >= 3 else None
+
+
+def _join_hole(outer, hole):
+    """One keyhole polygon: `outer` to its point closest to `hole`, around the hole from
+    its closest point back to that point, then the rest of `outer`."""
+    distances = ((outer[:, None, :] - hole[None, :, :]) ** 2).sum(axis=-1)
+    at_outer, at_hole = np.unravel_index(distances.argmin(), distances.shape)
+    around = np.roll(hole, -at_hole, axis=0)
+    return np.concatenate([outer[: at_outer + 1], around, around[:1], outer[at_outer:]], axis=0)
 
 
 def create(work_dir: str = "", model: str = "", checkpoint: str = "best", min_area: int = 16):

@@ -245,3 +245,56 @@ def check_output_file(path, flag, suffix=None):
         raise InputError(f"{flag} {path}: no such folder {path.parent}")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {path}: {path.parent} is not writable by this user")
+
+
+def check_output_apart(output, inputs, flag):
+    """Refuses an output that is one of the inputs or lies inside an input folder.
+
+    Such an output would be written over an input (`predict_video.py --output` equal to
+    `--input`) or read back as input by the next run (`select_images.py --output`
+    inside its pool).
+
+    Args:
+        output: path-like, the file or folder the command writes.
+        inputs: path-likes the command reads (files or folders).
+        flag: str, the output's flag, for the message.
+
+    Raises:
+        InputError: naming the flag, the output and the input.
+    """
+    target = Path(output).resolve()
+    for item in inputs:
+        source = Path(item).resolve()
+        if target == source:
+            raise InputError(f"{flag} {output}: is the input {item}; give another path")
+        if source in target.parents and source.is_dir():
+            raise InputError(
+                f"{flag} {output}: is inside the input folder {item}, so it would be read as "
+                "input next time; give a path outside it"
+            )
+
+
+def check_not_replacing(path, flag, overwrite):
+    """Refuses to replace an existing file, or to fill a non-empty folder, unless asked.
+
+    What a user named as an output may hold earlier work (a labelled CVAT export, the
+    previous round's picks): it is replaced only with `--overwrite`.
+
+    Args:
+        path: path-like, the output file or folder.
+        flag: str, its flag, for the message.
+        overwrite: bool, the command's `--overwrite`.
+
+    Raises:
+        InputError: naming the flag and the path.
+    """
+    path = Path(path)
+    if overwrite:
+        return
+    if path.is_file():
+        raise InputError(f"{flag} {path}: already exists; pass --overwrite to replace it")
+    if path.is_dir() and any(path.iterdir()):
+        raise InputError(
+            f"{flag} {path}: is a folder that is not empty; pass --overwrite to replace what "
+            "this command writes there, or give a new folder"
+        )

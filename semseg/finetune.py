@@ -26,7 +26,7 @@ from semseg.errors import InputError
 logger = logging.getLogger(__name__)
 
 
-def checkpoint_for(source):
+def checkpoint_for(source, option="--init_from"):
     """The `.keras` file behind `--init_from`: the file itself, or a run dir's best checkpoint.
 
     A run dir gives `checkpoints/best.keras`, or `checkpoints/last.keras` when
@@ -41,11 +41,11 @@ def checkpoint_for(source):
             if (path / "checkpoints" / name).is_file():
                 return path / "checkpoints" / name
         raise InputError(
-            f"--init_from {source}: no checkpoints/best.keras or checkpoints/last.keras "
+            f"{option} {source}: no checkpoints/best.keras or checkpoints/last.keras "
             "there; give a work dir written by train.py or a .keras file"
         )
     if path.suffix != ".keras" or not path.is_file():
-        raise InputError(f"--init_from {source}: not a .keras file or a work dir")
+        raise InputError(f"{option} {source}: not a .keras file or a work dir")
     return path
 
 
@@ -106,7 +106,7 @@ def _weights_by_layer(model):
     return layers
 
 
-def load_matching_weights(model, source):
+def load_matching_weights(model, source, option="--init_from"):
     """Copies the weights of `source` into `model` wherever layer names and shapes match.
 
     A layer is loaded whole or not at all: when any of its weights differs in
@@ -116,6 +116,7 @@ def load_matching_weights(model, source):
     Args:
         model: the `keras.Model` about to be trained (built).
         source: a `.keras` file or a work dir (see `checkpoint_for`).
+        option: the flag that named `source`, for messages and the report.
 
     Returns:
         `WeightTransfer`.
@@ -123,11 +124,11 @@ def load_matching_weights(model, source):
     Raises:
         InputError: for a missing or unreadable checkpoint, or when no layer matches.
     """
-    path = checkpoint_for(source)
+    path = checkpoint_for(source, option)
     try:
         checkpoint = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged or foreign file
-        raise InputError(f"--init_from {path}: cannot load the checkpoint ({error})") from error
+        raise InputError(f"{option} {path}: cannot load the checkpoint ({error})") from error
     target_layers = _weights_by_layer(model)
     source_layers = _weights_by_layer(checkpoint)
     loaded, skipped, missing = [], {}, []
@@ -161,7 +162,7 @@ def load_matching_weights(model, source):
         loaded.append(layer)
     if not loaded:
         raise InputError(
-            f"--init_from {path}: no layer of {model.name} matches the checkpoint's "
+            f"{option} {path}: no layer of {model.name} matches the checkpoint's "
             f"{checkpoint.name} by name and shape; it is another architecture"
         )
     report = WeightTransfer(
@@ -172,6 +173,7 @@ def load_matching_weights(model, source):
         unused=[layer for layer in source_layers if layer not in target_layers],
         loaded_parameters=int(loaded_parameters),
         total_parameters=int(sum(int(np.prod(variable.shape)) for variable in model.weights)),
+        option=option,
     )
     logger.info("%s", report.summary())
     return report

@@ -11,6 +11,9 @@ Example:
 """
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -383,14 +386,31 @@ def predict_images(predictor, paths, output_dir, alpha=0.5, progress=None, cvat=
         Number of images written.
     """
     output_dir = Path(output_dir)
-    iterator = progress(paths) if progress else paths
-    for path in iterator:
-        image = read_image(path, predictor.num_channels)
-        mask = predictor.predict(image)
-        write_image(output_dir / "masks" / f"{path.stem}.png", predictor.colorize(mask))
-        write_image(
-            output_dir / "overlays" / f"{path.stem}.jpg", predictor.overlay(image, mask, alpha)
-        )
-        if cvat is not None:
-            cvat.add(path.stem, mask)
+    created = not output_dir.exists()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    # Staged in a hidden folder and moved into masks/ and overlays/ at the end, so a
+    # failure part-way leaves the output as it was (a folder made for it removed).
+    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".predict.partial-"))
+    finished = False
+    try:
+        iterator = progress(paths) if progress else paths
+        for path in iterator:
+            image = read_image(path, predictor.num_channels)
+            mask = predictor.predict(image)
+            write_image(staging / "masks" / f"{path.stem}.png", predictor.colorize(mask))
+            write_image(
+                staging / "overlays" / f"{path.stem}.jpg", predictor.overlay(image, mask, alpha)
+            )
+            if cvat is not None:
+                cvat.add(path.stem, mask)
+        for folder in ("masks", "overlays"):
+            (output_dir / folder).mkdir(exist_ok=True)
+            staged = staging / folder
+            for item in sorted(staged.iterdir()) if staged.is_dir() else ():
+                os.replace(item, output_dir / folder / item.name)
+        finished = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not finished and not any(output_dir.iterdir()):
+            output_dir.rmdir()
     return len(paths)

@@ -3,7 +3,9 @@
 `predict_realtime.py` shows its overlays in a window when OpenCV has a GUI, and
 otherwise serves them on a local page: `http://127.0.0.1:PORT/` shows the newest
 frame with its FPS and latency (drawn on the frame), refreshed as fast as the
-browser fetches it. Standard library only (`http.server`), bound to 127.0.0.1.
+browser fetches it. Standard library only (`http.server`), bound to 127.0.0.1, and
+answering only requests for `127.0.0.1:PORT` or `localhost:PORT` (403 for any other
+`Host`, as local development servers do against DNS rebinding).
 
 | path          | what                                                      |
 |---------------|-----------------------------------------------------------|
@@ -96,14 +98,21 @@ class LiveView:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
                 path = self.path.split("?")[0]
-                if path == "/":
-                    view._send_page(self)
-                elif path == "/frame.jpg":
-                    view._send_frame(self)
-                elif path == "/stream":
-                    view._send_stream(self)
-                else:
-                    self.send_error(404)
+                try:
+                    if self.headers.get("Host") not in view._hosts():
+                        # Another name for 127.0.0.1 (DNS rebinding): a web page the user
+                        # visits must not read the camera.
+                        self.send_error(403, "this live view answers 127.0.0.1 and localhost")
+                    elif path == "/":
+                        view._send_page(self)
+                    elif path == "/frame.jpg":
+                        view._send_frame(self)
+                    elif path == "/stream":
+                        view._send_stream(self)
+                    else:
+                        self.send_error(404)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the browser went away before the reply
 
             def log_message(self, *args):
                 pass  # no line per request on the terminal
@@ -120,6 +129,11 @@ class LiveView:
             f"--port {port}: ports {port}..{port + PORT_ATTEMPTS - 1} on 127.0.0.1 are taken; "
             "pass another --port"
         )
+
+    def _hosts(self):
+        """The `Host` headers answered: this machine by address or name, with the port."""
+        port = self._server.server_address[1]
+        return {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
 
     def publish(self, picture):
         """Shows a BGR `uint8` picture (what `cv2.imshow` would get)."""

@@ -438,9 +438,7 @@ def load_weights_file(model, path):
     if kind == "torch":
         return load_torch_weights(model, weights_file(path))
     if kind == "keras":
-        report = load_matching_weights(model, path)
-        report.option = "--weights"
-        return report
+        return load_matching_weights(model, path, option="--weights")
     raise InputError(
         f"--weights {path}: a .h5 file holds keras.applications encoder weights; it is "
         "given to the models built on those encoders (DeepLabV3+, FPN, OCRNet) when built"

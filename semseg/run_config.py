@@ -611,7 +611,8 @@ def check_work_dir(config):
     """Refuses to mix two runs in one work dir.
 
     A work dir with an unfinished run (a `backup/` folder) is resumed only with
-    the same settings; one with a finished run is never overwritten.
+    the same settings; one with a finished run, or any other model (a
+    `convert_weights.py` output), is never overwritten.
     """
     work_path = config.work_path
     if not (work_path / "config.json").is_file():
@@ -633,3 +634,9 @@ def check_work_dir(config):
         logger.info("resuming the unfinished run in %s", work_path)
     elif (work_path / "checkpoints" / "last.keras").is_file():
         raise InputError(f"{work_path}: a finished run is already there; pick a new --work_dir")
+    elif any((work_path / "checkpoints").glob("*.keras")) or (work_path / "weights.json").exists():
+        # A converted model (convert_weights.py) or a run's checkpoint without its backup.
+        raise InputError(
+            f"{work_path}: holds a model (checkpoints/, weights.json) that a new run would "
+            "replace; pick a new --work_dir"
+        )

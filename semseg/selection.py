@@ -184,10 +184,11 @@ def select_images(
     from semseg.cvat_masks import CvatMaskArchive
     from semseg.inference import read_image
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     scores = score_images(predictor, paths, progress=progress)
     picks = pick_diverse(scores, count, max_similarity)
+    # Made once the pool is read: a bad image stops the command with no empty output.
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     overlays = []
     with CvatMaskArchive(output_dir / "pre_annotations.zip", predictor.labels, min_area) as archive:
         for pick in picks:

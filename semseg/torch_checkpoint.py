@@ -50,6 +50,7 @@ STORAGE_DTYPES = {
 # (PIDNet's and HRNet-style `FullModel`) save `module.` and `model.` in front of them.
 KEY_PREFIXES = ("module.", "model.")
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+ZIP_MAGIC = b"PK\x03\x04"
 # Limits against a file that claims more than it holds (values, dimensions).
 MAX_DIMENSIONS = 16
 
@@ -294,7 +295,13 @@ def read_torch_checkpoint(path):
     try:
         if zipfile.is_zipfile(path):
             return _read_zip(path)
-        return _read_legacy(path, path.read_bytes())
+        data = path.read_bytes()
+        if data.startswith(ZIP_MAGIC):
+            raise InputError(
+                f"{path}: truncated or damaged PyTorch checkpoint (a zip archive whose end, "
+                f"the list of its members, is missing: cut off at {len(data):,} bytes?)"
+            )
+        return _read_legacy(path, data)
     except _RefusedGlobal as error:
         raise InputError(
             f"{path}: refused: the pickle asks for {error}, which could run code; only "
@@ -302,6 +309,11 @@ def read_torch_checkpoint(path):
         ) from None
     except InputError:
         raise
+    except RecursionError:
+        # Unpickling builds nested containers without limit; the walks over them do not.
+        raise InputError(
+            f"{path}: refused: containers nested too deeply for a checkpoint (a hostile file?)"
+        ) from None
     except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as error:
         raise InputError(f"{path}: damaged or truncated PyTorch checkpoint ({error})") from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error) as error:

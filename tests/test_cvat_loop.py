@@ -6,6 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -427,3 +428,26 @@ def test_cvat_function_names_a_missing_run_or_model_in_one_line(tmp_path):
         cvat_function.create(work_dir=str(tmp_path / "missing_run"))
     with pytest.raises(InputError, match=r"model.onnx.json: not found"):
         cvat_function.create(model=str(tmp_path / "model.onnx"))
+
+
+@pytest.mark.parametrize("holes", [1, 2])
+def test_polygons_of_a_region_with_holes_keep_the_holes(holes):
+    """CVAT polygons have no holes: each hole is joined to the outline by a zero-width cut."""
+    from semseg.cvat_function import _polygons
+
+    yy, xx = np.mgrid[:80, :90]
+    region = (yy - 40) ** 2 + (xx - 45) ** 2 <= 36**2
+    centres = [(40, 45)] if holes == 1 else [(40, 28), (40, 62)]
+    for y, x in centres:
+        region &= (yy - y) ** 2 + (xx - x) ** 2 > 9**2
+    left, top = 10, 5
+    polygons = _polygons(region, left, top)
+    assert len(polygons) == 1  # one object, one polygon
+    drawn = np.zeros((80 + top, 90 + left), np.uint8)
+    points = np.asarray(polygons[0]).reshape(-1, 2).round().astype(np.int32)
+    cv2.fillPoly(drawn, [points], 1)
+    drawn = drawn[top:, left:].astype(bool)
+    for y, x in centres:
+        assert not drawn[y, x]  # the hole stays a hole
+    iou = (drawn & region).sum() / (drawn | region).sum()
+    assert iou > 0.93

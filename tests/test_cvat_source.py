@@ -281,6 +281,27 @@ def test_json_config_values_of_the_wrong_type_are_one_input_error(fields, messag
         Builder.builder_config_cls(**{"name": "camvid", "source": "cvat", **fields})
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/abs", ".hidden", "a/b", "", "..", "c d"])
+def test_json_config_name_is_a_plain_folder_name(name):
+    with pytest.raises(InputError, match="a config name is letters, digits"):
+        Builder.builder_config_cls(name=name, source="cvat")
+
+
+def test_tfds_build_with_a_climbing_config_name_writes_nothing(tmp_path):
+    data_dir = tmp_path / "a" / "b" / "data"
+    result = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic"]
+        + ["--config", '{"name": "../../escaped", "source": "cvat"}', "--data_dir", str(data_dir)]
+        + ["--manual_dir", str(tmp_path)],
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "a config name is letters" in result.stderr.strip().splitlines()[-1]
+    assert sorted(path.name for path in tmp_path.rglob("*")) == []
+
+
 # === Bad input: each raises InputError naming the file and the problem ===
 
 

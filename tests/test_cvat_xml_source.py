@@ -227,3 +227,47 @@ def test_file_mistakes_are_one_line(tmp_path):
         InputError, match=r"images/a.png is 10x10 but .*annotations.xml says image 'a.png' is 24x16"
     ):
         list(open_export(resized, tmp_path).examples("train"))
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
+@pytest.mark.parametrize("outside", ["absolute", "parent", "nested_parent", "drive"])
+def test_image_names_that_point_outside_the_export_are_one_line(tmp_path, as_zip, outside):
+    """An annotations.xml must not read any image on the disk into a dataset."""
+    secret = tmp_path / "secret.png"
+    Image.fromarray(np.full((SIZE[1], SIZE[0], 3), 200, np.uint8)).save(secret)
+    name = {
+        "absolute": str(secret),
+        "parent": "../secret.png",
+        "nested_parent": "sub/../../secret.png",
+        "drive": "C:/secret.png",
+    }[outside]
+    root = write_export(tmp_path / "export", [("a.png", "train", "")], write_images=True)
+    xml = (root / "annotations.xml").read_text()
+    (root / "annotations.xml").write_text(
+        xml.replace(
+            "</annotations>", f'<image id="7" name="{name}" width="24" height="16"/></annotations>'
+        )
+    )
+    manual = root
+    if as_zip:
+        manual = tmp_path / "export.zip"
+        with zipfile.ZipFile(manual, "w") as archive:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(root).as_posix())
+    with pytest.raises(InputError) as error:
+        open_export(manual, tmp_path)
+    message = str(error.value)
+    assert f"<image id='7'>: name {name!r} points outside the dataset folder" in message
+    assert "annotations.xml" in message and "\n" not in message
+
+
+def test_labels_that_share_a_colour_get_distinct_ones_and_a_warning(tmp_path, caplog):
+    labels = (("road", "#804080"), ("lane", "#804080"), ("car", "#400080"))
+    root = write_export(tmp_path / "export", [("a.png", "train", "")], labels=labels)
+    with caplog.at_level(logging.WARNING):
+        export = open_export(root, tmp_path)
+    palette = dict(zip(export.class_names, map(tuple, export.palette)))
+    assert palette["road"] == (128, 64, 128) and palette["car"] == (64, 0, 128)
+    assert palette["lane"] not in {palette[name] for name in palette if name != "lane"}
+    assert "labels 'road' and 'lane' share the colour #804080" in caplog.text

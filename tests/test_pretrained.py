@@ -222,8 +222,23 @@ def test_truncated_file_is_one_error(tmp_path):
     data = reference("ddrnet23_slim_cityscapes.pth").read_bytes()
     path = tmp_path / "truncated.pth"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match=r"truncated\.pth: (damaged or truncated|not a)"):
+    with pytest.raises(InputError, match=r"truncated\.pth: truncated or damaged .* cut off at"):
         read_torch_checkpoint(path)
+
+
+def test_deeply_nested_legacy_pickle_is_one_error(tmp_path):
+    """200,000 nested lists: unpickling builds them, walking them must not recurse away."""
+    depth = 200_000
+    nested = b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b"."
+    path = tmp_path / "nested.pth"
+    with open(path, "wb") as stream:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+            pickle.dump(header, stream, protocol=2)
+        stream.write(nested)
+        pickle.dump([], stream, protocol=2)
+    with pytest.raises(InputError, match="nested too deeply") as error:
+        read_torch_checkpoint(path)
+    assert "\n" not in str(error.value)
 
 
 def test_a_storage_shorter_than_its_tensor_is_refused(tmp_path):
@@ -415,3 +430,10 @@ def test_folded_batch_norms_keep_the_converted_logits(converted):
     images = image[None].astype("float32")
     folded = np.asarray(KerasRuntime(inference, 3, optimize=True)(images))
     assert np.max(np.abs(folded - inference(images).numpy())) < 1e-4
+
+
+def test_a_keras_file_given_to_weights_is_reported_as_weights(tmp_path):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a keras archive")
+    with pytest.raises(InputError, match=rf"^--weights {broken}: cannot load the checkpoint"):
+        load_weights_file(models.build_model("ddrnet_lite", 3), broken)

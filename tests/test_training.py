@@ -604,27 +604,60 @@ def test_a_one_class_dataset_is_one_error_and_leaves_no_work_dir(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_an_early_non_finite_validation_loss_with_unsettled_batch_norm_is_a_warning(caplog):
-    """After a few steps batch norm's moving statistics can make validation overflow
-    although nothing diverged: the run goes on, saying so."""
+class _ValidationBlowsUp(keras.callbacks.Callback):
+    """Validation data that overflows in the epochs listed (1-based), finite otherwise."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            logs["val_loss"] = float("nan")
+
+
+def fit_with_validation(callbacks, epochs=2):
     model = keras.Sequential(
         [keras.Input((4,)), keras.layers.BatchNormalization(momentum=0.9), keras.layers.Dense(2)]
     )
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     features, targets = np.ones((8, 4), "float32"), np.zeros((8, 2), "float32")
+    return model.fit(
+        features,
+        targets,
+        batch_size=4,
+        epochs=epochs,
+        verbose=0,
+        validation_data=(features[:4], targets[:4]),
+        callbacks=callbacks,
+    )
+
+
+def test_an_early_non_finite_validation_loss_with_unsettled_batch_norm_is_a_warning(caplog):
+    """After a few steps batch norm's moving statistics can make validation overflow
+    although nothing diverged: the run goes on, saying so, and is fine once it is finite."""
+    stop = StopOnNaN(Path("unused"))
     with caplog.at_level(logging.WARNING, logger="semseg.callbacks"):
-        history = model.fit(
-            features,
-            targets,
-            batch_size=4,
-            epochs=2,
-            verbose=0,
-            validation_data=(np.full((4, 4), np.inf, "float32"), targets[:4]),
-            callbacks=[StopOnNaN(Path("unused"))],
-        )
+        history = fit_with_validation([_ValidationBlowsUp({1}), stop], epochs=2)
     assert len(history.epoch) == 2
     warnings = [record.getMessage() for record in caplog.records]
-    assert len(warnings) == 2 and "not treated as divergence yet" in warnings[0]
+    assert len(warnings) == 1 and "not treated as divergence yet" in warnings[0]
+
+
+def test_a_run_that_ends_on_a_non_finite_validation_loss_fails(tmp_path, caplog):
+    """The settling allowance delays the verdict, never skips it; such an epoch is never best."""
+    (tmp_path / "checkpoints").mkdir()
+    saver = SaveCheckpoints(tmp_path / "checkpoints", "val_mean")
+    marker = _ValidationBlowsUp({1, 2})
+
+    class Monitor(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_mean"] = 0.19  # what the real run reported as "best"
+
+    with pytest.raises(TrainingDiverged, match=r"ended on epoch 2, whose validation loss is nan"):
+        fit_with_validation([marker, Monitor(), StopOnNaN(tmp_path), saver], epochs=2)
+    assert (tmp_path / "checkpoints" / "last.keras").is_file()
+    assert not (tmp_path / "checkpoints" / "best.keras").exists()
 
 
 def write_litter(work_dir):
