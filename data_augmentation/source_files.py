@@ -23,8 +23,7 @@ import dataclasses
 import logging
 import pathlib
 
-import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from full_semantic import cvat, file_lists, raster
 from semseg.errors import InputError
@@ -366,19 +365,13 @@ def read_rgb(path, display_name=None):
 
     Returns:
         uint8 array `(H, W, 3)` (grey, paletted and RGBA images are converted), upright
-        when the file has an EXIF orientation.
+        when the file has an EXIF orientation: `full_semantic.raster.read_image`, the
+        toolkit's one decoder.
 
     Raises:
         InputError: if the file cannot be decoded.
     """
-    display_name = display_name or str(path)
-    try:
-        with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise InputError(
-            f"{display_name}: cannot decode image ({type(error).__name__}: {error})."
-        ) from error
+    return raster.read_image(path, 3, display_name)
 
 
 def read_size(path, display_name=None):

@@ -25,8 +25,10 @@ shape: XML that does not parse, an unknown label, an RLE whose length does not m
 its box, a polygon of fewer than 3 points, an image missing from `images/` or of
 another size than the XML says.
 
-The XML is parsed with `defusedxml` (no DTD, entity or external reference is
-followed: exports are files from other machines).
+The XML is parsed with `defusedxml`: exports are files from other machines, so an
+entity declaration is refused and no external reference is followed (a `<!DOCTYPE>`
+line is accepted, its DTD never fetched or used). Image names must stay inside the
+export (`file_lists.check_inside_name`).
 """
 
 import collections
@@ -207,7 +209,7 @@ class CvatXmlExport(ExampleReader):
             ) from None
         except defusedxml.DefusedXmlException as error:
             raise InputError(
-                f"{self._where}: refused ({error}); an export holds no DTD or entities."
+                f"{self._where}: refused ({error}); an export holds no entity declarations."
             ) from None
         if label_names is None:
             raise InputError(
@@ -342,7 +344,9 @@ class CvatXmlExport(ExampleReader):
         """
         entry, path = item
         image_where = self._describe(path)
-        image, image_size = raster.image_feature(path.read_bytes(), 3, image_where)
+        image, image_size = raster.image_feature(
+            path.read_bytes(), 3, image_where, drop_alpha=True
+        )
         if tuple(image_size) != tuple(entry.size):
             raise InputError(
                 f"{image_where} is {raster.size_text(image_size)} but {self._where} says "

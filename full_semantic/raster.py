@@ -60,6 +60,36 @@ def decode(data, where):
     return image
 
 
+def read_image(path, channels=3, where=None):
+    """Reads an image file: the one decoder every command uses (build, augment, predict,
+    evaluate, select), so each sees the same pixels and refuses the same broken files.
+
+    PIL decodes the whole file (a truncated JPEG or PNG is refused, as is a
+    decompression bomb); an EXIF orientation is applied; 16-bit files are refused;
+    grey, paletted, CMYK and RGBA images become RGB for `channels == 3` (an alpha
+    channel dropped, as CVAT shows such images).
+
+    Args:
+        path: path-like (or `epath.Path`) of the file.
+        channels: int, 1, 3 or 4, the channels wanted (see `image_feature`).
+        where: str naming the file in messages; default the path.
+
+    Returns:
+        uint8 array `(H, W, channels)`, upright.
+
+    Raises:
+        InputError: naming the file, for a missing, unreadable, truncated or
+            unsupported image.
+    """
+    where = where or str(path)
+    try:
+        data = path.read_bytes() if hasattr(path, "read_bytes") else open(path, "rb").read()
+    except OSError as error:
+        raise InputError(f"{where}: cannot read ({error.strerror or error}).") from None
+    pixels, _ = image_feature(data, channels, where, as_array=True, drop_alpha=channels == 3)
+    return pixels
+
+
 def png_bit_depth(data):
     """Bits per channel stored in a PNG header, or None for other formats.
 

@@ -16,11 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
+from full_semantic import raster
 from semseg import logits as logits_contract
 from semseg.errors import InputError
 from semseg.files import IMAGE_EXTENSIONS, write_image
@@ -277,60 +277,10 @@ def _ids_then_upsample(logits, size):
     return tf.image.resize(ids, size, method="nearest")[..., 0]
 
 
-# EXIF orientation (how a camera image is to be shown) -> the numpy steps that show it
-# upright, as Pillow's `ImageOps.exif_transpose` does.
-_UPRIGHT = {
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1],
-    5: lambda a: a.swapaxes(0, 1),
-    6: lambda a: np.rot90(a, -1),
-    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-    8: lambda a: np.rot90(a, 1),
-}
-
-
-def exif_orientation(path):
-    """The EXIF orientation of an image file (1, shown as stored, when it has none)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as header:
-            return int(header.getexif().get(0x0112, 1))
-    except (OSError, SyntaxError, ValueError):
-        return 1
-
-
 def read_image(path, num_channels=3):
-    """Reads an image file as uint8 RGB (or 1/4-channel) `(H, W, num_channels)`, upright
-    when it has an EXIF orientation (as viewers and CVAT show it).
-
-    Raises `InputError` naming the file when it cannot be decoded or has the wrong
-    number of channels.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"{path}: not a readable image")
-    orientation = exif_orientation(path)
-    if orientation in _UPRIGHT:
-        image = np.ascontiguousarray(_UPRIGHT[orientation](image))
-    if image.dtype != np.uint8:
-        raise InputError(f"{path}: expected an 8-bit image. Received: {image.dtype}")
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[-1] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    elif image.shape[-1] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    if image.shape[-1] != num_channels:
-        if num_channels == 3 and image.shape[-1] in (1, 4):
-            image = image[..., :3] if image.shape[-1] == 4 else np.repeat(image, 3, axis=-1)
-        else:
-            raise InputError(
-                f"{path}: the model takes {num_channels}-channel images. "
-                f"Received: {image.shape[-1]} channels"
-            )
-    return image
+    """An image file as uint8 `(H, W, num_channels)`: `full_semantic.raster.read_image`, the
+    one decoder of the toolkit, so prediction sees the pixels training saw."""
+    return raster.read_image(path, num_channels)
 
 
 def list_images(inputs):

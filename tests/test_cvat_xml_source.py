@@ -271,3 +271,15 @@ def test_labels_that_share_a_colour_get_distinct_ones_and_a_warning(tmp_path, ca
     assert palette["road"] == (128, 64, 128) and palette["car"] == (64, 0, 128)
     assert palette["lane"] not in {palette[name] for name in palette if name != "lane"}
     assert "labels 'road' and 'lane' share the colour #804080" in caplog.text
+
+
+def test_a_doctype_is_accepted_and_its_dtd_never_fetched(tmp_path):
+    root = write_export(tmp_path / "export", [("a.png", "train", "")])
+    xml = (root / "annotations.xml").read_text()
+    marker = tmp_path / "fetched"
+    doctype = f'<!DOCTYPE annotations SYSTEM "file://{marker}">'
+    (root / "annotations.xml").write_text(
+        xml.replace("<annotations>", doctype + "<annotations>", 1)
+    )
+    export = open_export(root, tmp_path)
+    assert export.class_names[0] == "background" and not marker.exists()
