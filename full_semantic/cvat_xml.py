@@ -344,9 +344,7 @@ class CvatXmlExport(ExampleReader):
         """
         entry, path = item
         image_where = self._describe(path)
-        image, image_size = raster.image_feature(
-            path.read_bytes(), 3, image_where, drop_alpha=True
-        )
+        image, image_size = raster.image_feature(path.read_bytes(), 3, image_where, drop_alpha=True)
         if tuple(image_size) != tuple(entry.size):
             raise InputError(
                 f"{image_where} is {raster.size_text(image_size)} but {self._where} says "

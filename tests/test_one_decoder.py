@@ -13,7 +13,6 @@ from full_semantic import raster
 from semseg import evaluation, inference, selection
 from semseg.errors import InputError
 
-
 # EXIF orientation -> how the stored pixels are shown upright.
 UPRIGHT = {
     2: lambda a: a[:, ::-1],
