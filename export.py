@@ -26,7 +26,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_output_dir  # noqa: E402
+from semseg.files import check_output_apart, check_output_dir  # noqa: E402
+from semseg.run_config import load_run  # noqa: E402
 from semseg.workspace import resolve_work_dir  # noqa: E402
 
 
@@ -61,6 +62,8 @@ def parse_args(argv=None):
     args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
     if args.output:
         check_output_dir(os.path.dirname(os.path.abspath(args.output)), "--output")
+        checkpoint = load_run(args.work_dir).checkpoint_path(args.checkpoint)
+        check_output_apart(args.output, [checkpoint], "--output")
     return args
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from full_semantic import cvat, file_lists, raster
 from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS
+from semseg.files import IMAGE_EXTENSIONS, image_files
 
 logger = logging.getLogger(__name__)
 
@@ -121,22 +121,13 @@ def read_image_list(path):
 
 
 def list_images(path, flag):
-    """The image files of a folder (recursively, sorted) or a single image file.
+    """The image files of a folder, or a single image file: `semseg.files.image_files`,
+    what "a folder of images" means to every command.
 
     Raises:
         InputError: if `path` does not exist or holds no image.
     """
-    path = pathlib.Path(path)
-    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-        return [path]
-    if not path.is_dir():
-        raise InputError(f"{flag} {path} is neither a folder nor an image file.")
-    images = [image for paths in index_files(path, IMAGE_EXTENSIONS).values() for image in paths]
-    if not images:
-        raise InputError(
-            f"{flag} {path} holds no image ({', '.join(IMAGE_EXTENSIONS)}), searched recursively."
-        )
-    return sorted(images)
+    return image_files([path], flag)
 
 
 def find_sources(

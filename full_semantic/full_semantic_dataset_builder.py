@@ -661,6 +661,43 @@ def _environment_error(exception):
     return None
 
 
+def _data_dir_argument(argv):
+    """The `--data_dir` of a `tfds build` command line, or `None`."""
+    for index, argument in enumerate(argv):
+        if argument.startswith("--data_dir="):
+            return argument.partition("=")[2]
+        if argument == "--data_dir" and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
+
+
+def _first_new_folder(path):
+    """The outermost folder of `path` that does not exist yet (what a build would create),
+    or `None` when `path` exists."""
+    path = os.path.abspath(path)
+    new = None
+    while not os.path.exists(path):
+        new = path
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return new
+
+
+def _remove_empty_tree(root):
+    """Removes `root` and its sub-folders if none of them holds a file."""
+    if not root or not os.path.isdir(root):
+        return
+    for directory, _, file_names in os.walk(root, topdown=False):
+        if file_names:
+            return
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+
+
 def _install_input_error_hook():
     """Makes an uncaught `InputError` print `error: <message>` on one line, exit status 1.
 
@@ -673,6 +710,9 @@ def _install_input_error_hook():
     previous_hook = sys.excepthook
     if getattr(previous_hook, "handles_input_error", False):
         return
+    # A failed build leaves no empty --data_dir behind (only folders it made, only empty).
+    data_dir = _data_dir_argument(sys.argv)
+    created_by_build = _first_new_folder(data_dir) if data_dir else None
 
     def input_error_hook(exception_type, exception, traceback):
         input_error = _find_input_error(exception)
@@ -694,6 +734,7 @@ def _install_input_error_hook():
         message = " ".join(str(input_error).splitlines())
         sys.stderr.write(f"error: {message}\n")
         sys.stderr.flush()
+        _remove_empty_tree(created_by_build)
 
     input_error_hook.handles_input_error = True
     sys.excepthook = input_error_hook

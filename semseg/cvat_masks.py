@@ -190,7 +190,13 @@ class CvatMaskArchive:
         self._zip = None
 
     def __enter__(self):
-        self._zip = zipfile.ZipFile(self._temp_path, "w", compression=zipfile.ZIP_DEFLATED)
+        try:
+            self._zip = zipfile.ZipFile(self._temp_path, "w", compression=zipfile.ZIP_DEFLATED)
+        except OSError as error:
+            # The temporary name is ours; the user named the archive.
+            raise InputError(
+                f"{self.path}: cannot be written there ({error.strerror or error})"
+            ) from None
         return self
 
     def add(self, name, class_ids):

@@ -245,6 +245,14 @@ def check_output_file(path, flag, suffix=None):
         raise InputError(f"{flag} {path}: no such folder {path.parent}")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {path}: {path.parent} is not writable by this user")
+    # Permissions do not tell everything (/proc, a read-only mount): try a file there.
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"{flag} {path}: cannot write in {path.parent} ({error.strerror or error})"
+        ) from None
 
 
 def check_output_apart(output, inputs, flag):
@@ -298,3 +306,45 @@ def check_not_replacing(path, flag, overwrite):
             f"{flag} {path}: is a folder that is not empty; pass --overwrite to replace what "
             "this command writes there, or give a new folder"
         )
+
+
+def image_files(inputs, flag):
+    """The image files named by `inputs`: what "a folder of images" means to every command.
+
+    A folder gives the files in it and in its sub-folders whose extension is one of
+    `IMAGE_EXTENSIONS` (hidden files and folders left out), sorted by path; a file is
+    taken as given (the decoder refuses it, naming it, if it is not an image). Commands
+    refuse an output inside an input folder (`check_output_apart`), so what they write
+    is never read back.
+
+    Args:
+        inputs: path-likes, files or folders.
+        flag: the flag they came from, for messages (e.g. `"--input"`).
+
+    Returns:
+        list of `Path`, in the order of `inputs`.
+
+    Raises:
+        InputError: for an input that does not exist, or when none holds an image.
+    """
+    paths = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            paths += sorted(
+                path
+                for path in item.rglob("*")
+                if path.suffix.lower() in IMAGE_EXTENSIONS
+                and path.is_file()
+                and not any(part.startswith(".") for part in path.relative_to(item).parts)
+            )
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise InputError(f"{flag} {item}: no such file or folder")
+    if not paths:
+        raise InputError(
+            f"{flag} {', '.join(str(item) for item in inputs)}: no images "
+            f"({', '.join(IMAGE_EXTENSIONS)}) there"
+        )
+    return paths

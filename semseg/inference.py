@@ -23,7 +23,7 @@ import tensorflow as tf
 from full_semantic import raster
 from semseg import logits as logits_contract
 from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS, write_image
+from semseg.files import image_files, write_image
 from semseg.labels import LabelSpec, colorize
 from semseg.run_config import load_run
 from semseg.runtimes import KerasRuntime, load_runtime
@@ -284,20 +284,9 @@ def read_image(path, num_channels=3):
 
 
 def list_images(inputs):
-    """Image files named by `inputs` (files or folders, searched non-recursively), sorted."""
-    paths = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            paths += sorted(
-                path for path in item.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
-            )
-        elif item.is_file():
-            paths.append(item)
-        else:
-            raise InputError(f"{item}: no such file or folder")
-    if not paths:
-        raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(inputs)}")
+    """The image files of `--input` (`semseg.files.image_files`), each once, refusing two
+    files whose masks would have one name."""
+    paths = image_files(inputs, "--input")
     # One file named twice is one image; two files with one name would overwrite each
     # other's mask (masks keep the image's name, which CVAT matches on re-import).
     unique = list(dict.fromkeys(path.resolve() for path in paths))

@@ -728,3 +728,21 @@ def test_tfds_build_command_prints_one_line_error(tmp_path):
         "(7, 7, 7) in 1 pixel(s)."
     )
     assert not (data_dir / "full_semantic").exists()
+
+
+def test_a_failed_tfds_build_leaves_no_empty_data_dir(tmp_path):
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for data_dir, remains in ((tmp_path / "new" / "data", False), (kept, True)):
+        result = subprocess.run(
+            [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic"]
+            + ["--config", "cvat", "--manual_dir", str(tmp_path / "missing")]
+            + ["--data_dir", str(data_dir)],
+            cwd=pathlib.Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "--manual_dir" in result.stderr.strip().splitlines()[-1]
+        assert data_dir.exists() == remains  # an existing one is the user's: never removed
+    assert not (tmp_path / "new").exists()

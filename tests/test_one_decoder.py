@@ -129,3 +129,29 @@ def test_other_channel_counts_refuse_rgb_files_naming_them(tmp_path, channels):
     Image.fromarray(picture()).save(path)
     with pytest.raises(InputError, match=f"^{path}: "):
         raster.read_image(path, channels)
+
+
+def test_a_folder_of_images_means_one_thing_to_every_command(tmp_path):
+    from data_augmentation.source_files import list_images as backgrounds
+    from semseg.inference import list_images as prediction_inputs
+
+    folder = tmp_path / "photos"
+    (folder / "thumbs").mkdir(parents=True)
+    for name in ("b.jpg", "a.PNG", "thumbs/c.jpg"):
+        Image.fromarray(picture()).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden").mkdir()
+    Image.fromarray(picture()).save(folder / ".hidden" / "d.jpg")
+    expected = [folder / "a.PNG", folder / "b.jpg", folder / "thumbs" / "c.jpg"]
+    assert prediction_inputs([folder]) == expected
+    assert backgrounds(folder, "--bg_path") == expected
+    for lister, flag in (
+        (lambda path: prediction_inputs([path]), "--input"),
+        (lambda path: backgrounds(path, "--bg_path"), "--bg_path"),
+    ):
+        with pytest.raises(InputError, match=f"^{flag} {tmp_path / 'missing'}: no such file"):
+            lister(tmp_path / "missing")
+        with pytest.raises(InputError, match=f"^{flag} {folder / 'thumbs' / 'none'}"):
+            (folder / "thumbs" / "none").mkdir()
+            lister(folder / "thumbs" / "none")
+        (folder / "thumbs" / "none").rmdir()

@@ -115,7 +115,27 @@ def test_select_images_says_why_it_picked_fewer_and_leaves_nothing_on_failure(de
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(only 3: the pool holds 3 images)" in result.stdout
     assert "near-duplicates" not in result.stdout
-    (pool / "frame_9.png").write_bytes(b"not an image")
+    # A truncated JPEG (libjpeg alone would decode its first half, naming no file).
+    cv2.imwrite(str(tmp_path / "whole.jpg"), rng.integers(0, 255, (72, 88, 3), dtype=np.uint8))
+    whole = (tmp_path / "whole.jpg").read_bytes()
+    (pool / "frame_9.jpg").write_bytes(whole[: len(whole) // 2])
     result = python("select_images.py", *base, "--output", tmp_path / "next")
-    assert result.returncode == 1 and "frame_9.png" in result.stderr.strip().splitlines()[-1]
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and last.startswith(f"error: {pool / 'frame_9.jpg'}: ")
+    assert "truncated" in last
     assert not (tmp_path / "next").exists()
+
+
+def test_an_archive_where_nothing_can_be_written_names_the_flag(demo_run, tmp_path):
+    arguments = ["--work_dir", str(demo_run), "--input", str(tmp_path), "--cvat"]
+    with pytest.raises(InputError, match=r"^--cvat /proc/pre.zip: cannot write in /proc \("):
+        predict.parse_args([*arguments, "/proc/pre.zip"])
+
+
+def test_export_never_writes_over_the_checkpoint_it_reads(demo_run):
+    checkpoint = demo_run / "checkpoints" / "best.keras"
+    size = checkpoint.stat().st_size
+    result = python("export.py", "--work_dir", demo_run, "--format", "onnx", "--output", checkpoint)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: --output {checkpoint}: is")
+    assert checkpoint.stat().st_size == size

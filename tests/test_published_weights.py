@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import http.server
 import json
+import os
 import socket
 import sys
 import threading
@@ -87,6 +88,10 @@ def test_converted_mmseg_model_reproduces_mmseg(mmseg_runs, case):
     assert report["skipped"] == {} and report["missing"] == []
     config = json.loads((work_dir / "config.json").read_text())
     assert config["training"]["layout"] == "mmseg" and config["class_names"][0] == "road"
+    # A folder as train.py's and mkdir's are (not mkdtemp's private 0700).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert work_dir.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 # PIDNet's full-size output upsamples with align_corners=True (gathers, not a resize op):
