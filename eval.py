@@ -82,6 +82,15 @@ def main(args):
     }
     metrics, output_dir = run_evaluation(**options)
     print(format_table(metrics))
+    leakage = metrics.get("split_leakage")
+    if leakage:
+        verdict = "flatters the model" if leakage["leaks"] else "does not leak much"
+        print(
+            f"split {metrics['split']}: {100 * leakage['near_duplicate_share']:.0f}% of its "
+            f"{leakage['val_images']} images are near-duplicates of train images, "
+            f"{100 * leakage['shared_sequence_share']:.0f}% share a sequence with train: this "
+            f"mIoU {verdict}"
+        )
     for value, group in metrics["groups"].items():
         print(f"\n{args.group_by} = {value} ({group['num_examples']} images)")
         print(format_table(group))

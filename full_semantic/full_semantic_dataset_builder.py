@@ -64,6 +64,7 @@ from full_semantic import (
     folder,
     rgb_gt,
     satellite,
+    split_leakage,
     utokyo,
 )
 from full_semantic.source import Source
@@ -105,10 +106,14 @@ JSON_FIELDS = (
     "channels",
     "class_set",
     "blank_missing_masks",
+    "group_by",
+    "val_groups",
     "description",
 )
 
 
+# The splits whose images `split_leakage` compares.
+LEAK_SPLITS = ("train", "val", "validation")
 # A config name is a folder name under the data dir: nothing that climbs out of it.
 CONFIG_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
@@ -133,6 +138,13 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
             the default) or `"categories"` (8). Empty for the default.
         blank_missing_masks: bool, `cvat` only: build a listed image that has no
             mask with an all-background mask instead of failing.
+        group_by: str, a regex finding an example's sequence in its name (its first
+            group, or the whole match), e.g. `"^(.*?)[_\\-. ]*f?\\d+$"` (the name
+            without its frame number): train and val are pooled and split again with
+            every sequence on one side (`split_leakage.regroup_splits`). Empty: the
+            splits as the source gives them.
+        val_groups: tuple of str, with `group_by`: the sequences that make val
+            (default: chosen by a fixed order until val holds its former share).
     """
 
     source: str = "cvat"
@@ -140,6 +152,8 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
     channels: int = 3
     class_set: str = ""
     blank_missing_masks: bool = False
+    group_by: str = ""
+    val_groups: tuple[str, ...] = ()
 
     def __post_init__(self):
         where = f"--config {self.name!r}"
@@ -183,6 +197,26 @@ class FullSemanticConfig(tfds.core.BuilderConfig):
                 f"{where}: blank_missing_masks must be true or false. "
                 f"Received: {self.blank_missing_masks!r}"
             )
+        if not isinstance(self.group_by, str):
+            raise InputError(
+                f"{where}: group_by must be a regex string. Received: {self.group_by!r}"
+            )
+        try:
+            re.compile(self.group_by)
+        except re.error as error:
+            raise InputError(
+                f"{where}: group_by {self.group_by!r} is not a regex ({error})"
+            ) from None
+        if not isinstance(self.val_groups, (list, tuple)) or not all(
+            isinstance(name, str) for name in self.val_groups
+        ):
+            raise InputError(
+                f"{where}: val_groups must be a list of sequence names. "
+                f"Received: {self.val_groups!r}"
+            )
+        self.val_groups = tuple(self.val_groups)
+        if self.val_groups and not self.group_by:
+            raise InputError(f"{where}: val_groups needs group_by (how names give sequences)")
         if self.blank_missing_masks and self.source != "cvat":
             raise InputError(
                 f"{where}: blank_missing_masks applies to source 'cvat' only. "
@@ -457,7 +491,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, source, split):
         features = frozenset(self.info.features)
-        return (_read_example(item, source, features) for item in source.items(split))
+        examples = (_read_example(item, source, features) for item in source.items(split))
+        if split not in LEAK_SPLITS:
+            return examples
+        # Thumbnails of train and val as they are written, for `split_leakage`.
+        thumbnails = self._thumbnails.setdefault(split, {})
+
+        def with_thumbnails():
+            for key, example in examples:
+                thumbnails[example["file_name"]] = split_leakage.thumbnail(example["image"])
+                yield key, example
+
+        return with_thumbnails()
 
     def _generate_splits(self, dl_manager, download_config):
         """On Beam (`--beam_pipeline_options`), each worker decodes and writes whole
@@ -465,7 +510,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         own hook between the splits and their writers, as of the pinned 4.9.10; the
         Beam tests fail if it moves.)"""
         if not getattr(self, "_on_beam", False):
-            return super()._generate_splits(dl_manager, download_config)
+            self._thumbnails = {}
+            result = super()._generate_splits(dl_manager, download_config)
+            self._record_split_leakage()
+            return result
+        logger.info("val's leakage from train is measured on plain builds (without Beam)")
         example_writer = self._example_writer()
         shard_config = download_config.get_shard_config()
         # TFDS's pipeline, made as for its own Beam datasets (options, type checks off).
@@ -503,6 +552,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 )
         return [finish() for finish in pending]
 
+    def _record_split_leakage(self):
+        """Records how much val leaks from train (`split_leakage`) in the metadata, and
+        warns in one line when val is mostly near-duplicates of train."""
+        train = self._thumbnails.get("train")
+        val = self._thumbnails.get("val") or self._thumbnails.get("validation")
+        if not train or not val:
+            self.info.metadata["split_leakage"] = None
+            return
+        report = split_leakage.measure(train, val)
+        self.info.metadata["split_leakage"] = {**report.to_dict(), "leaks": report.leaks}
+        if report.leaks:
+            config = self.builder_config
+            logger.warning("%s", report.warning(config.name, self.info.metadata["source"]))
+
     def _open_source(self, dl_manager):
         """The source's dataset (`Source.open`); records its classes in the metadata."""
         config = self.builder_config
@@ -516,6 +579,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             logger.info("detected a %s dataset in %s", source_name, manual_path)
             config = dataclasses.replace(config, source=source_name)
         source = SOURCES[source_name].open(manual_path, scratch_dir, config)
+        groups = None
+        if config.group_by:
+            groups = split_leakage.regroup_splits(
+                source, config.group_by, config.val_groups, f"--config {config.name!r}"
+            )
+            logger.info(
+                "splits regrouped by %r: val %s, train %s",
+                config.group_by,
+                groups["val"],
+                groups["train"],
+            )
         self.info.metadata.update(
             {
                 "class_names": list(source.class_names),
@@ -524,6 +598,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "source": source_name,
                 "source_fingerprint": fingerprint.source_fingerprint(self._manual_path),
                 "source_stat": getattr(self, "_source_stat", None),
+                "split_groups": groups,
             }
         )
         logger.info(

@@ -50,13 +50,20 @@ def build_record(builder):
 
     Returns:
         dict: `name` (TFDS full name, e.g. `"full_semantic/camvid/1.0.0"`), `version_dir`
-        (the folder of the build) and `source_fingerprint` (of the files it was built
-        from, `full_semantic.fingerprint`; `None` for a build that predates it).
+        (the folder of the build), `source_fingerprint` (of the files it was built
+        from, `full_semantic.fingerprint`; `None` for a build that predates it),
+        `split_leakage` (`full_semantic.split_leakage.LeakReport` of val against train)
+        and `split_groups` (`group_by` and the sequences of each side, or `None`).
     """
+    metadata = builder.info.metadata or {}
     return {
         "name": builder.info.full_name,
         "version_dir": str(builder.data_dir),
-        "source_fingerprint": (builder.info.metadata or {}).get("source_fingerprint"),
+        "source_fingerprint": metadata.get("source_fingerprint"),
+        # How much val leaks from train (`full_semantic.split_leakage`), and the groups
+        # of a build split by sequence; `None` when not measured.
+        "split_leakage": metadata.get("split_leakage"),
+        "split_groups": metadata.get("split_groups"),
     }
 
 

@@ -332,6 +332,8 @@ def _train(config, distribution, run_path):
     strategy = distribution.strategy
     keras.utils.set_random_seed(config.seed)
     builder, labels = data.load_builder(config.dataset, config.data_dir)
+    if chief:
+        warn_if_val_leaks(builder, config)
     channels = data.num_channels(builder)
     binary = binary_mode(config, labels)
     class_weights = resolve_class_weights(config, builder, labels)
@@ -534,6 +536,21 @@ def _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule)
     if config.steps:
         callbacks.append(StopAtStep(schedule.total_steps, schedule.steps_per_epoch))
     return callbacks
+
+
+def warn_if_val_leaks(builder, config):
+    """One warning line when the build says its val is mostly near-duplicates of train
+    (`full_semantic.split_leakage`): the "best" checkpoint would be picked on it."""
+    leakage = data.build_record(builder)["split_leakage"]
+    if config.val_split in ("val", "validation") and leakage and leakage.get("leaks"):
+        logger.warning(
+            "%s: %.0f%% of its %d val images are near-duplicates of train images, so "
+            "val_mean_iou (and the best checkpoint) will flatter the model; rebuild it with "
+            '"group_by" (full_semantic/README.md, Leak-free validation)',
+            config.dataset,
+            100 * leakage["near_duplicate_share"],
+            leakage["val_images"],
+        )
 
 
 def _log_start(config, labels, binary, distribution, schedule, learning_rate, precision):

@@ -132,7 +132,33 @@ def test_camvid_mask_pixels_decode_to_class_ids(camvid_builder):
 def test_camvid_tfds_build_command(camvid_cli_build):
     result, data_dir = camvid_cli_build
     assert result.returncode == 0, result.stderr[-3000:]
+    # CamVid's val is 101 frames of 0016E5 interleaved with 204 train frames: one line says so.
+    output = (result.stdout + result.stderr).splitlines()  # tfds logs to stdout
+    leak_lines = [line for line in output if "val leaks from train" in line]
+    assert len(leak_lines) == 1
+    share = int(leak_lines[0].split("val leaks from train: ")[1].split("%")[0])
+    assert share >= 90 and "of the 101 val images" in leak_lines[0]
+    assert "share a sequence with train (0016E5)" in leak_lines[0]
     builder = tfds.builder_from_directory(data_dir / "full_semantic" / "camvid" / "1.0.0")
     assert builder.info.splits["train"].num_examples == 367
     assert builder.info.splits["val"].num_examples == 101
     assert builder.info.metadata["class_names"] == CAMVID_CLASSES
+
+
+def test_camvid_grouped_by_sequence_has_a_val_that_does_not_leak(tmp_path, caplog):
+    """The fix the warning gives: whole sequences on each side of the split."""
+    require_camvid()
+    config = FullSemanticConfig(
+        **{**CAMVID_CONFIG, "name": "camvid_grouped"}, group_by=r"^(.*?)[_\-. ]*f?\d+$"
+    )
+    builder = Builder(config=config, data_dir=tmp_path)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=CAMVID_DIR)
+    )
+    assert "val leaks from train" not in caplog.text
+    groups = builder.info.metadata["split_groups"]
+    assert sorted(groups["train"] + groups["val"]) == ["0001TP", "0006R0", "0016E5"]
+    leakage = builder.info.metadata["split_leakage"]
+    assert not leakage["leaks"] and leakage["shared_sequence_share"] == 0.0
+    total = sum(builder.info.splits[split].num_examples for split in ("train", "val"))
+    assert total == 468
