@@ -49,27 +49,27 @@ _COMMON = [
     (r"spp\.processes\.conv\.(.+)", r"spp.scale_process.2.\1"),
     (r"spp\.(compression|shortcut)\.bn\.(.+)", r"spp.\1.0.\2"),
     (r"spp\.(compression|shortcut)\.conv\.(.+)", r"spp.\1.2.\2"),
+    # DAPPM's four processes (DDRNet, PIDNet-L), after each pooled scale.
+    (r"spp\.processes\.([0-3])\.bn\.(.+)", lambda m: f"spp.process{1 + int(m[1])}.0.{m[2]}"),
+    (r"spp\.processes\.([0-3])\.conv\.(.+)", lambda m: f"spp.process{1 + int(m[1])}.2.{m[2]}"),
+    # The low-resolution branch compressed for the high-resolution one (conv + BN).
+    (r"compression_([12])\.conv\.(.+)", lambda m: f"compression{2 + int(m[1])}.0.{m[2]}"),
+    (r"compression_([12])\.bn\.(.+)", lambda m: f"compression{2 + int(m[1])}.1.{m[2]}"),
 ]
 _DDRNET = [
     (r"context_branch_layers\.([0-2])\.(.+)", lambda m: f"layer{3 + int(m[1])}.{m[2]}"),
     (r"spatial_branch_layers\.([0-2])\.(.+)", lambda m: f"layer{3 + int(m[1])}_.{m[2]}"),
-    (r"compression_([12])\.conv\.(.+)", lambda m: f"compression{2 + int(m[1])}.0.{m[2]}"),
-    (r"compression_([12])\.bn\.(.+)", lambda m: f"compression{2 + int(m[1])}.1.{m[2]}"),
     (r"down_1\.conv\.(.+)", r"down3.0.\1"),
     (r"down_1\.bn\.(.+)", r"down3.1.\1"),
     (r"down_2\.0\.conv\.(.+)", r"down4.0.\1"),
     (r"down_2\.0\.bn\.(.+)", r"down4.1.\1"),
     (r"down_2\.1\.conv\.(.+)", r"down4.3.\1"),
     (r"down_2\.1\.bn\.(.+)", r"down4.4.\1"),
-    (r"spp\.processes\.([0-3])\.bn\.(.+)", lambda m: f"spp.process{1 + int(m[1])}.0.{m[2]}"),
-    (r"spp\.processes\.([0-3])\.conv\.(.+)", lambda m: f"spp.process{1 + int(m[1])}.2.{m[2]}"),
 ]
 _PIDNET = [
     (r"i_branch_layers\.([0-2])\.(.+)", lambda m: f"layer{3 + int(m[1])}.{m[2]}"),
     (r"p_branch_layers\.([0-2])\.(.+)", lambda m: f"layer{3 + int(m[1])}_.{m[2]}"),
     (r"d_branch_layers\.([0-2])\.(.+)", lambda m: f"layer{3 + int(m[1])}_d.{m[2]}"),
-    (r"compression_([12])\.conv\.(.+)", lambda m: f"compression{2 + int(m[1])}.0.{m[2]}"),
-    (r"compression_([12])\.bn\.(.+)", lambda m: f"compression{2 + int(m[1])}.1.{m[2]}"),
     (r"diff_([12])\.conv\.(.+)", lambda m: f"diff{2 + int(m[1])}.0.{m[2]}"),
     (r"diff_([12])\.bn\.(.+)", lambda m: f"diff{2 + int(m[1])}.1.{m[2]}"),
     # PagFM(x_p, x_i): f_p reads the P branch (the authors' f_x), f_i the I branch (f_y).
@@ -84,8 +84,6 @@ _PIDNET = [
     (r"dfm\.f_i\.bn\.(.+)", r"dfm.conv_i.1.\1"),
     (r"dfm\.conv\.bn\.(.+)", r"dfm.conv.0.\1"),
     (r"dfm\.conv\.conv\.(.+)", r"dfm.conv.2.\1"),
-    (r"spp\.processes\.([0-3])\.bn\.(.+)", lambda m: f"spp.process{1 + int(m[1])}.0.{m[2]}"),
-    (r"spp\.processes\.([0-3])\.conv\.(.+)", lambda m: f"spp.process{1 + int(m[1])}.2.{m[2]}"),
 ]
 # Inside the residual blocks of every stage: ConvModules `convK` and PIDNet's downsample.
 _BLOCK = [

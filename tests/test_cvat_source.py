@@ -78,6 +78,16 @@ def as_arrays(builder, split):
 # === Happy paths ===
 
 
+def tfds_build(arguments):
+    """`tfds build full_semantic ARGUMENTS` from the project root, as a user types it."""
+    return subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic", *arguments],
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_reader_maps_colours_to_labelmap_ids(tmp_path):
     export = open_export(write_cvat_export(tmp_path / "export", image_size=(12, 8)), tmp_path)
 
@@ -289,13 +299,9 @@ def test_json_config_name_is_a_plain_folder_name(name):
 
 def test_tfds_build_with_a_climbing_config_name_writes_nothing(tmp_path):
     data_dir = tmp_path / "a" / "b" / "data"
-    result = subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic"]
-        + ["--config", '{"name": "../../escaped", "source": "cvat"}', "--data_dir", str(data_dir)]
+    result = tfds_build(
+        ["--config", '{"name": "../../escaped", "source": "cvat"}', "--data_dir", str(data_dir)]
         + ["--manual_dir", str(tmp_path)],
-        cwd=pathlib.Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "a config name is letters" in result.stderr.strip().splitlines()[-1]
@@ -542,12 +548,8 @@ def test_text_files_are_utf8_with_or_without_a_byte_order_mark(tmp_path):
 
 
 def test_tfds_build_with_malformed_config_json_is_one_line(tmp_path):
-    result = subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic"]
-        + ["--config", '{"name": "x", ', "--data_dir", str(tmp_path)],
-        cwd=pathlib.Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
+    result = tfds_build(
+        ["--config", '{"name": "x", ', "--data_dir", str(tmp_path)],
     )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
@@ -734,13 +736,9 @@ def test_a_failed_tfds_build_leaves_no_empty_data_dir(tmp_path):
     kept = tmp_path / "kept"
     kept.mkdir()
     for data_dir, remains in ((tmp_path / "new" / "data", False), (kept, True)):
-        result = subprocess.run(
-            [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic"]
-            + ["--config", "cvat", "--manual_dir", str(tmp_path / "missing")]
+        result = tfds_build(
+            ["--config", "cvat", "--manual_dir", str(tmp_path / "missing")]
             + ["--data_dir", str(data_dir)],
-            cwd=pathlib.Path(__file__).resolve().parents[1],
-            capture_output=True,
-            text=True,
         )
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert "--manual_dir" in result.stderr.strip().splitlines()[-1]
