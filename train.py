@@ -49,6 +49,10 @@ Examples:
     python train.py --recipe recipes/camvid_pidnet_s.json --data_dir ~/tensorflow_datasets \
         --weights PIDNet_S_ImageNet.pth.tar --work_dir runs/camvid_pidnet_s
 
+    # Fine-tune from MMSegmentation's ImageNet PIDNet-S, fetched once by name (--model implied)
+    python train.py --dataset full_semantic/mydata --weights pidnet_s_imagenet --aux_weight 0.4 \
+        --image_size 512 512 --work_dir runs/mydata_pidnet_s
+
     # Fine-tune a Cityscapes run on CamVid: matching layers load, the classifier does not
     python train.py --dataset full_semantic/camvid --init_from runs/cityscapes \
         --learning_rate 0.005 --image_size 360 480 --work_dir runs/camvid_finetuned

@@ -96,8 +96,7 @@ def fetch(url, path, sha256_prefix, progress=True):
         os.replace(temp.name, path)
     except _Failure as failure:
         raise InputError(
-            f"{url}: {failure}; nothing was kept. Offline, download it elsewhere and put it "
-            f"at {path}"
+            f"{url}: {failure}; nothing was kept. Download it elsewhere and put it at {path}"
         ) from None
     finally:
         if os.path.exists(temp.name):
@@ -137,7 +136,7 @@ def _download(url, stream, progress):
     except urllib.error.HTTPError as error:
         raise _Failure(f"HTTP error {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
-        raise _Failure(f"cannot connect ({error.reason}); are you offline?") from None
+        raise _Failure(f"cannot connect ({error.reason}: offline?)") from None
     except http.client.IncompleteRead as error:
         raise _Failure(
             f"the connection closed after {received + len(error.partial):,} bytes"
