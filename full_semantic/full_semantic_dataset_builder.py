@@ -112,7 +112,7 @@ JSON_FIELDS = (
 )
 
 
-# The splits whose images `split_leakage` compares.
+# The splits whose images `split_leakage` compares: train, and the first val name present.
 LEAK_SPLITS = ("train", "val", "validation")
 # A config name is a folder name under the data dir: nothing that climbs out of it.
 CONFIG_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -556,12 +556,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """Records how much val leaks from train (`split_leakage`) in the metadata, and
         warns in one line when val is mostly near-duplicates of train."""
         train = self._thumbnails.get("train")
-        val = self._thumbnails.get("val") or self._thumbnails.get("validation")
-        if not train or not val:
+        val_split = next((split for split in LEAK_SPLITS[1:] if self._thumbnails.get(split)), None)
+        if not train or val_split is None:
             self.info.metadata["split_leakage"] = None
             return
-        report = split_leakage.measure(train, val)
-        self.info.metadata["split_leakage"] = {**report.to_dict(), "leaks": report.leaks}
+        report = split_leakage.measure(train, self._thumbnails[val_split])
+        self.info.metadata["split_leakage"] = {
+            **report.to_dict(),
+            "leaks": report.leaks,
+            "val_split": val_split,
+        }
         if report.leaks:
             config = self.builder_config
             logger.warning("%s", report.warning(config.name, self.info.metadata["source"]))
@@ -703,15 +707,20 @@ def _find_input_error(error):
     return None
 
 
+def _flag_value(argv, flag):
+    """The value of `flag` (`--flag VALUE` or `--flag=VALUE`) on a command line, or `None`."""
+    for index, argument in enumerate(argv):
+        if argument.startswith(f"{flag}="):
+            return argument.partition("=")[2]
+        if argument == flag and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
+
+
 def _json_config_given(argv):
     """Whether the command line has `--config {...}` (or `--config={...}`)."""
-    for index, argument in enumerate(argv):
-        value = argument.partition("=")[2] if argument.startswith("--config=") else None
-        if argument == "--config" and index + 1 < len(argv):
-            value = argv[index + 1]
-        if value is not None and value.lstrip().startswith("{"):
-            return True
-    return False
+    value = _flag_value(argv, "--config")
+    return value is not None and value.lstrip().startswith("{")
 
 
 def _environment_error(exception):
@@ -733,16 +742,6 @@ def _environment_error(exception):
         if isinstance(exception, NotADirectoryError) and blocking is not None:
             return InputError(f"{path}: {blocking} is a file, not a folder")
         return InputError(f"{path}: {exception.strerror or exception}")
-    return None
-
-
-def _data_dir_argument(argv):
-    """The `--data_dir` of a `tfds build` command line, or `None`."""
-    for index, argument in enumerate(argv):
-        if argument.startswith("--data_dir="):
-            return argument.partition("=")[2]
-        if argument == "--data_dir" and index + 1 < len(argv):
-            return argv[index + 1]
     return None
 
 
@@ -786,7 +785,7 @@ def _install_input_error_hook():
     if getattr(previous_hook, "handles_input_error", False):
         return
     # A failed build leaves no empty --data_dir behind (only folders it made, only empty).
-    data_dir = _data_dir_argument(sys.argv)
+    data_dir = _flag_value(sys.argv, "--data_dir")
     created_by_build = _first_new_folder(data_dir) if data_dir else None
 
     def input_error_hook(exception_type, exception, traceback):

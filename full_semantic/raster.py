@@ -70,7 +70,7 @@ def read_image(path, channels=3, where=None):
     channel dropped, as CVAT shows such images).
 
     Args:
-        path: path-like (or `epath.Path`) of the file.
+        path: path-like of a local file.
         channels: int, 1, 3 or 4, the channels wanted (see `image_feature`).
         where: str naming the file in messages; default the path.
 
@@ -83,7 +83,8 @@ def read_image(path, channels=3, where=None):
     """
     where = where or str(path)
     try:
-        data = path.read_bytes() if hasattr(path, "read_bytes") else open(path, "rb").read()
+        with open(path, "rb") as stream:
+            data = stream.read()
     except OSError as error:
         raise InputError(f"{where}: cannot read ({error.strerror or error}).") from None
     pixels, _ = image_feature(data, channels, where, as_array=True, drop_alpha=channels == 3)

@@ -325,8 +325,9 @@ def run_evaluation(
     metrics.update(split=name, checkpoint=str(run.checkpoint_path(checkpoint)), tta=tta)
     if images is None:
         metrics["dataset_build"] = build
-        if split in ("val", "validation") and build.get("split_leakage"):
-            metrics["split_leakage"] = build["split_leakage"]
+        leakage = build.get("split_leakage")
+        if leakage and leakage.get("val_split") == split:
+            metrics["split_leakage"] = leakage
     if group_by:
         metrics["group_by"] = group_by
     if latency_runs:

@@ -538,7 +538,7 @@ def convert_checkpoint(
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise InputError(f"--output {output}: already exists and is not an empty folder")
-    if published_weights.lookup(weights) is None and weights_kind(weights) != "torch":
+    if weights_kind(weights) != "torch":
         raise InputError(
             f"--weights {weights}: convert_weights.py reads the authors' and MMSegmentation's "
             ".pth/.pt files"

@@ -519,7 +519,7 @@ def config_from_flags(values):
     values["model"] = values.get("model") or DEFAULT_MODEL
     chose_work_dir = not values.get("work_dir")
     if chose_work_dir:
-        values["work_dir"] = str(new_work_dir(values["dataset"], values.get("model") or "model"))
+        values["work_dir"] = str(new_work_dir(values["dataset"], values["model"]))
     try:
         config = RunConfig(**values)
     except InputError as error:

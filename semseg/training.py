@@ -542,7 +542,7 @@ def warn_if_val_leaks(builder, config):
     """One warning line when the build says its val is mostly near-duplicates of train
     (`full_semantic.split_leakage`): the "best" checkpoint would be picked on it."""
     leakage = data.build_record(builder)["split_leakage"]
-    if config.val_split in ("val", "validation") and leakage and leakage.get("leaks"):
+    if leakage and leakage.get("leaks") and leakage.get("val_split") == config.val_split:
         logger.warning(
             "%s: %.0f%% of its %d val images are near-duplicates of train images, so "
             "val_mean_iou (and the best checkpoint) will flatter the model; rebuild it with "
