@@ -7,7 +7,7 @@ curves and TensorBoard, and last the backup that commits the epoch (see
 
 Example:
 
-    callbacks = [StopOnNaN(work_dir), LogLearningRate(),
+    callbacks = [StopOnNaN(work_dir), AveragedWeights(), LogLearningRate(),
                  SaveCheckpoints(work_dir / "checkpoints", "val_mean_iou")]
 """
 
@@ -31,6 +31,24 @@ logger = logging.getLogger(__name__)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message says where and what was kept."""
+
+
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """Puts the optimizer's moving average of the weights (`use_ema=True`) in the model
+    for validation and from the end of each epoch to the start of the next, so that the
+    checkpoints and the backup after it hold the averaged weights.
+
+    Keras's `SwapEMAWeights(swap_on_epoch=True)`, made to resume: the backup of an epoch
+    holds the average in the model and the raw weights in the optimizer's average slots,
+    so a resumed run starts with them swapped and swaps them back before training.
+
+    Args:
+        resumed: whether `fit` starts from a restored backup.
+    """
+
+    def __init__(self, resumed=False):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed
 
 
 class SaveCheckpoints(keras.callbacks.Callback):

@@ -110,30 +110,34 @@ def resize_pair(image, mask, size):
     return image, mask
 
 
-def augment_pair(image, mask, seed, image_size, scale_range=(0.5, 2.0), photometric=True):
+def augment_pair(
+    image, mask, seed, image_size, scale_range=(0.5, 2.0), photometric=True, crop_size=None
+):
     """Random scale, crop, horizontal flip and photometric distortion of one example.
 
-    The image is first scaled to cover `image_size`, then by a random factor in
-    `scale_range`, padded (image 0, mask `IGNORE_INDEX`) where smaller than
-    `image_size` and randomly cropped to it. Image and mask get the same geometry.
+    The image is first scaled to cover `image_size` (the inference size), then by a
+    random factor in `scale_range`, padded (image 0, mask `IGNORE_INDEX`) where smaller
+    than the crop and randomly cropped to `crop_size`. Image and mask get the same
+    geometry.
 
     Args:
         image: uint8 or float32 `(H, W, C)` pixel values in 0..255.
         mask: int32 `(H, W)` class ids.
         seed: int `(2,)` tensor for the stateless random ops: the same seed gives
             the same augmentation.
-        image_size: `(height, width)` of the output.
+        image_size: `(height, width)` the random scale is relative to.
         scale_range: `(min, max)` random scale factor.
         photometric: whether to jitter brightness and contrast (and saturation and
             hue for 3-channel images).
+        crop_size: `(height, width)` of the output (default: `image_size`).
 
     Returns:
-        `(image float32 (height, width, C), mask int32 (height, width))`.
+        `(image float32 (height, width, C), mask int32 (height, width))` of `crop_size`.
     """
-    height, width = image_size
     seeds = tf.random.experimental.stateless_split(seed, num=8)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    cover = tf.maximum(height / shape[0], width / shape[1])
+    cover = tf.maximum(image_size[0] / shape[0], image_size[1] / shape[1])
+    height, width = crop_size or image_size
     scale = cover * tf.random.stateless_uniform([], seeds[0], *scale_range)
     scaled_size = tf.cast(tf.math.round(shape * scale), tf.int32)
     image, mask = resize_pair(image, mask, scaled_size)
@@ -193,17 +197,20 @@ def train_dataset(
     augment=True,
     scale_range=(0.5, 2.0),
     seed=0,
+    crop_size=None,
 ):
     """Endless shuffled, augmented training batches.
 
     Args:
         builder: a `full_semantic` dataset builder (see `load_builder`).
         split: split name, e.g. `"train"`.
-        image_size: `(height, width)` of the training crops.
+        image_size: `(height, width)` of the images without augmentation, and the size the
+            random scale is relative to with it.
         batch_size: examples per batch; the last partial batch of a pass is dropped.
         augment: random scale/crop/flip/photometric when true; a plain resize otherwise.
         scale_range: `(min, max)` random scale factor.
         seed: seeds file order, shuffling and augmentation.
+        crop_size: `(height, width)` of the augmented crops (default: `image_size`).
 
     Returns:
         `(dataset, steps_per_epoch)`: batches of `(images float32 (B, H, W, C),
@@ -219,7 +226,12 @@ def train_dataset(
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         examples = tf.data.Dataset.zip(examples, seeds).map(
             lambda pair, example_seed: augment_pair(
-                pair[0], tf.cast(pair[1], tf.int32), example_seed, image_size, scale_range
+                pair[0],
+                tf.cast(pair[1], tf.int32),
+                example_seed,
+                image_size,
+                scale_range,
+                crop_size=crop_size,
             ),
             num_parallel_calls=AUTOTUNE,
         )

@@ -107,6 +107,12 @@ class RunConfig:
     schedule: str = _flag(
         "poly", "poly (power 0.9), cosine or constant, over the whole run", choices=SCHEDULES
     )
+    ema: float = _flag(
+        0.0,
+        "keep an exponential moving average of the weights with this momentum (e.g. 0.999; "
+        "0: none): validation, the checkpoints and so every later command use the averaged "
+        "weights (Keras's optimizer EMA)",
+    )
     loss: str = _flag(
         "ce",
         "loss spec: comma-separated NAME[(OPTION=VALUE,...)][:WEIGHT] terms, NAME one of ce, "
@@ -156,6 +162,12 @@ class RunConfig:
     augment: bool = _flag(True, "random scale, crop, flip and photometric distortion")
     scale_range: tuple[float, float] = _flag(
         (0.5, 2.0), "random scale factors of the augmentation", metavar=("MIN", "MAX")
+    )
+    crop_size: tuple[int, int] | None = _flag(
+        help="training crop, cut after the random scaling, which stays relative to "
+        "--image_size: a crop smaller than --image_size sees objects at the size inference "
+        "sees them, with less context, in fewer FLOPs per step (default: --image_size)",
+        metavar=("H", "W"),
     )
     train_split: str = _flag("train")
     val_split: str = _flag("val")
@@ -220,6 +232,8 @@ class RunConfig:
         self.model = self.model or DEFAULT_MODEL
         self.image_size = tuple(int(value) for value in self.image_size)
         self.scale_range = tuple(float(value) for value in self.scale_range)
+        if self.crop_size is not None:
+            self.crop_size = tuple(int(value) for value in self.crop_size)
         checks = [
             (
                 len(self.image_size) == 2 and min(self.image_size) >= 32,
@@ -246,6 +260,7 @@ class RunConfig:
                 "zero or positive",
             ),
             (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
+            (_finite(self.ema) and 0 <= self.ema < 1, "ema", "in [0, 1) (0: no averaging)"),
             (
                 _valid_class_weights(self.class_weights),
                 "class_weights",
@@ -280,6 +295,12 @@ class RunConfig:
                 and 0 < self.scale_range[0] <= self.scale_range[1],
                 "scale_range",
                 "MIN MAX with 0 < MIN <= MAX",
+            ),
+            (
+                self.crop_size is None
+                or (len(self.crop_size) == 2 and min(self.crop_size) >= 32 and self.augment),
+                "crop_size",
+                "two sizes H W of at least 32 pixels, with --augment (the crop is random)",
             ),
             (
                 isinstance(self.dataset, str) and self.dataset.count("/") == 1,

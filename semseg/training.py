@@ -39,6 +39,7 @@ import models
 from semseg import data, distribute, losses, pretrained
 from semseg.backup import TrainingBackup, completed_epochs, trim_event_files, trim_history
 from semseg.callbacks import (
+    AveragedWeights,
     ExplainEarlyValidation,
     LogLearningRate,
     PredictionImages,
@@ -67,6 +68,9 @@ TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 def build_optimizer(config, total_steps, learning_rate=None, warmup_steps=0):
     """SGD with momentum, AdamW or Adam with the configured schedule and weight decay.
 
+    With `config.ema`, the optimizer keeps a moving average of the weights
+    (`AveragedWeights` puts it in the model for validation and checkpoints).
+
     Args:
         config: `RunConfig`.
         total_steps: int, optimiser steps of the whole run (the schedule's length).
@@ -77,11 +81,14 @@ def build_optimizer(config, total_steps, learning_rate=None, warmup_steps=0):
     rate = config.learning_rate if learning_rate is None else learning_rate
     schedule = learning_rate_schedule(config.schedule, rate, total_steps, warmup_steps)
     weight_decay = config.weight_decay or None
+    average = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=config.momentum, weight_decay=weight_decay)
+        return keras.optimizers.SGD(
+            schedule, momentum=config.momentum, weight_decay=weight_decay, **average
+        )
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(schedule, weight_decay=weight_decay)
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **average)
+    return keras.optimizers.Adam(schedule, weight_decay=weight_decay, **average)
 
 
 def binary_mode(config, labels):
@@ -410,6 +417,7 @@ def _train(config, distribution, run_path):
         augment=config.augment,
         scale_range=config.scale_range,
         seed=data_seed,
+        crop_size=config.crop_size,
     )
     val_batches = data.eval_dataset(builder, config.val_split, config.image_size, global_batch)
     vis_examples = None
@@ -462,6 +470,9 @@ def _train(config, distribution, run_path):
         )
 
     callbacks = _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule)
+    if config.ema:
+        # After the NaN guard, before everything that reads or saves the weights.
+        callbacks.insert(1, AveragedWeights(resumed=initial_epoch > 0))
     callbacks.append(backup)  # last: it commits the epoch
     history = model.fit(
         train_batches,

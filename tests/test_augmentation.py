@@ -89,3 +89,21 @@ def test_resize_pair_keeps_mask_ids_exact():
     _, resized = resize_pair(image, mask, (37, 91))
     assert resized.dtype == tf.int32
     assert set(np.unique(resized.numpy())) <= set(np.unique(mask.numpy()))
+
+
+@pytest.mark.parametrize("seed", [[1, 2], [7, 3]])
+def test_a_crop_smaller_than_the_image_size_keeps_the_scale_relative_to_it(seed):
+    """Stripes 32 pixels wide in a 128-pixel image are 16 wide at --image_size 64 with
+    scale 1, whatever the crop; a scale relative to the crop would make them 8 wide."""
+    columns = np.arange(128) // 32
+    mask = tf.constant(np.tile(columns, (128, 1)), tf.int32)
+    image = tf.cast(tf.stack([mask * 60] * 3, axis=-1), tf.uint8)
+    out_image, out_mask = augment_pair(
+        image, mask, tf.constant(seed, tf.int64), (64, 64), (1.0, 1.0), False, crop_size=(32, 40)
+    )
+    assert out_image.shape == (32, 40, 3) and out_mask.shape == (32, 40)
+    row = out_mask.numpy()[0]
+    changes = np.flatnonzero(np.diff(row)) + 1
+    runs = np.diff(np.concatenate([[0], changes, [len(row)]]))
+    assert (runs[1:-1] == 16).all() and len(runs) >= 3
+    assert (out_mask.numpy() == row).all()  # the same stripes in every row

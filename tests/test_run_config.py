@@ -67,6 +67,10 @@ def test_config_json_round_trip(tmp_path):
         ({"aux_weight": float("inf")}, "--aux_weight"),
         ({"boundary_weight": -1.0}, "--boundary_weight"),
         ({"scale_range": (0.5, float("inf"))}, "--scale_range"),
+        ({"crop_size": (16, 64)}, "--crop_size"),
+        ({"crop_size": (64, 64), "augment": False}, "--crop_size"),
+        ({"ema": 1.0}, "--ema"),
+        ({"ema": float("nan")}, "--ema"),
     ],
 )
 def test_invalid_settings_name_the_flag(changes, flag):
@@ -97,6 +101,14 @@ def test_the_camvid_recipe_holds_the_whole_configuration():
     assert config.mixed_precision
     # Every key of the file arrived unchanged.
     for key, value in json.loads(RECIPE.read_text()).items():
+        expected = tuple(value) if isinstance(value, list) else value
+        assert getattr(config, key) == expected, key
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE.parent.glob("*.json")), ids=lambda path: path.name)
+def test_every_recipe_is_a_valid_run_config(recipe):
+    config = RunConfig(**apply_recipe({"recipe": str(recipe)}, given={"recipe"}), work_dir="w")
+    for key, value in json.loads(recipe.read_text()).items():
         expected = tuple(value) if isinstance(value, list) else value
         assert getattr(config, key) == expected, key
 

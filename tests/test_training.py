@@ -26,6 +26,7 @@ import models
 from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
 from semseg.backup import TrainingBackup
 from semseg.callbacks import (
+    AveragedWeights,
     ExplainEarlyValidation,
     SaveCheckpoints,
     StopOnNaN,
@@ -695,3 +696,82 @@ def test_a_run_removes_the_temporary_files_a_killed_run_left(data_dir, tmp_path)
                        "--steps_per_epoch", str(SETTLING_STEPS))  # fmt: skip
     assert "removed 3 temporary file(s) a killed run left" in result.stderr
     assert not any(path.exists() for path in litter)
+
+
+def averaging_model():
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), loss="mse")
+    return model
+
+
+def averaging_fit(callbacks, epochs, initial_epoch=0, model=None):
+    """Fits `model` (default: `averaging_model()`) on fixed batches, 2 steps an epoch."""
+    model = model or averaging_model()
+    features = np.random.default_rng(1).normal(size=(8, 4)).astype("float32")
+    targets = features[:, :2] * 3.0
+    history = model.fit(
+        features, targets, batch_size=4, epochs=epochs, initial_epoch=initial_epoch,
+        shuffle=False, verbose=0, validation_data=(features, targets), callbacks=callbacks,
+    )  # fmt: skip
+    return model, history
+
+
+def test_averaged_weights_are_validated_saved_and_kept(tmp_path):
+    """With --ema the moving average of the raw weights (computed here by hand from a run
+    without it) is what validation scores, what the checkpoints hold and what remains."""
+    raw_steps = []
+    record_raw = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: raw_steps.append(raw.get_weights())
+    )
+    keras.utils.set_random_seed(0)
+    raw = tiny_model()
+    raw.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    averaging_fit([record_raw], epochs=3, model=raw)
+    averages = [raw_steps[0]]
+    for weights in raw_steps[1:]:
+        averages.append([0.5 * old + 0.5 * new for old, new in zip(averages[-1], weights)])
+
+    at_epoch_end = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            at_epoch_end.append(self.model.get_weights())
+
+    record = Record()
+    checkpoints = SaveCheckpoints(tmp_path / "checkpoints", "val_loss")
+    model, history = averaging_fit([AveragedWeights(), record, checkpoints], epochs=3)
+    for epoch, weights in enumerate(at_epoch_end):
+        for ours, expected in zip(weights, averages[2 * epoch + 1]):
+            np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(weights[0], raw_steps[2 * epoch + 1][0])
+    for ours, expected in zip(model.get_weights(), averages[-1]):
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+    saved = keras.saving.load_model(tmp_path / "checkpoints" / "last.keras")
+    for ours, expected in zip(saved.get_weights(), averages[-1]):
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+    features = np.random.default_rng(1).normal(size=(8, 4)).astype("float32")
+    scored = float(saved.evaluate(features, features[:, :2] * 3.0, verbose=0))
+    assert history.history["val_loss"][-1] == pytest.approx(scored, rel=1e-5)
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Ends `fit` after `epochs` epochs, as a kill after the backup's commit would."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = epoch + 1 == self.epochs
+
+
+def test_a_resumed_averaging_run_ends_as_an_uninterrupted_one(tmp_path):
+    whole, _ = averaging_fit([AveragedWeights()], epochs=3)
+    backup = TrainingBackup(tmp_path, delete_at_end=False)
+    averaging_fit([AveragedWeights(), backup, StopAfter(2)], epochs=3)
+    resumed = averaging_model()
+    assert TrainingBackup(tmp_path).restore(resumed) == 2
+    averaging_fit([AveragedWeights(resumed=True)], epochs=3, initial_epoch=2, model=resumed)
+    for ours, expected in zip(resumed.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-7)
