@@ -73,13 +73,18 @@ def num_channels(builder):
 
 
 def num_examples(builder, split):
-    """Number of examples in `split`, with a clear error for a missing split."""
-    if split not in builder.info.splits:
+    """Number of examples in `split`, with a clear error for a missing split.
+
+    `split` is a split name or TFDS split arithmetic, e.g. `"train+val"` (the standard
+    protocol of training on both) or `"train[:50%]"`.
+    """
+    try:
+        return builder.info.splits[split].num_examples
+    except (KeyError, ValueError, AssertionError) as error:
         raise InputError(
             f"{builder.data_dir}: no split {split!r}; the dataset has "
-            f"{', '.join(sorted(builder.info.splits))}"
-        )
-    return builder.info.splits[split].num_examples
+            f"{', '.join(sorted(builder.info.splits))} (joined as e.g. train+val)"
+        ) from error
 
 
 def read_split(builder, split, shuffle_files=False, seed=None, mask_dtype=tf.int32):

@@ -169,8 +169,12 @@ class RunConfig:
         "sees them, with less context, in fewer FLOPs per step (default: --image_size)",
         metavar=("H", "W"),
     )
-    train_split: str = _flag("train")
-    val_split: str = _flag("val")
+    train_split: str = _flag(
+        "train",
+        "split to train on; TFDS split arithmetic joins splits, e.g. train+val (the standard "
+        "protocol for a test split: a fixed schedule, judged by its last checkpoint)",
+    )
+    val_split: str = _flag("val", "split validated on after every epoch")
     seed: int = _flag(0, "seeds weights, data order, augmentation")
     steps: int | None = _flag(
         help="iteration-based training: total optimiser steps (replaces --epochs; an epoch is "

@@ -549,9 +549,23 @@ def _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule)
     return callbacks
 
 
+def split_names(split):
+    """The split names in TFDS split arithmetic: `"train+val[:50%]"` -> `{"train", "val"}`."""
+    return {part.split("[")[0].strip() for part in split.split("+")}
+
+
 def warn_if_val_leaks(builder, config):
     """One warning line when the build says its val is mostly near-duplicates of train
     (`full_semantic.split_leakage`): the "best" checkpoint would be picked on it."""
+    if split_names(config.val_split) & split_names(config.train_split):
+        logger.warning(
+            "--val_split %s is part of --train_split %s: val_mean_iou measures how well the "
+            "model fits images it trained on, and the best checkpoint is no better than the "
+            "last one (use --checkpoint last)",
+            config.val_split,
+            config.train_split,
+        )
+        return
     leakage = data.build_record(builder)["split_leakage"]
     if leakage and leakage.get("leaks") and leakage.get("val_split") == config.val_split:
         logger.warning(

@@ -70,6 +70,19 @@ def test_missing_dataset_or_split_is_a_clear_error(data_dir):
     builder, _ = data.load_builder("full_semantic/shapes", data_dir)
     with pytest.raises(InputError, match="no split 'test'; the dataset has train, val"):
         data.train_dataset(builder, "test", (32, 32), batch_size=2)
+    with pytest.raises(InputError, match="no split 'train\\+test'"):
+        data.train_dataset(builder, "train+test", (32, 32), batch_size=2)
+
+
+def test_train_and_val_together_are_one_training_split(data_dir):
+    """The standard protocol of a fixed schedule on train+val: TFDS split arithmetic."""
+    builder, _ = data.load_builder("full_semantic/shapes", data_dir)
+    assert data.num_examples(builder, "train+val") == 9
+    batches, steps = data.train_dataset(builder, "train+val", (32, 32), 3, augment=False)
+    assert steps == 3
+    # One pass (3 batches) holds all 9 images once, so both splits.
+    seen = {bytes(image.numpy()) for images, _ in batches.take(3) for image in images}
+    assert len(seen) == 9
 
 
 def test_newest_version_is_picked_unless_one_is_asked_for(data_dir):

@@ -37,7 +37,7 @@ from semseg.files import remove_stale_temporaries
 from semseg.finetune import load_matching_weights
 from semseg.run_config import RunConfig
 from semseg.schedules import learning_rate_schedule
-from semseg.training import train
+from semseg.training import train, warn_if_val_leaks
 
 ROOT = Path(__file__).resolve().parents[1]
 TCMALLOC = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
@@ -775,3 +775,10 @@ def test_a_resumed_averaging_run_ends_as_an_uninterrupted_one(tmp_path):
     averaging_fit([AveragedWeights(resumed=True)], epochs=3, initial_epoch=2, model=resumed)
     for ours, expected in zip(resumed.get_weights(), whole.get_weights()):
         np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_val_split_inside_the_training_split_is_a_warning(caplog):
+    config = RunConfig(work_dir="w", dataset="full_semantic/x", train_split="train+val[:50%]")
+    with caplog.at_level(logging.WARNING, logger="semseg.training"):
+        warn_if_val_leaks(builder=None, config=config)
+    assert "--val_split val is part of --train_split train+val[:50%]" in caplog.text
