@@ -22,6 +22,13 @@ the plain build's. Only the number of shards is chosen before the sizes are know
 TFDS's rule (64 MiB to 1 GiB a shard) applied to the sizes of the files the items
 name, and at least one shard per local worker so that every worker has work.
 
+A local build (the DirectRunner, as `runner=DirectRunner` asks) runs on Beam's
+FnApiRunner directly (`local_runner`): the DirectRunner would first try the Prism runner,
+which it downloads from GitHub on every build and which leaves a `/tmp/beam-temp*`
+folder. Its worker processes are marked and watched (`local_workers`): they die with the
+build even when it is killed with SIGKILL, and their temporary files go to the build's
+scratch folder, removed after it.
+
 Example:
 
     with split_builder.maybe_beam_pipeline():
@@ -30,11 +37,17 @@ Example:
 """
 
 import collections
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import struct
+import subprocess
+import sys
+import tempfile
 import typing
+from pathlib import Path
 
 import google_crc32c
 import tensorflow_datasets as tfds
@@ -42,11 +55,14 @@ from etils import epath
 from tensorflow_datasets.core import example_serializer, hashing
 from tensorflow_datasets.core.utils import py_utils, shard_utils
 
+from full_semantic import beam_reaper
 from semseg.errors import InputError
 
 # File formats whose shards this module writes (their writer returns no record index).
 FILE_FORMATS = ("tfrecord", "array_record")
 _MAX_KEYS_SHOWN = 3
+# `runner=` values that mean Beam's local DirectRunner (Beam reads them case-insensitively).
+LOCAL_RUNNER_NAMES = ("directrunner", "direct", "switchingdirectrunner")
 
 
 def item_bytes(item):
@@ -206,3 +222,62 @@ def write_split(pipeline, read, keyed_items, split, *, features, template, examp
         )
 
     return finish
+
+
+def is_local(beam_options, beam_runner=None):
+    """Whether a build runs on Beam's local DirectRunner (the default runner)."""
+    if beam_runner is not None:
+        return False
+    beam = tfds.core.lazy_imports.apache_beam
+    runner = beam_options.view_as(beam.options.pipeline_options.StandardOptions).runner
+    return runner is None or str(runner).lower() in LOCAL_RUNNER_NAMES
+
+
+def local_runner(beam_options):
+    """The runner of a local build: the FnApiRunner, which runs the DirectRunner's
+    `direct_num_workers` and `direct_running_mode` options, made as the DirectRunner
+    makes it once the Prism runner it tries first has failed offline."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(beam_options.get_all_options())
+    provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
+
+
+@contextlib.contextmanager
+def local_workers(folder):
+    """Runs the block (a local pipeline) with its worker processes contained.
+
+    The workers inherit a mark in their environment and `folder` as their `TMPDIR`; a
+    watcher started beside the build (`beam_reaper.py`, in its own session) kills them
+    and removes `folder` if the build dies, even by SIGKILL. After the block the watcher
+    is stopped and any marked process left is killed; `folder` is the caller's.
+
+    Args:
+        folder: path-like, the build's private temporary folder (it must exist).
+    """
+    folder = str(folder)
+    saved = {name: os.environ.get(name) for name in (beam_reaper.MARKER, "TMPDIR")}
+    saved_tempdir = tempfile.tempdir
+    watcher = subprocess.Popen(
+        [sys.executable, str(Path(beam_reaper.__file__)), str(os.getpid()), folder],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    os.environ.update({beam_reaper.MARKER: folder, "TMPDIR": folder})
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        tempfile.tempdir = saved_tempdir
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait()
+        beam_reaper.kill_marked(folder)

@@ -40,6 +40,7 @@ with `class_names`, `palette`, `split_names` and `examples(split)` yielding
 `(key, {"image", "mask", "file_name", ...})`.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -517,6 +518,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         logger.info("val's leakage from train is measured on plain builds (without Beam)")
         example_writer = self._example_writer()
         shard_config = download_config.get_shard_config()
+        beam_runner = download_config.beam_runner
+        local = beam_build.is_local(download_config.beam_options, beam_runner)
+        if local:
+            beam_runner = beam_build.local_runner(download_config.beam_options)
         # TFDS's pipeline, made as for its own Beam datasets (options, type checks off).
         split_builder = split_builder_lib.SplitBuilder(
             split_dict=self.info.splits,
@@ -524,7 +529,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             dataset_size=self.info.dataset_size,
             max_examples_per_split=download_config.max_examples_per_split,
             beam_options=download_config.beam_options,
-            beam_runner=download_config.beam_runner,
+            beam_runner=beam_runner,
             shard_config=shard_config,
             example_writer=example_writer,
         )
@@ -534,7 +539,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             _read_example, source=source, features=frozenset(self.info.features)
         )
         pending = []
-        with split_builder.maybe_beam_pipeline():
+        contained = contextlib.nullcontext()
+        if local:
+            contained = beam_build.local_workers(self._scratch_dir)
+        with contained, split_builder.maybe_beam_pipeline():
             for split in source.split_names:
                 items = source.items(split)[: download_config.max_examples_per_split]
                 pending.append(

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from commands import run
+from commands import ROOT, run
 from cvat_fixtures import write_cvat_export
 from source_fixtures import examples_by_name, write_original
 from tensorflow_datasets.core import hashing
@@ -202,3 +202,73 @@ def test_a_worker_s_input_error_is_found_in_beam_s_error_text():
     in_process = InputError(f"{message} [while running 'train/read'] [while running 'x']")
     assert str(_worker_input_error(in_process)) == message
     assert _worker_input_error(RuntimeError("OOM in the runner")) is None
+
+
+def marked_workers():
+    """Pids of processes carrying the mark of a local Beam build's workers."""
+    from full_semantic.beam_reaper import MARKER
+
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(item.startswith(f"{MARKER}=".encode()) for item in environment):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.large
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_a_killed_beam_build_takes_its_workers_and_temporary_files_with_it(tmp_path):
+    """SIGKILL of `tfds build` on the local runner: its worker processes die and its
+    private temporary folder goes; a build that ends leaves nothing in TMPDIR, never
+    tries to download the Prism runner, and removes the folder of a build whose watcher
+    died too."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    names = [f"frame{index:04d}" for index in range(240)]
+    export = write_cvat_export(
+        tmp_path / "export", splits={"train": names[:200], "val": names[200:]},
+        image_size=(640, 480),
+    )  # fmt: skip
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    environment = dict(os.environ, TMPDIR=str(temp), TF_CPP_MIN_LOG_LEVEL="3")
+    command = [str(BIN / "tfds"), "build", "full_semantic", "--config", "cvat",
+               "--manual_dir", str(export), "--beam_pipeline_options", BEAM_OPTIONS]  # fmt: skip
+    build = subprocess.Popen(
+        [*command, "--data_dir", str(tmp_path / "killed")], env=environment, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not marked_workers() and build.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = marked_workers()
+    assert workers, "the build ended before its workers were seen"
+    build.send_signal(signal.SIGKILL)
+    build.wait()
+    deadline = time.monotonic() + 10
+    while marked_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not marked_workers(), "workers outlived the killed build"
+    while list(temp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not list(temp.iterdir())
+
+    # A build whose watcher died with it (here: made by hand) is cleaned by the next one.
+    stale = temp / "full_semantic_dead"
+    (stale / "beam-worker").mkdir(parents=True)
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    built = subprocess.run(
+        [*command, "--data_dir", str(tmp_path / "built")], env=environment, cwd=ROOT,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    output = built.stdout + built.stderr
+    assert built.returncode == 0, output[-3000:]
+    assert "prism" not in output.lower() and "built full_semantic/cvat" in output
+    assert not list(temp.iterdir()), list(temp.iterdir())
