@@ -63,7 +63,7 @@ stops the run with exit status 1 and keeps the last good epoch. The work dir
 receives config.json, checkpoints/{best,last}.keras, history.csv,
 training_curves.png and TensorBoard logs (loss, mIoU, learning rate and
 prediction images); eval.py and the predictors read everything from there.
-See the README section "Training at scale".
+See docs/SCALING.md.
 """
 
 import argparse

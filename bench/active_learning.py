@@ -2,7 +2,7 @@
 
 Examples:
 
-    python bench/active_learning.py                       # the README figures
+    python bench/active_learning.py                       # the figures in bench/RESULTS.md
     python bench/active_learning.py --seeds 0 1 2 --labelled 40 --count 40 --steps 400
 
 For each seed: `--labelled` random CamVid train images are "labelled", the other train

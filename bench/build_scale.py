@@ -16,7 +16,7 @@ Examples:
    resident memory of the command and all its processes together every 0.2 s. Each
    build runs `--repeats` times, plain and Beam in turn.
 3. Trains `--train_steps` steps (none with 0) on the Beam build (`train.py --steps`, a validation on
-   the `val` split every `--steps_per_epoch` steps), with tcmalloc preloaded as the README
+   the `val` split every `--steps_per_epoch` steps), with tcmalloc preloaded as docs/SCALING.md
    recommends (`--allocator malloc` for glibc's), and samples the training process's
    memory: at each validation, and its lowest and highest after the first one.
 

@@ -342,25 +342,34 @@ def render_peers(results):
     return "\n".join(lines)
 
 
-def _section_span(text):
-    """`(begin, end)` of the bench-peers section in `text`, or None."""
-    begin, end = text.find(PEERS_BEGIN), text.find(PEERS_END)
-    return (begin, end + len(PEERS_END)) if begin >= 0 and end > begin else None
+# Dated measurements made by hand (build scale, int8 profile, active learning, memory)
+# lie between these lines; `markdown` keeps them as it keeps the bench-peers section.
+BY_HAND_BEGIN = "<!-- measured by hand, kept by bench/report.py: begin -->"
+BY_HAND_END = "<!-- measured by hand: end -->"
+PEERS = (PEERS_BEGIN, PEERS_END)
+BY_HAND = (BY_HAND_BEGIN, BY_HAND_END)
 
 
-def with_section(text, section):
-    """`text` with its bench-peers section replaced by `section` (appended if it has none)."""
-    span = _section_span(text)
+def _section_span(text, markers):
+    """`(begin, end)` of the section between `markers` in `text`, or None."""
+    begin, end = text.find(markers[0]), text.find(markers[1])
+    return (begin, end + len(markers[1])) if begin >= 0 and end > begin else None
+
+
+def with_section(text, section, markers=PEERS):
+    """`text` with its section between `markers` replaced by `section` (appended if it
+    has none)."""
+    span = _section_span(text, markers)
     if span:
         return text[: span[0]] + section + text[span[1] :]
     return text.rstrip("\n") + "\n\n" + section + "\n"
 
 
-def kept_section(path):
-    """The bench-peers section of the file at `path`, or None."""
+def kept_section(path, markers=PEERS):
+    """The section between `markers` of the file at `path`, or None."""
     path = Path(path)
     text = path.read_text() if path.is_file() else ""
-    span = _section_span(text)
+    span = _section_span(text, markers)
     return text[span[0] : span[1]] if span else None
 
 
@@ -380,8 +389,11 @@ def main(args):
         raise InputError(f"{machine_path}: no such file; run `report.py machine` first")
     machine = json.loads(machine_path.read_text())
     text = render_markdown(machine, read_results(args.results))
-    section = kept_section(args.output)
-    write_text(args.output, with_section(text, section) if section else text)
+    for markers in (PEERS, BY_HAND):
+        section = kept_section(args.output, markers)
+        if section:
+            text = with_section(text, section, markers)
+    write_text(args.output, text)
     print(f"wrote {args.output}")
 
 

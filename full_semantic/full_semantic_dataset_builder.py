@@ -20,7 +20,7 @@ Run from the project root:
         --manual_dir ../shared/data/camvid_cvat --data_dir ~/tensorflow_datasets
 
 On Apache Beam (here 2 local processes; Dataflow, Flink or Spark take their own
-options, README "At scale"), each worker decoding and writing whole shards
+options, docs/SCALING.md), each worker decoding and writing whole shards
 (`full_semantic/beam_build.py`):
 
     tfds build full_semantic --config cvat --manual_dir path/to/cvat_export \

@@ -467,7 +467,8 @@ SPEED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx
 def int8_pays_off():
     """Whether this CPU has the int8 dot-product instructions (VNNI) that make int8
     inference faster than fp32. Without them (AVX2 only) TFLite's and ONNX Runtime's int8
-    kernels emulate the dot products and run slower than fp32 (README "Performance")."""
+    kernels emulate the dot products and run slower than fp32 (bench/RESULTS.md: "Why int8
+    does not pay off")."""
     from semseg.cpu import cpu_flags
 
     return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})

@@ -1,5 +1,5 @@
 """The import graph runs one way: CLIs -> semseg -> models / full_semantic readers -> the
-ground floor (`semseg.errors`, `semseg.labels`, `semseg.files`). README "Architecture".
+ground floor (`semseg.errors`, `semseg.labels`, `semseg.files`). docs/ARCHITECTURE.md.
 
     .venv/bin/pytest tests/test_architecture.py
 """

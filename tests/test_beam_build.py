@@ -172,7 +172,7 @@ def test_tfds_build_on_beam_prints_the_one_line_error_and_builds_a_good_export(t
     assert failed.returncode != 0
     # The command's own last word is the plain build's one line (the DirectRunner's
     # worker processes print their traceback to the shared stderr before it: a known gap,
-    # README "At scale").
+    # docs/SCALING.md).
     last_line = failed.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ") and image.name in last_line, last_line
     assert "cannot decode image (not a format PIL reads)." in last_line

@@ -190,8 +190,11 @@ def test_report_peers_section_is_replaced_by_the_next_run_and_kept_by_markdown(t
     report.main(report.parse_args(["machine", "--output", str(machine_path)]))
     bench_results = tmp_path / "results.jsonl"
     bench_results.write_text("\n".join(json.dumps(result) for result in synthetic_results()))
+    by_hand = f"{report.BY_HAND_BEGIN}\n## Measured by hand\n\nBeam: 1.69x\n{report.BY_HAND_END}"
+    output.write_text(output.read_text() + "\n" + by_hand + "\n")
     write_markdown(machine_path, bench_results, output)
     regenerated = output.read_text()
+    assert regenerated.count(by_hand) == 1
     assert "the make bench table" not in regenerated and "Best fp32: **70.4 ms**" in regenerated
     assert regenerated.count("| ddrnet_lite tflite fp32 | 32.0 ms | 36.0 ms | 0.80x |") == 1
     with pytest.raises(InputError, match="no bench/peers.py run"):
