@@ -34,9 +34,10 @@ class TrainingDiverged(RuntimeError):
 
 
 class AveragedWeights(keras.callbacks.SwapEMAWeights):
-    """Puts the optimizer's moving average of the weights (`use_ema=True`) in the model
-    for validation and from the end of each epoch to the start of the next, so that the
-    checkpoints and the backup after it hold the averaged weights.
+    """Puts the optimizer's moving average of the weights (`use_ema=True`,
+    `semseg.optimizers`) in the model for validation and from the end of each epoch to
+    the start of the next, so that the checkpoints and the backup after it hold the
+    averaged weights.
 
     Keras's `SwapEMAWeights(swap_on_epoch=True)`, made to resume: the backup of an epoch
     holds the average in the model and the raw weights in the optimizer's average slots,

@@ -110,8 +110,8 @@ class RunConfig:
     ema: float = _flag(
         0.0,
         "keep an exponential moving average of the weights with this momentum (e.g. 0.999; "
-        "0: none): validation, the checkpoints and so every later command use the averaged "
-        "weights (Keras's optimizer EMA)",
+        "0: none), warmed up as min(EMA, (1 + step) / (10 + step)): validation, the "
+        "checkpoints and so every later command use the averaged weights",
     )
     loss: str = _flag(
         "ce",

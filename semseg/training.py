@@ -11,8 +11,9 @@ One function, `train(config)`, runs a whole training from a `RunConfig`:
    bfloat16 on CPUs, float32 logits and loss; `--float64` for numerical
    checks), synchronised batch norm in every distributed run, and the weights
    of `--init_from`;
-3. the optimiser (SGD with momentum, AdamW, Adam) and the learning-rate
-   schedule over the whole run (`semseg.schedules`);
+3. the optimiser (SGD with momentum, AdamW, Adam; `semseg.optimizers`), the
+   learning-rate schedule over the whole run (`semseg.schedules`) and with `--ema` the
+   average of the weights;
 4. the state of the last completed epoch when the work dir holds an unfinished
    run (`semseg.backup`), so rerunning a killed command resumes it;
 5. `model.fit` with the callbacks of `semseg.callbacks`.
@@ -55,40 +56,14 @@ from semseg.errors import InputError
 from semseg.files import remove_stale_temporaries, write_json
 from semseg.loss_spec import is_binary_spec
 from semseg.metrics import BinaryMeanIoU, mean_iou_metric
+from semseg.optimizers import build_optimizer
 from semseg.run_config import Run, check_work_dir, parse_class_weights, save_run
-from semseg.schedules import learning_rate_schedule
 
 logger = logging.getLogger(__name__)
 
 # Validation images shown in TensorBoard (`--vis_every`).
 NUM_VIS_IMAGES = 4
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-
-
-def build_optimizer(config, total_steps, learning_rate=None, warmup_steps=0):
-    """SGD with momentum, AdamW or Adam with the configured schedule and weight decay.
-
-    With `config.ema`, the optimizer keeps a moving average of the weights
-    (`AveragedWeights` puts it in the model for validation and checkpoints).
-
-    Args:
-        config: `RunConfig`.
-        total_steps: int, optimiser steps of the whole run (the schedule's length).
-        learning_rate: peak rate; `None` means `config.learning_rate` (pass the
-            rate scaled for the replicas).
-        warmup_steps: int, steps of linear warm-up.
-    """
-    rate = config.learning_rate if learning_rate is None else learning_rate
-    schedule = learning_rate_schedule(config.schedule, rate, total_steps, warmup_steps)
-    weight_decay = config.weight_decay or None
-    average = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            schedule, momentum=config.momentum, weight_decay=weight_decay, **average
-        )
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **average)
-    return keras.optimizers.Adam(schedule, weight_decay=weight_decay, **average)
 
 
 def binary_mode(config, labels):

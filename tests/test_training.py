@@ -365,7 +365,7 @@ def test_mixed_precision_iterations_warmup_and_recipe_under_tcmalloc(data_dir, t
         json.dumps(
             {"batch_size": 2, "epochs": 50, "schedule": "cosine", "optimizer": "adamw",
              "learning_rate": 0.004, "weight_decay": 0.01, "mixed_precision": True,
-             "force_mixed_precision": True}
+             "force_mixed_precision": True, "ema": 0.9, "crop_size": [64, 48]}
         )
     )  # fmt: skip
     work_dir = tmp_path / "run"
@@ -380,6 +380,7 @@ def test_mixed_precision_iterations_warmup_and_recipe_under_tcmalloc(data_dir, t
     assert config["recipe"] == str(recipe) and config["schedule"] == "cosine"
     assert config["learning_rate"] == 0.002  # the flag overrides the recipe
     assert config["training"]["dtype_policy"] == "mixed_bfloat16"
+    assert config["ema"] == 0.9 and config["crop_size"] == [64, 48]
     assert config["training"]["total_steps"] == 5 and config["training"]["epochs"] == 3
     history = read_history(work_dir / "history.csv")
     assert [int(float(row["step"])) for row in history] == [2, 4, 5]
@@ -782,3 +783,37 @@ def test_a_val_split_inside_the_training_split_is_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="semseg.training"):
         warn_if_val_leaks(builder=None, config=config)
     assert "--val_split val is part of --train_split train+val[:50%]" in caplog.text
+
+
+def test_the_weight_average_warms_up_so_a_short_run_averages_its_recent_weights():
+    """`--ema`: momentum min(M, (1 + t) / (10 + t)), 0 at the first step (hand-computed
+    from a run without averaging); Keras's plain average would still be mostly the
+    first step's weights."""
+    from semseg.optimizers import AveragingSGD
+
+    raw_steps = []
+    keras.utils.set_random_seed(0)
+    raw = tiny_model()
+    raw.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: raw_steps.append(raw.get_weights())
+    )
+    averaging_fit([record], epochs=3, model=raw)
+    expected = raw_steps[0]
+    for step, weights in enumerate(raw_steps[1:], start=1):
+        momentum = min(0.999, (1 + step) / (10 + step))
+        expected = [momentum * old + (1 - momentum) * new for old, new in zip(expected, weights)]
+
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(optimizer=AveragingSGD(0.1, use_ema=True, ema_momentum=0.999), loss="mse")
+    averaging_fit([], epochs=3, model=model)
+    averages = [np.asarray(value) for value in model.optimizer._model_variables_moving_average]
+    for ours, theirs in zip(averages, expected):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    # Keras's average after 6 steps: 0.999 ** 5 of it is the first step's weights.
+    keras_average = raw_steps[0]
+    for weights in raw_steps[1:]:
+        keras_average = [0.999 * old + 0.001 * new for old, new in zip(keras_average, weights)]
+    last = raw_steps[-1][0]
+    assert np.abs(averages[0] - last).max() < 0.5 * np.abs(keras_average[0] - last).max()
