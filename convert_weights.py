@@ -32,7 +32,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.base.cli import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -74,11 +74,11 @@ def parse_args(argv=None):
 
 def main(args):
     if args.list:
-        from semseg.published_weights import markdown_table
+        from semseg.config.published_weights import markdown_table
 
         print(markdown_table())
         return
-    from semseg.pretrained import convert_checkpoint
+    from semseg.weights.pretrained import convert_checkpoint
 
     path, report = convert_checkpoint(
         args.model,

@@ -28,9 +28,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_output_dir  # noqa: E402
-from semseg.workspace import resolve_work_dir  # noqa: E402
+from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.files import check_output_dir  # noqa: E402
+from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -73,8 +73,8 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from semseg.evaluation import run_evaluation
-    from semseg.metrics import format_table
+    from semseg.evaluate.evaluation import run_evaluation
+    from semseg.evaluate.metrics import format_table
 
     # --weights NAME is resolved into --work_dir by parse_args.
     options = {

@@ -25,10 +25,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_output_apart, check_output_dir  # noqa: E402
-from semseg.run_config import load_run  # noqa: E402
-from semseg.workspace import resolve_work_dir  # noqa: E402
+from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.files import check_output_apart, check_output_dir  # noqa: E402
+from semseg.config.run_config import load_run  # noqa: E402
+from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -68,7 +68,7 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from semseg.export import export_fastest, export_run
+    from semseg.export.export import export_fastest, export_run
 
     options = dict(
         checkpoint=args.checkpoint,

@@ -6,8 +6,8 @@ Examples:
     python make_demo_data.py --output /tmp/shapes --num_train 50 --num_val 10 --size 128 128
 """
 
-from semseg.demo_data import write_demo_export
-from semseg.errors import command_parser, run_command
+from full_semantic.demo_data import write_demo_export
+from semseg.base.cli import command_parser, run_command
 
 
 def parse_args(argv=None):

@@ -21,14 +21,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import (  # noqa: E402
+from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.files import (  # noqa: E402
     check_not_replacing,
     check_output_apart,
     check_output_dir,
     check_output_file,
 )
-from semseg.workspace import resolve_work_dir  # noqa: E402
+from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -72,8 +72,8 @@ def parse_args(argv=None):
 def main(args):
     import tqdm
 
-    from semseg.cvat_masks import CvatMaskArchive
-    from semseg.inference import Predictor, list_images, predict_images
+    from semseg.labelling.cvat_masks import CvatMaskArchive
+    from semseg.predict.inference import Predictor, list_images, predict_images
 
     paths = list_images(args.input)
     predictor = Predictor.from_work_dir(args.work_dir, args.checkpoint)

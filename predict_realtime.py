@@ -25,10 +25,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_not_replacing, check_output_apart  # noqa: E402
-from semseg.video import check_output_video, check_source  # noqa: E402
-from semseg.workspace import resolve_work_dir  # noqa: E402
+from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.files import check_not_replacing, check_output_apart  # noqa: E402
+from semseg.predict.video import check_output_video, check_source  # noqa: E402
+from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -69,8 +69,8 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from semseg.inference import Predictor
-    from semseg.video import run_realtime
+    from semseg.predict.inference import Predictor
+    from semseg.predict.video import run_realtime
 
     predictor = Predictor.load(args.work_dir, args.checkpoint, args.model, args.threads)
     summary = run_realtime(

@@ -18,10 +18,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_not_replacing, check_output_apart  # noqa: E402
-from semseg.video import check_output_video, check_source  # noqa: E402
-from semseg.workspace import resolve_work_dir  # noqa: E402
+from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.files import check_not_replacing, check_output_apart  # noqa: E402
+from semseg.predict.video import check_output_video, check_source  # noqa: E402
+from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -55,8 +55,8 @@ def parse_args(argv=None):
 def main(args):
     import tqdm
 
-    from semseg.inference import Predictor
-    from semseg.video import segment_video
+    from semseg.predict.inference import Predictor
+    from semseg.predict.video import segment_video
 
     predictor = Predictor.load(args.work_dir, args.checkpoint, args.model, args.threads)
     stats = segment_video(

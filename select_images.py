@@ -6,7 +6,7 @@ Examples:
     python select_images.py --work_dir runs/camvid-ddrnet23_slim --input frames/ --count 50 \\
         --output next_task/ --max_similarity 0.85
 
-Scores every image of --input (module doc of semseg/selection.py: pixel entropy, flip
+Scores every image of --input (module doc of semseg/labelling/selection.py: pixel entropy, flip
 disagreement, class rarity), picks the --count best while skipping near-duplicates
 (consecutive video frames), and writes to --output:
 
@@ -22,9 +22,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import add_run_arguments, command_parser, run_command  # noqa: E402
-from semseg.files import check_not_replacing, check_output_apart, check_output_dir  # noqa: E402
-from semseg.workspace import resolve_work_dir  # noqa: E402
+from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.files import check_not_replacing, check_output_apart, check_output_dir  # noqa: E402
+from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -62,8 +62,8 @@ def parse_args(argv=None):
 def main(args):
     import tqdm
 
-    from semseg.inference import Predictor, list_images
-    from semseg.selection import select_images
+    from semseg.labelling.selection import select_images
+    from semseg.predict.inference import Predictor, list_images
 
     paths = list_images(args.input)
     predictor = Predictor.from_work_dir(args.work_dir, args.checkpoint)

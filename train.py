@@ -73,12 +73,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.errors import command_parser, run_command  # noqa: E402
-from semseg.run_config import apply_recipe, config_from_flags, flag_options  # noqa: E402
+from semseg.base.cli import command_parser, run_command  # noqa: E402
+from semseg.config.run_config import apply_recipe, config_from_flags, flag_options  # noqa: E402
 
 
 def build_parser():
-    """One option per `RunConfig` field (`semseg.run_config.flag_options`)."""
+    """One option per `RunConfig` field (`semseg.config.run_config.flag_options`)."""
     parser = command_parser(__doc__)
     for flag, options in flag_options():
         parser.add_argument(flag, **options)
@@ -103,9 +103,9 @@ def parse_args(argv=None):
 
 def main(args):
     config = args.config
-    from semseg.callbacks import TrainingDiverged
-    from semseg.distribute import is_chief_process
-    from semseg.training import train
+    from semseg.train.callbacks import TrainingDiverged
+    from semseg.train.distribute import is_chief_process
+    from semseg.train.training import train
 
     try:
         train(config)

@@ -7,7 +7,7 @@ Examples:
 
 For each seed: `--labelled` random CamVid train images are "labelled", the other train
 images are the unlabelled pool. A DDRNet-23-slim is trained on the labelled set; then
-`--count` pool images are added twice, once chosen by `semseg.selection` (the scores
+`--count` pool images are added twice, once chosen by `semseg.labelling.selection` (the scores
 and diverse picks of `select_images.py`, from that model) and once at random, and a
 model is trained from scratch on each enlarged set with the same number of steps. All
 three are evaluated on the whole CamVid val split (101 images, `background` void).
@@ -68,9 +68,9 @@ def train_and_evaluate(args, name, export, train_names, base):
     import tensorflow_datasets as tfds
 
     from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-    from semseg.evaluation import run_evaluation
-    from semseg.run_config import RunConfig
-    from semseg.training import train
+    from semseg.config.run_config import RunConfig
+    from semseg.evaluate.evaluation import run_evaluation
+    from semseg.train.training import train
 
     source = subset_export(export, base / "exports" / name, train_names)
     config = FullSemanticConfig(name=name, source="cvat", void_labels=("background",))
@@ -101,8 +101,8 @@ def train_and_evaluate(args, name, export, train_names, base):
 def run_seed(args, seed, base):
     import numpy as np
 
-    from semseg.inference import Predictor
-    from semseg.selection import pick_diverse, score_images
+    from semseg.labelling.selection import pick_diverse, score_images
+    from semseg.predict.inference import Predictor
 
     names = read_list(args.export, "train")
     rng = np.random.default_rng(seed)
@@ -160,6 +160,6 @@ def main(args):
 
 
 if __name__ == "__main__":
-    from semseg.errors import run_command
+    from semseg.base.cli import run_command
 
     run_command(main, parse_args, log_level=None)

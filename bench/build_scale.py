@@ -6,7 +6,7 @@ Examples:
     python bench/build_scale.py --num_images 2000 --train_steps 50 --workers 2
     python bench/build_scale.py --repeats 5 --train_steps 0   # builds only
 
-1. Writes a synthetic CVAT export (`semseg.demo_data` scenes, 480x360 JPEG images and
+1. Writes a synthetic CVAT export (`full_semantic.demo_data` scenes, 480x360 JPEG images and
    PNG masks; `--num_val` of them in `val`) into `--work_dir`, or reuses the one there.
    `--distinct_scenes` scenes are drawn; every image is a mirrored, shifted and
    re-lit variant of one of them (`demo_data.scene_variant`).
@@ -46,7 +46,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.memory import SAMPLE_SECONDS, TCMALLOC  # noqa: E402
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 EXPORT_SIZE = (360, 480)  # height, width
 
@@ -136,7 +137,7 @@ def run_sampled(command, on_sample=None, preload=None):
 
 def write_export(folder, num_images, num_val, distinct_scenes):
     """The demo export of `num_images` scenes in `folder/export`, written once."""
-    from semseg.demo_data import write_demo_export
+    from full_semantic.demo_data import write_demo_export
 
     export = folder / "export"
     stamp = folder / "export.json"

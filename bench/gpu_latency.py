@@ -2,7 +2,7 @@
 
 What `bench/gpu_check.sh` times. On an NVIDIA GPU: DDRNet-23-slim and PIDNet-S (random
 weights: speed does not depend on them) at 1024x2048 in fp16 (`KerasRuntime` and
-`XlaRuntime` from `semseg.runtimes`), and through ONNX Runtime's TensorRT execution
+`XlaRuntime` from `semseg.runtime.runtimes`), and through ONNX Runtime's TensorRT execution
 provider in fp16 when `onnxruntime-gpu` and `tensorrt` are installed. Without a GPU
 (`--smoke`) the same code runs on the CPU at a tiny size in fp32, to prove the script.
 
@@ -50,7 +50,7 @@ def tensorrt_session(model, size, precision, directory):
         return None, f"onnxruntime not installed ({error})"
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         return None, "ONNX Runtime has no TensorrtExecutionProvider (onnxruntime-gpu, tensorrt)"
-    from semseg.export import export_model
+    from semseg.export.export import export_model
 
     path = export_model(model, Path(directory) / f"{model.name}.onnx", "onnx", size)
     options = {"trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True}
@@ -69,8 +69,8 @@ def main(args):
 
     import models
     from bench.report import describe_machine
-    from semseg.latency import device_description, measure_latency
-    from semseg.runtimes import KerasRuntime, XlaRuntime
+    from semseg.runtime.latency import device_description, measure_latency
+    from semseg.runtime.runtimes import KerasRuntime, XlaRuntime
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     if not gpu and not args.smoke:

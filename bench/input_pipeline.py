@@ -9,7 +9,7 @@ Examples:
 Builds the real CamVid CVAT export (`../shared/data/camvid_cvat`) with
 `full_semantic` and the config `{"name": "camvid", "source": "cvat",
 "void_labels": ["background"]}` into a temporary data dir (or reads the build
-in `--data_dir`), then pulls batches of `semseg.data.train_dataset` (decode,
+in `--data_dir`), then pulls batches of `semseg.data.data.train_dataset` (decode,
 cache, shuffle, random scale / crop / flip / photometric distortion, batch) at
 360x480. The first pass over the split fills the cache and is reported apart;
 `images_per_s` is the steady state over the following `--batches` batches. The
@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
 CAMVID_CONFIG = {"name": "camvid", "source": "cvat", "void_labels": ["background"]}
@@ -81,7 +82,7 @@ def build_camvid(camvid_dir, data_dir):
 
 
 def measure_pipeline(builder, image_size, batch_size, batches, split="train"):
-    """Pulls batches of `semseg.data.train_dataset` (full augmentation) and times them.
+    """Pulls batches of `semseg.data.data.train_dataset` (full augmentation) and times them.
 
     Args:
         builder: a `full_semantic` dataset builder.
@@ -94,7 +95,7 @@ def measure_pipeline(builder, image_size, batch_size, batches, split="train"):
         dict: `images_per_s` (steady state), `first_pass_images_per_s` (decoding
         and filling the cache included), `batches`.
     """
-    from semseg import data
+    from semseg.data import data
 
     dataset, steps_per_epoch = data.train_dataset(builder, split, image_size, batch_size)
     iterator = iter(dataset)
@@ -121,7 +122,7 @@ def main(args):
             f"batches={args.batches}, train_steps={args.train_steps}"
         )
     from bench.train_step import measure_train_step
-    from semseg import data
+    from semseg.data import data
 
     image_size = tuple(args.image_size)
     with tempfile.TemporaryDirectory(prefix="input_pipeline_") as scratch:

@@ -118,8 +118,8 @@ def main(args):
 
     import models
     from bench.report import describe_machine
-    from semseg.export import export_model
-    from semseg.latency import time_function
+    from semseg.export.export import export_model
+    from semseg.runtime.latency import time_function
 
     size = tuple(args.image_size)
     model = models.build_model(args.model, num_classes=19, input_shape=(*size, 3))

@@ -10,7 +10,7 @@ Examples:
 
 Prints one JSON line: {"model", "runtime", "precision", "image_size", "median_ms",
 "p95_ms", "runs", "threads"}. Exported runtimes (saved_model, tflite, onnx) are
-exported from the Keras model with `semseg.export.export_model` into a temporary
+exported from the Keras model with `semseg.export.export.export_model` into a temporary
 folder first; int8 calibrates on random images (speed does not depend on the
 calibration). Runtimes and precisions:
 
@@ -31,7 +31,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 PRECISIONS = {
     "keras": ("fp32", "bf16"),
@@ -76,7 +77,7 @@ def check_arguments(args):
 
 
 def build_runtime(model, runtime, precision, image_size, scratch_dir, threads=None):
-    """`model` as a runtime of `semseg.runtimes` in `precision`, exported if needed.
+    """`model` as a runtime of `semseg.runtime.runtimes` in `precision`, exported if needed.
 
     Args:
         model: a Keras model built with a static `input_shape=(H, W, C)`.
@@ -91,7 +92,8 @@ def build_runtime(model, runtime, precision, image_size, scratch_dir, threads=No
     """
     import numpy as np
 
-    from semseg import export, runtimes
+    from semseg.export import export
+    from semseg.runtime import runtimes
 
     num_channels = model.inputs[0].shape[-1]
     if runtime == "keras":
@@ -122,13 +124,13 @@ def build_runtime(model, runtime, precision, image_size, scratch_dir, threads=No
 def main(args):
     check_arguments(args)
     if args.runtime in TENSORFLOW_RUNTIMES and args.threads:
-        from semseg.runtimes import configure_tensorflow_threads
+        from semseg.runtime.runtimes import configure_tensorflow_threads
 
         configure_tensorflow_threads(args.threads)
     import keras
 
     import models
-    from semseg.latency import measure_latency
+    from semseg.runtime.latency import measure_latency
 
     if args.model not in models.MODELS:
         raise InputError(

@@ -6,7 +6,7 @@ Examples:
     python bench/memory.py --epochs 5 --image_size 160 160 --batch_size 16
     python bench/memory.py --allocators tcmalloc
 
-Generates the demo dataset (`semseg.demo_data`, 160x160 scenes) into a temporary
+Generates the demo dataset (`full_semantic.demo_data`, 160x160 scenes) into a temporary
 folder, builds it with `full_semantic/cvat`, then runs `train.py` on it once per
 allocator: plain (glibc malloc) and with
 `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4` (Debian
@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 ALLOCATORS = ("malloc", "tcmalloc")
@@ -68,8 +69,8 @@ def build_demo_dataset(folder, image_size, num_train):
     """Writes the demo CVAT export into `folder` and builds it; returns the data dir."""
     import tensorflow_datasets as tfds
 
+    from full_semantic.demo_data import write_demo_export
     from full_semantic.full_semantic_dataset_builder import Builder
-    from semseg.demo_data import write_demo_export
 
     export = write_demo_export(
         folder / "export", num_train=num_train, num_val=16, size=tuple(image_size), seed=0

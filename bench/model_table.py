@@ -9,8 +9,8 @@ Examples:
     python -m bench.model_table --models ddrnet23_slim fpn_effb0 --sizes 360x480 720x960 \
         --num_classes 11
 
-Parameters are the trainable ones (`semseg.cost.count_params`); GFLOPs are
-`semseg.cost.count_flops` at batch 1 (2 x multiply-adds, TensorFlow's profiler),
+Parameters are the trainable ones (`semseg.runtime.cost.count_params`); GFLOPs are
+`semseg.runtime.cost.count_flops` at batch 1 (2 x multiply-adds, TensorFlow's profiler),
 without auxiliary heads. Models are built with random weights (`weights=None`).
 """
 
@@ -21,7 +21,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 # Paper of each architecture family, by model name prefix.
 PAPERS = (
@@ -75,7 +76,7 @@ def describe(name, model):
 def model_rows(names, sizes, num_classes):
     """Yields one Markdown table row per model."""
     from models import build_model
-    from semseg import cost
+    from semseg.runtime import cost
 
     for name in names:
         model = build_model(name, num_classes)

@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 PEER = "yolo26n-sem"
 
@@ -146,7 +147,7 @@ def main(args):
         raise InputError(f"--peer_onnx {args.peer_onnx}: no such file")
     from bench.latency import TENSORFLOW_RUNTIMES
     from bench.report import describe_machine
-    from semseg.runtimes import configure_tensorflow_threads
+    from semseg.runtime.runtimes import configure_tensorflow_threads
 
     if any(choice.partition(":")[0] in TENSORFLOW_RUNTIMES for choice in args.runtimes):
         try:

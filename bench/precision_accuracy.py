@@ -9,7 +9,7 @@ Examples:
 Evaluates the run's `best` checkpoint as trained (fp32 Keras, no folding) and in
 the requested runtime and precision on the whole validation split, each image
 at its own resolution (as `eval.py`). Exported runtimes go through
-`semseg.export.export_run` (int8 calibrated on 100 training images) into a
+`semseg.export.export.export_run` (int8 calibrated on 100 training images) into a
 temporary folder, so the run is not modified.
 
 Prints one JSON line: {"work_dir", "runtime", "precision", "split", "examples",
@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latency import PRECISIONS  # noqa: E402
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,10 +50,11 @@ def compare_precision(work_dir, runtime, precision, split=None, calibration_step
     Returns:
         dict as printed by this script.
     """
-    from semseg import data, export
-    from semseg.inference import Predictor
-    from semseg.run_config import load_run
-    from semseg.runtimes import KerasRuntime, XlaRuntime, load_runtime
+    from semseg.config.run_config import load_run
+    from semseg.data import data
+    from semseg.export import export
+    from semseg.predict.inference import Predictor
+    from semseg.runtime.runtimes import KerasRuntime, XlaRuntime, load_runtime
 
     if precision not in PRECISIONS[runtime]:
         raise InputError(

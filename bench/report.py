@@ -29,9 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semseg.cpu import cpu_flags, cpu_name  # noqa: E402
-from semseg.errors import InputError, run_command  # noqa: E402
-from semseg.files import write_json, write_text  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.cpu import cpu_flags, cpu_name  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
+from semseg.base.files import write_json, write_text  # noqa: E402
 
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "ai-edge-litert", "tf2onnx")
 # Issue 8 targets (ddrnet23_slim, this 2-core machine, medians).

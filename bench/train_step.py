@@ -24,7 +24,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semseg.errors import InputError, run_command  # noqa: E402
+from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -74,7 +75,7 @@ def measure_train_step(
         image_size: `(height, width)` of the batch.
         batch_size: images per step.
         num_classes: classes of the model and the random masks.
-        precision: `"fp32"`, `"bf16"` or `"fp16"` (see `semseg.precision`).
+        precision: `"fp32"`, `"bf16"` or `"fp16"` (see `semseg.runtime.precision`).
         jit: XLA-compile the training step (`compile(jit_compile=True)`).
         steps: timed steps.
         warmup: untimed steps first (tracing, compilation).
@@ -90,10 +91,10 @@ def measure_train_step(
     import numpy as np
 
     import models
-    from semseg.distribute import synchronize_batch_norm
-    from semseg.latency import summarize, time_function
-    from semseg.losses import build_loss
-    from semseg.precision import precision_policy
+    from semseg.losses.losses import build_loss
+    from semseg.runtime.latency import summarize, time_function
+    from semseg.runtime.precision import precision_policy
+    from semseg.train.distribute import synchronize_batch_norm
 
     if model_name not in models.MODELS:
         raise InputError(
@@ -136,7 +137,7 @@ def _strategy(replicas):
     """The default strategy, or `MirroredStrategy` over `replicas` logical CPU devices."""
     import tensorflow as tf
 
-    from semseg.distribute import configure_cpu_devices
+    from semseg.train.distribute import configure_cpu_devices
 
     if replicas == 1:
         return tf.distribute.get_strategy()

@@ -64,7 +64,7 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from data_augmentation.augmentation import DEFAULT_OPS, OPS  # noqa: E402
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.base.cli import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):

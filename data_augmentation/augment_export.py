@@ -49,11 +49,11 @@ from full_semantic.label_colors import (
     object_ids_from_rgb,
     object_rgb_from_ids,
 )
-from semseg import files
-from semseg.errors import InputError
-from semseg.files import write_image, write_json, write_text
-from semseg.labels import IGNORE_INDEX
-from semseg.visualization import overlay
+from semseg.base import files
+from semseg.base.errors import InputError
+from semseg.base.files import write_image, write_json, write_text
+from semseg.base.labels import IGNORE_INDEX
+from semseg.predict.visualization import overlay
 
 logger = logging.getLogger(__name__)
 

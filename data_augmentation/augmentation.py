@@ -40,7 +40,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data_augmentation.source_files import read_rgb  # noqa: E402
-from semseg.errors import InputError  # noqa: E402
+from semseg.base.errors import InputError  # noqa: E402
 
 GEOMETRIC_OPS = ("shift", "rotate", "scale", "flip")
 PHOTOMETRIC_OPS = ("color", "blur")

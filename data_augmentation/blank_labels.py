@@ -25,8 +25,8 @@ from data_augmentation.source_files import (
 )
 from full_semantic import cvat
 from full_semantic.label_colors import LabelColors
-from semseg.errors import InputError
-from semseg.files import write_image
+from semseg.base.errors import InputError
+from semseg.base.files import write_image
 
 
 @dataclasses.dataclass

@@ -27,7 +27,7 @@ if not __package__:
     # Run as `python data_augmentation/make_blank_label.py`: import from the project root.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from semseg.errors import command_parser, run_command  # noqa: E402
+from semseg.base.cli import command_parser, run_command  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -26,8 +26,8 @@ import pathlib
 from PIL import Image
 
 from full_semantic import cvat, file_lists, raster
-from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS, image_files
+from semseg.base.errors import InputError
+from semseg.base.files import IMAGE_EXTENSIONS, image_files
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def read_image_list(path):
 
 
 def list_images(path, flag):
-    """The image files of a folder, or a single image file: `semseg.files.image_files`,
+    """The image files of a folder, or a single image file: `semseg.base.files.image_files`,
     what "a folder of images" means to every command.
 
     Raises:

@@ -18,7 +18,7 @@ import zipfile
 
 from etils import epath
 
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 # Folders that zip tools add beside the real content.
 IGNORED_TOP_LEVEL = ("__MACOSX",)

@@ -56,7 +56,7 @@ from tensorflow_datasets.core import example_serializer, hashing
 from tensorflow_datasets.core.utils import py_utils, shard_utils
 
 from full_semantic import beam_reaper
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 # File formats whose shards this module writes (their writer returns no record index).
 FILE_FORMATS = ("tfrecord", "array_record")

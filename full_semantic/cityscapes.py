@@ -38,8 +38,8 @@ from full_semantic import raster
 from full_semantic.class_table import ClassTable
 from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_text, walk_files
 from full_semantic.source import ExampleReader, Source
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ Raw values outside the table raise `InputError` naming the file and the values.
 import numpy as np
 
 from full_semantic.raster import value_counts_text
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
 
 
 class ClassTable:

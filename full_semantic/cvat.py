@@ -18,7 +18,7 @@ which passes its config):
     for key, example in export.examples("train"):
         ...  # {"image": bytes or uint8 (H, W, 3), "mask": PNG bytes, "file_name": str}
 
-Every mistake in the export raises `semseg.errors.InputError` naming the file.
+Every mistake in the export raises `semseg.base.errors.InputError` naming the file.
 All file access goes through `etils.epath`, so any `tf.io.gfile` filesystem works.
 """
 
@@ -31,9 +31,9 @@ from etils import epath
 from full_semantic import archives, file_lists, raster
 from full_semantic.file_lists import read_text
 from full_semantic.source import ExampleReader, Source
-from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS
-from semseg.labels import IGNORE_INDEX
+from semseg.base.errors import InputError
+from semseg.base.files import IMAGE_EXTENSIONS
+from semseg.base.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
 from full_semantic.file_lists import check_inside_name
 from full_semantic.source import ExampleReader, Source
-from semseg.errors import InputError
-from semseg.labels import default_palette
+from semseg.base.errors import InputError
+from semseg.base.labels import default_palette
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ Example:
 from etils import epath
 
 from full_semantic import archives
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 # Source -> alternative sets of entries that must all be at the dataset's root
 # (a trailing `/` marks a folder).

@@ -16,7 +16,7 @@ import re
 
 from etils import epath
 
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 logger = logging.getLogger(__name__)
 

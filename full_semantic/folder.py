@@ -11,7 +11,7 @@ The folder (or a `.zip` of it)::
 NAME is the path under `images/` without extension (`city/0001` for
 `images/city/0001.jpg`). The class id of a label pixel is its value (a paletted
 PNG's index, not its colour); `ignore_index` (default 255) marks pixels to ignore.
-A class without `"color"` gets one from `semseg.labels.default_palette`. Without
+A class without `"color"` gets one from `semseg.base.labels.default_palette`. Without
 `splits/`, every image goes to `train`.
 
 `channels` (1, 3 or 4) sets the image feature: grey, RGB, or 4 channels (e.g.
@@ -30,8 +30,8 @@ from etils import epath
 from full_semantic import archives, raster
 from full_semantic.file_lists import index_files, read_text
 from full_semantic.source import Source, SourceDataset
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX, default_palette
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX, default_palette
 
 logger = logging.getLogger(__name__)
 

@@ -69,9 +69,9 @@ from full_semantic import (
     utokyo,
 )
 from full_semantic.source import Source
-from semseg import files
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
+from semseg.base import files
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 

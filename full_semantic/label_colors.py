@@ -16,8 +16,8 @@ import numpy as np
 
 from full_semantic import raster
 from full_semantic.cvat import read_labelmap
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
 
 BACKGROUND_NAME = "background"
 _MAX_OBJECT_COLORS = np.iinfo(np.uint16).max
@@ -68,7 +68,7 @@ class LabelColors:
 
     @property
     def palette(self):
-        """The colours as `[r, g, b]` int lists, for `semseg.visualization`."""
+        """The colours as `[r, g, b]` int lists, for `semseg.predict.visualization`."""
         return self.colors.astype(int).tolist()
 
     def index_of(self, name, flag):

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from full_semantic import file_lists, raster
-from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS
-from semseg.labels import IGNORE_INDEX
+from semseg.base.errors import InputError
+from semseg.base.files import IMAGE_EXTENSIONS
+from semseg.base.labels import IGNORE_INDEX
 
 
 def pair_images_and_masks(images_dir, masks_dir):

@@ -9,7 +9,7 @@ The readers of the `full_semantic` builder turn their files into two features:
     8-bit single-channel label PNG (`read_index_image`), from polygons
     (`draw_polygons`) or from colours.
 
-Every problem raises `semseg.errors.InputError` naming the file: a corrupt file,
+Every problem raises `semseg.base.errors.InputError` naming the file: a corrupt file,
 16-bit pixels where 8-bit ones are required, the wrong number of channels.
 """
 
@@ -19,7 +19,7 @@ import struct
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Encoded formats whose bytes the TFDS `Image` feature stores as they are.

@@ -30,8 +30,8 @@ from full_semantic.file_lists import (
 )
 from full_semantic.folder import CLASSES_FILE, read_classes
 from full_semantic.source import Source, SourceDataset
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX, default_palette
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX, default_palette
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from etils import epath
 from full_semantic import archives, raster
 from full_semantic.file_lists import index_files, read_text
 from full_semantic.source import Source, SourceDataset
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 IMAGES_DIR = "images"
 LABELS_DIR = "labels"

@@ -29,8 +29,8 @@ from etils import epath
 from full_semantic import archives, raster
 from full_semantic.class_table import ClassTable
 from full_semantic.file_lists import index_files, resolve_split_folder
-from semseg.errors import InputError
-from semseg.files import IMAGE_EXTENSIONS
+from semseg.base.errors import InputError
+from semseg.base.files import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 

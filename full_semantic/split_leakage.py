@@ -42,7 +42,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 EDGE_SIZE = (128, 96)
 THUMBNAIL_SIZE = (32, 24)

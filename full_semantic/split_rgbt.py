@@ -17,7 +17,7 @@ The RGB PNGs are 3-channel, the thermal ones single-channel grey.
 import logging
 
 from full_semantic.utokyo import split_rgbt_folder
-from semseg.errors import command_parser, run_command
+from semseg.base.cli import command_parser, run_command
 
 
 def parse_args(argv=None):

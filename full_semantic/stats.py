@@ -11,13 +11,13 @@ Examples:
 
 Ignored pixels (255) are counted apart. The suggested class weights (`inverse`, what
 `train.py --class_weights auto` uses, and `median`) come from the `train` split; see
-`semseg/class_stats.py`, which computes everything (a built dataset is read only through
+`semseg/data/class_stats.py`, which computes everything (a built dataset is read only through
 `semseg/`). This module is the command only.
 """
 
 import logging
 
-from semseg.errors import command_parser, run_command
+from semseg.base.cli import command_parser, run_command
 
 
 def parse_args(argv=None):
@@ -33,7 +33,7 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from semseg import class_stats
+    from semseg.data import class_stats
 
     report = class_stats.describe_dataset(args.dataset, args.data_dir, args.split, args.output_dir)
     print(report.format())

@@ -34,8 +34,8 @@ from etils import epath
 from full_semantic import archives, raster
 from full_semantic.file_lists import index_files, read_split_lists, resolve_names
 from full_semantic.source import Source, SourceDataset
-from semseg.errors import InputError
-from semseg.files import write_image
+from semseg.base.errors import InputError
+from semseg.base.files import write_image
 
 logger = logging.getLogger(__name__)
 

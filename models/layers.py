@@ -34,7 +34,7 @@ class ResizeToMatch(keras.layers.Layer):
     `method="gather"` uses that interpolation for static sizes too: XLA
     compiles TensorFlow's bilinear resize wrongly on CPU for some size ratios
     (5 -> 9, 6 -> 10; tensorflow/tensorflow#118344), so the XLA runtime of
-    `semseg.runtimes` switches its copy of the model to it.
+    `semseg.runtime.runtimes` switches its copy of the model to it.
 
     Args:
         method: `"auto"` (resize op for static sizes, gather for dynamic ones) or

@@ -3,7 +3,7 @@
 Each function creates its layers and applies them (functional style). Layers,
 widths, ReLU placement and biases are those of the official code
 (ydhongHIT/DDRNet, XuJiacong/PIDNet `models/model_utils.py`), so the authors'
-checkpoints map onto them tensor by tensor (`semseg.pretrained`).
+checkpoints map onto them tensor by tensor (`semseg.weights.pretrained`).
 
 `padding` says how strided layers pad:
 

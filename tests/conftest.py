@@ -13,8 +13,8 @@ def demo_run(tmp_path_factory):
     and narrower blocks, so the exports, videos and archives made from this run take
     less time than with DDRNet-23-slim itself. Returns the work dir (`Path`).
     """
-    from semseg.run_config import RunConfig
-    from semseg.training import train
+    from semseg.config.run_config import RunConfig
+    from semseg.train.training import train
 
     base = tmp_path_factory.mktemp("demo_run")
     build_demo_dataset(base, num_train=96, num_val=16, size=(72, 88), seed=4)

@@ -187,7 +187,7 @@ def zip_folder(folder, zip_path, top_level=None, extra_members=None):
 
 def build_demo_dataset(base, config="cvat", **demo_options):
     """Demo scenes written as a CVAT export to `base / "export"`
-    (`semseg.demo_data.write_demo_export(..., **demo_options)`) and built with the
+    (`full_semantic.demo_data.write_demo_export(..., **demo_options)`) and built with the
     full_semantic `config` (a config name or a `FullSemanticConfig`) into the TFDS
     data dir `base / "tfds"`.
 
@@ -196,8 +196,8 @@ def build_demo_dataset(base, config="cvat", **demo_options):
     """
     import tensorflow_datasets as tfds
 
+    from full_semantic.demo_data import write_demo_export
     from full_semantic.full_semantic_dataset_builder import Builder
-    from semseg.demo_data import write_demo_export
 
     export = write_demo_export(pathlib.Path(base) / "export", **demo_options)
     builder = Builder(config=config, data_dir=pathlib.Path(base) / "tfds")

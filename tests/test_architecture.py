@@ -1,75 +1,140 @@
-"""The import graph runs one way: CLIs -> semseg -> models / full_semantic readers -> the
-ground floor (`semseg.errors`, `semseg.labels`, `semseg.files`). docs/ARCHITECTURE.md.
+"""The package rules of docs/ARCHITECTURE.md, one test each: the import graph between
+packages has no circle, the ground floor imports nothing of ours, the dataset readers
+import only the ground floor, and `semseg/` is sub-packages only.
 
     .venv/bin/pytest tests/test_architecture.py
 """
 
 import ast
 
+import pytest
 from commands import ROOT
 
-FLOOR = {"semseg.errors", "semseg.labels", "semseg.files"}
+# The packages of the graph: `semseg.<stage>`, and the top-level folders.
+TOP_LEVEL = ("full_semantic", "models", "data_augmentation", "bench")
+FLOOR = "semseg.base"
 # Modules of full_semantic/ that are commands (`python -m full_semantic.stats`), not readers.
 FULL_SEMANTIC_COMMANDS = {"full_semantic.stats"}
-PACKAGES = ("semseg", "full_semantic", "models", "data_augmentation")
 
 
-def project_imports(path):
-    """The project modules a file imports (`from semseg import files` -> `semseg.files`)."""
+def package_of(module):
+    """`semseg.train.training` -> `semseg.train`; `full_semantic.cvat` -> `full_semantic`;
+    None for a module that is not ours."""
+    parts = module.split(".")
+    if parts[0] == "semseg":
+        return ".".join(parts[:2]) if len(parts) > 1 else None
+    return parts[0] if parts[0] in TOP_LEVEL else None
+
+
+def imported_modules(path):
+    """The modules a file imports, `from semseg.train import training` giving both
+    `semseg.train` and `semseg.train.training`."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] in PACKAGES:
-                is_file = len(parts) > 1 and (ROOT / parts[0] / f"{parts[1]}.py").is_file()
-                found.add(".".join(parts[:2]) if is_file else parts[0])
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return found
 
 
-def modules(package):
-    for path in sorted((ROOT / package).glob("*.py")):
-        if not path.name.endswith("_test.py") and path.name != "conftest.py":
-            yield f"{package}.{path.stem}", project_imports(path)
+def project_files():
+    """`(module name, path)` of every module of the graph's packages."""
+    for folder in ("semseg", *TOP_LEVEL):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            yield module.removesuffix(".__init__"), path
 
 
-def test_the_ground_floor_imports_only_itself():
-    for name in FLOOR:
-        imported = project_imports(ROOT / f"{name.replace('.', '/')}.py")
-        assert {module for module in imported if module != "semseg"} <= FLOOR, name
+def package_graph(files):
+    """`{package: {imported package: [(module, imported module), ...]}}` of `files`."""
+    graph = {}
+    for module, path in files:
+        source = package_of(module)
+        for name in imported_modules(path):
+            target = package_of(name)
+            if target and source and target != source:
+                graph.setdefault(source, {}).setdefault(target, []).append((module, name))
+    return graph
 
 
-def test_readers_and_models_import_only_the_ground_floor():
-    for package in ("full_semantic", "models"):
-        for name, imported in modules(package):
-            if name in FULL_SEMANTIC_COMMANDS:
-                continue
-            upward = {
-                module
-                for module in imported
-                if module.startswith("semseg.") and module not in FLOOR
-            }
-            assert not upward, f"{name} imports {sorted(upward)} above the ground floor"
-            if package == "models":
-                assert not any(module.startswith("full_semantic") for module in imported), name
-            assert not any(module.startswith("data_augmentation") for module in imported), name
+def find_cycle(graph):
+    """One circle of the graph as a list of packages, or None."""
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for target in graph.get(node, {}):
+            if state.get(target) == "open":
+                return path[path.index(target) :] + [target]
+            if target not in state:
+                cycle = visit(target, [*path, target])
+                if cycle:
+                    return cycle
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node, [node])
+            if cycle:
+                return cycle
+    return None
+
+
+def test_no_circle_between_packages():
+    graph = package_graph(project_files())
+    cycle = find_cycle(graph)
+    if cycle:
+        edges = [graph[a][b][0] for a, b in zip(cycle, cycle[1:])]
+        pytest.fail(f"imports go in a circle: {' -> '.join(cycle)}, e.g. {edges}")
+
+
+def test_a_circle_is_found_and_named():
+    """The rule above fails on a violation: a graph with a circle is reported."""
+    graph = {"semseg.base": {"semseg.train": [("a", "b")]}, "semseg.train": {"semseg.base": []}}
+    assert find_cycle(graph) == ["semseg.base", "semseg.train", "semseg.base"]
+    assert find_cycle({"semseg.train": {"semseg.base": []}}) is None
+
+
+def test_the_ground_floor_imports_nothing_of_ours():
+    graph = package_graph(project_files())
+    assert not graph.get(FLOOR), f"{FLOOR} imports {graph.get(FLOOR)}"
+
+
+def test_full_semantic_imports_only_the_ground_floor():
+    readers = [
+        (module, path)
+        for module, path in project_files()
+        if module.startswith("full_semantic") and module not in FULL_SEMANTIC_COMMANDS
+    ]
+    upward = package_graph(readers).get("full_semantic", {})
+    assert set(upward) <= {FLOOR}, {key: value for key, value in upward.items() if key != FLOOR}
+
+
+def test_models_import_nothing_of_ours():
+    models = [(module, path) for module, path in project_files() if module.startswith("models")]
+    assert not package_graph(models).get("models")
+
+
+def test_semseg_is_sub_packages_only():
+    loose = [path.name for path in (ROOT / "semseg").glob("*.py") if path.name != "__init__.py"]
+    assert not loose, f"modules directly under semseg/: {loose}"
 
 
 def test_semseg_reads_no_command_and_no_augmentation_code():
-    for name, imported in modules("semseg"):
-        assert not any(module.startswith("data_augmentation") for module in imported), name
-        assert not any(module.split(".")[:2] == ["full_semantic", "stats"] for module in imported)
+    for module, path in project_files():
+        if module.startswith("semseg"):
+            imported = imported_modules(path)
+            assert not any(name.startswith("data_augmentation") for name in imported), module
+            assert "full_semantic.stats" not in imported, module
 
 
 def test_split_lists_and_label_colours_are_read_only_in_full_semantic():
     readers = ("read_split_lists", "read_name_list", "ColorLookup", "read_labelmap")
     for package in ("semseg", "data_augmentation", "models"):
-        for path in (ROOT / package).glob("*.py"):
+        for path in (ROOT / package).rglob("*.py"):
             tree = ast.parse(path.read_text())
             defined = {
                 node.name

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semseg.data import augment_pair, resize_pair
-from semseg.labels import IGNORE_INDEX
+from semseg.base.labels import IGNORE_INDEX
+from semseg.data.data import augment_pair, resize_pair
 
 
 def coded_pair(height=48, width=64):

@@ -25,7 +25,7 @@ from full_semantic.full_semantic_dataset_builder import (
     FullSemanticConfig,
     _worker_input_error,
 )
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 DUMMY_DATA = Path(__file__).resolve().parents[1] / "full_semantic" / "dummy_data"
 BEAM_OPTIONS = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
@@ -195,7 +195,7 @@ def test_a_worker_s_input_error_is_found_in_beam_s_error_text():
     worker_trace = (
         "Pipeline job failed: Error processing instruction bundle_74. Original traceback is\n"
         'Traceback (most recent call last):\n  File "full_semantic/raster.py", line 54\n'
-        f"semseg.errors.InputError: {message} [while running 'train/read']\n\n"
+        f"semseg.base.errors.InputError: {message} [while running 'train/read']\n\n"
     )
     assert str(_worker_input_error(RuntimeError(worker_trace))) == message
     # In one process, the InputError itself, with the step appended.

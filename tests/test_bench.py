@@ -11,7 +11,7 @@ import pytest
 from cvat_fixtures import build_demo_dataset
 
 from bench import input_pipeline, latency, peers, report, train_step
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 LATENCY_KEYS = {"model", "runtime", "precision", "image_size", "median_ms", "p95_ms", "runs"}
@@ -261,7 +261,7 @@ def test_peers_needs_a_peer_and_names_a_missing_onnx(tmp_path):
 
 @pytest.mark.large
 def test_peers_prints_each_contestant_and_the_ratio(tmp_path, capsys):
-    from semseg import export
+    from semseg.export import export
 
     # Any static-shape ONNX model stands in for the peer (the real one needs torch).
     model = keras.Sequential([keras.Input((32, 48, 3)), keras.layers.Conv2D(4, 3, padding="same")])

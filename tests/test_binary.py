@@ -12,13 +12,13 @@ from commands import python
 from cvat_fixtures import encode_image, write_cvat_export
 
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-from semseg import data
-from semseg.errors import InputError
-from semseg.inference import Predictor
-from semseg.labels import IGNORE_INDEX
-from semseg.metrics import BinaryMeanIoU
-from semseg.run_config import RunConfig
-from semseg.training import binary_mode, train
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
+from semseg.config.run_config import RunConfig
+from semseg.data import data
+from semseg.evaluate.metrics import BinaryMeanIoU
+from semseg.predict.inference import Predictor
+from semseg.train.training import binary_mode, train
 
 BINARY_LABELS = (("background", (0, 0, 0)), ("crack", (255, 255, 255)))
 SPLITS = {"train": [f"train{index}" for index in range(8)], "val": ["val0", "val1", "val2"]}

@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-from semseg.labels import IGNORE_INDEX
+from semseg.base.labels import IGNORE_INDEX
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from commands import evaluate, python, run, train_tiny
 
+from full_semantic.demo_data import LABELMAP, write_demo_export
 from full_semantic.fingerprint import source_fingerprint
-from semseg.demo_data import LABELMAP, write_demo_export
 
 BIN = Path(sys.executable).parent
 

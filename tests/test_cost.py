@@ -4,7 +4,7 @@ import keras
 import pytest
 
 import models
-from semseg.cost import count_flops, count_params
+from semseg.runtime.cost import count_flops, count_params
 
 
 def test_ddrnet23_slim_flops_match_the_official_figure():

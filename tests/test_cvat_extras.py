@@ -16,7 +16,7 @@ from source_fixtures import build_dataset, examples_by_name
 
 from full_semantic import cvat
 from full_semantic.full_semantic_dataset_builder import Builder
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 SIZE = (12, 8)
 

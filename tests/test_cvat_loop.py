@@ -16,10 +16,10 @@ from PIL import Image
 import predict
 import select_images
 from full_semantic.full_semantic_dataset_builder import Builder
-from semseg.cvat_masks import MAX_OBJECTS, CvatMaskArchive, labelmap_text, objects
-from semseg.errors import InputError
-from semseg.inference import Predictor, read_image
-from semseg.labels import IGNORE_INDEX, LabelSpec
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX, LabelSpec
+from semseg.labelling.cvat_masks import MAX_OBJECTS, CvatMaskArchive, labelmap_text, objects
+from semseg.predict.inference import Predictor, read_image
 
 
 def object_count(instances):
@@ -259,7 +259,7 @@ def one_hot(classes, num_classes):
 
 
 def test_scores_follow_uncertainty_flip_disagreement_and_rarity():
-    from semseg.selection import score_images
+    from semseg.labelling.selection import score_images
 
     kinds = {"sure": 0, "unsure": 1, "flippy": 2, "rare": 3}
     images = {name: np.full((8, 8, 3), kind, np.uint8) for name, kind in kinds.items()}
@@ -295,7 +295,7 @@ def test_scores_follow_uncertainty_flip_disagreement_and_rarity():
 
 
 def test_picks_skip_near_duplicates_such_as_consecutive_frames():
-    from semseg.selection import ImageScore, pick_diverse, thumbnail
+    from semseg.labelling.selection import ImageScore, pick_diverse, thumbnail
 
     rng = np.random.default_rng(0)
     scene = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
@@ -366,7 +366,7 @@ def test_select_images_writes_scores_sheet_list_and_cvat_archive(demo_run, tmp_p
     assert sheet.shape[1] == 4 * 320 and sheet.std() > 10
 
 
-# === The model inside CVAT (semseg/cvat_function.py) ===
+# === The model inside CVAT (semseg/labelling/cvat_function.py) ===
 
 
 class Context:
@@ -384,7 +384,7 @@ def test_cvat_function_returns_one_mask_shape_per_object_that_decodes_to_the_pre
     import cvat_sdk.auto_annotation as cvataa
     from cvat_sdk.masks import decode_mask
 
-    from semseg import cvat_function
+    from semseg.labelling import cvat_function
 
     function = cvat_function.create(work_dir=str(demo_run), min_area=4)
     assert isinstance(function.spec, cvataa.DetectionFunctionSpec)
@@ -422,7 +422,7 @@ def test_cvat_function_returns_one_mask_shape_per_object_that_decodes_to_the_pre
 
 
 def test_cvat_function_names_a_missing_run_or_model_in_one_line(tmp_path):
-    from semseg import cvat_function
+    from semseg.labelling import cvat_function
 
     with pytest.raises(InputError, match=r"missing_run/config.json"):
         cvat_function.create(work_dir=str(tmp_path / "missing_run"))
@@ -433,7 +433,7 @@ def test_cvat_function_names_a_missing_run_or_model_in_one_line(tmp_path):
 @pytest.mark.parametrize("holes", [1, 2])
 def test_polygons_of_a_region_with_holes_keep_the_holes(holes):
     """CVAT polygons have no holes: each hole is joined to the outline by a zero-width cut."""
-    from semseg.cvat_function import _polygons
+    from semseg.labelling.cvat_function import _polygons
 
     yy, xx = np.mgrid[:80, :90]
     region = (yy - 40) ** 2 + (xx - 45) ** 2 <= 36**2

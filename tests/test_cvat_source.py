@@ -31,9 +31,9 @@ from PIL import Image
 from full_semantic import cvat, full_semantic_dataset_builder
 from full_semantic.fingerprint import source_fingerprint, source_stat
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-from semseg import files
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
+from semseg.base import files
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TFDS_COMMAND = pathlib.Path(sys.executable).parent / "tfds"

@@ -11,8 +11,8 @@ from source_fixtures import examples_by_name
 
 from full_semantic import cvat_xml, detect
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
 
 LABELS = (("road", "#804080"), ("car", "#400080"), ("person", ""))
 SIZE = (24, 16)  # width, height

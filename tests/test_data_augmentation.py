@@ -29,7 +29,7 @@ from data_augmentation.blank_labels import write_blank_labels
 from full_semantic import cvat
 from full_semantic.full_semantic_dataset_builder import Builder
 from full_semantic.label_colors import LabelColors, object_ids_from_rgb
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"

@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from semseg.demo_data import LABELMAP, scene_variant, write_demo_export
+from full_semantic.demo_data import LABELMAP, scene_variant, write_demo_export
 
 
 def test_demo_export_has_cvat_layout_exact_colours_and_is_reproducible(tmp_path):

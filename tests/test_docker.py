@@ -343,7 +343,7 @@ def test_dockerignore_keeps_sources_and_drops_local_state():
     ]
     for local in (".git", ".venv", "build/demo/run/config.json", "runs/x", "a/__pycache__/b.pyc"):
         assert dockerignore_excludes(local, patterns), f".dockerignore lets {local} in"
-    needed = script_inputs() + [SCRIPT, "Makefile", "train.py", "semseg/files.py"]
+    needed = script_inputs() + [SCRIPT, "Makefile", "train.py", "semseg/base/files.py"]
     needed += ["full_semantic/full_semantic_dataset_builder.py", "docker/Dockerfile.cpu"]
     for name in needed:
         assert (ROOT / name).exists(), name

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from full_semantic.full_semantic_dataset_builder import config_from_json_fields
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 MANUALS = ["README.md", "docs/SCALING.md", "docs/ARCHITECTURE.md", "recipes/README.md"]

@@ -7,17 +7,17 @@ import keras
 import numpy as np
 import pytest
 
-from semseg.errors import InputError
-from semseg.eval_report import write_report
-from semseg.evaluation import (
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX, LabelSpec
+from semseg.evaluate.eval_report import write_report
+from semseg.evaluate.evaluation import (
     EvaluationResult,
     evaluate,
     folder_examples,
     image_score,
     warn_if_rebuilt,
 )
-from semseg.inference import Predictor
-from semseg.labels import IGNORE_INDEX, LabelSpec
+from semseg.predict.inference import Predictor
 
 LABELS = LabelSpec(["road", "car", "sky"], [[128, 64, 128], [0, 0, 142], [70, 130, 180]])
 
@@ -201,7 +201,7 @@ def test_a_rebuilt_dataset_is_a_warning_naming_both_fingerprints(caplog):
     same = dict(trained_on, version_dir="/moved/d")
     rebuilt = dict(trained_on, source_fingerprint="sha256:bb")
 
-    with caplog.at_level("WARNING", logger="semseg.evaluation"):
+    with caplog.at_level("WARNING", logger="semseg.evaluate.evaluation"):
         assert not warn_if_rebuilt(trained_on, same)
         assert not warn_if_rebuilt(None, rebuilt)  # a run from before the record
         assert not warn_if_rebuilt(trained_on, dict(rebuilt, source_fingerprint=None))

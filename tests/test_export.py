@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semseg import export
-from semseg.errors import InputError
-from semseg.inference import Predictor
+from semseg.base.errors import InputError
+from semseg.export import export
+from semseg.predict.inference import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def test_onnx_resizes_use_exact_sizes(demo_run, tmp_path):
 
 def test_auto_keeps_the_fastest_export_with_every_timing(demo_run, tmp_path, monkeypatch):
     # Two candidates, the ONNX one made to run slower: auto must keep the TFLite one.
-    from semseg import runtimes
+    from semseg.runtime import runtimes
 
     load_runtime = runtimes.load_runtime
 
@@ -179,9 +179,9 @@ def test_auto_keeps_the_fastest_export_with_every_timing(demo_run, tmp_path, mon
 
 
 def test_int8_on_a_cpu_without_vnni_warns_and_auto_refuses_a_precision(monkeypatch, demo_run):
-    monkeypatch.setattr("semseg.cpu.cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr("semseg.base.cpu.cpu_flags", lambda: {"avx2", "fma"})
     assert not export.int8_pays_off()
-    monkeypatch.setattr("semseg.cpu.cpu_flags", lambda: {"avx2", "avx512_vnni"})
+    monkeypatch.setattr("semseg.base.cpu.cpu_flags", lambda: {"avx2", "avx512_vnni"})
     assert export.int8_pays_off()
     result = subprocess.run(
         [sys.executable, "export.py", "--work_dir", str(demo_run), "--format", "auto",

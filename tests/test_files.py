@@ -1,4 +1,4 @@
-"""Temporary folders that the next run can tell from a live one (`semseg.files`)."""
+"""Temporary folders that the next run can tell from a live one (`semseg.base.files`)."""
 
 import os
 import signal
@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from semseg import files
-from semseg.errors import InputError
+from semseg.base import files
+from semseg.base.errors import InputError
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OWNER = textwrap.dedent(
     """
     import sys, time
-    from semseg import files
+    from semseg.base import files
     with files.owned_temp_dir(sys.argv[1], prefix="job_") as folder:
         (folder / "half-written").write_text("x")
         print(folder, flush=True)

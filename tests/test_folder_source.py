@@ -21,7 +21,7 @@ from source_fixtures import (
 
 from full_semantic import folder
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 SIZE = (12, 8)
 

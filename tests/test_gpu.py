@@ -25,9 +25,9 @@ from commands import ROOT, free_ports, wait_all
 from cvat_fixtures import build_demo_dataset
 
 import models
-from semseg.run_config import RunConfig
-from semseg.runtimes import KerasRuntime, XlaRuntime
-from semseg.training import train
+from semseg.config.run_config import RunConfig
+from semseg.runtime.runtimes import KerasRuntime, XlaRuntime
+from semseg.train.training import train
 
 pytestmark = pytest.mark.gpu
 

@@ -1,12 +1,12 @@
-"""Image inputs of predict.py (`semseg.inference.list_images`, `read_image`)."""
+"""Image inputs of predict.py (`semseg.predict.inference.list_images`, `read_image`)."""
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from semseg.errors import InputError
-from semseg.inference import list_images, read_image
+from semseg.base.errors import InputError
+from semseg.predict.inference import list_images, read_image
 
 
 def test_predict_refuses_inputs_whose_masks_would_overwrite_each_other(tmp_path):

@@ -6,9 +6,9 @@ import tensorflow as tf
 from cvat_fixtures import build_demo_dataset
 
 from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
-from semseg import data
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
+from semseg.data import data
 
 
 @pytest.fixture(scope="module")

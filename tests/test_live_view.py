@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from semseg.live_view import LiveView
+from semseg.predict.live_view import LiveView
 
 
 @pytest.fixture

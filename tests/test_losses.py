@@ -1,4 +1,4 @@
-"""Tests of `semseg.losses`: every loss against an independent NumPy computation
+"""Tests of `semseg.losses.losses`: every loss against an independent NumPy computation
 (ignored pixels and a class absent from the batch included), Lovasz against a
 NumPy port of the reference algorithm, the `--loss` spec, serialisation and
 float32 math under reduced-precision logits."""
@@ -16,11 +16,12 @@ from cvat_fixtures import class_index_pattern, write_cvat_export
 
 import models
 from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
-from semseg import data, loss_spec, losses
-from semseg.errors import InputError
-from semseg.labels import IGNORE_INDEX
-from semseg.run_config import RunConfig, parse_class_weights
-from semseg.training import resolve_class_weights, train
+from semseg.base.errors import InputError
+from semseg.base.labels import IGNORE_INDEX
+from semseg.config.run_config import RunConfig, parse_class_weights
+from semseg.data import data
+from semseg.losses import loss_spec, losses
+from semseg.train.training import resolve_class_weights, train
 
 NUM_CLASSES = 4  # Class 3 never appears in the labels below.
 
@@ -519,7 +520,7 @@ def test_auto_class_weights_are_inverse_frequencies_of_the_train_split(three_cla
     assert len(median) == 3 and all(weight > 0 for weight in median)
     # Every class of this fixture has the same per-image frequency, so the median
     # methods give equal weights; the log names the method that made them.
-    with caplog.at_level("INFO", logger="semseg.training"):
+    with caplog.at_level("INFO", logger="semseg.train.training"):
         milder = resolve_class_weights(
             dataclasses.replace(config, class_weights="sqrt_median"), builder, labels
         )
@@ -600,5 +601,5 @@ def test_class_weights_without_a_weighted_loss_are_refused(three_class_data, tmp
 def test_the_spec_grammar_knows_every_loss_and_imports_no_tensorflow():
     assert set(loss_spec.LOSS_OPTIONS) == set(losses.LOSSES)
     # train.py checks --loss before TensorFlow loads (it takes seconds).
-    code = "import sys, semseg.run_config; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, semseg.config.run_config; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

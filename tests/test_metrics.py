@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from semseg.labels import IGNORE_INDEX
-from semseg.metrics import ConfusionMatrix, format_table, mean_iou_metric, segmentation_metrics
+from semseg.base.labels import IGNORE_INDEX
+from semseg.evaluate.metrics import (
+    ConfusionMatrix,
+    format_table,
+    mean_iou_metric,
+    segmentation_metrics,
+)
 
 
 def brute_force_iou(truth, prediction, class_id):

@@ -10,8 +10,10 @@ from PIL import Image
 
 from data_augmentation.source_files import read_rgb
 from full_semantic import raster
-from semseg import evaluation, inference, selection
-from semseg.errors import InputError
+from semseg.base.errors import InputError
+from semseg.evaluate import evaluation
+from semseg.labelling import selection
+from semseg.predict import inference
 
 # EXIF orientation -> how the stored pixels are shown upright.
 UPRIGHT = {
@@ -70,7 +72,7 @@ def builder_pixels(path):
 
 
 # predict.py, eval.py (--images) and select_images.py all read files through
-# `semseg.inference.read_image` (`test_the_commands_have_no_decoder_of_their_own`).
+# `semseg.predict.inference.read_image` (`test_the_commands_have_no_decoder_of_their_own`).
 PATHS = {
     "build": builder_pixels,
     "augment": read_rgb,
@@ -118,7 +120,7 @@ def test_the_commands_have_no_decoder_of_their_own():
         source = open(module.__file__).read()
         assert "cv2.imread" not in source and "Image.open" not in source, module.__name__
     for module in (evaluation, selection):
-        assert "from semseg.inference import read_image" in open(module.__file__).read()
+        assert "from semseg.predict.inference import read_image" in open(module.__file__).read()
     reader = open(read_rgb.__code__.co_filename).read().split("def read_rgb")[1]
     assert "Image.open" not in reader.split("def read_size")[0]
 
@@ -133,7 +135,7 @@ def test_other_channel_counts_refuse_rgb_files_naming_them(tmp_path, channels):
 
 def test_a_folder_of_images_means_one_thing_to_every_command(tmp_path):
     from data_augmentation.source_files import list_images as backgrounds
-    from semseg.inference import list_images as prediction_inputs
+    from semseg.predict.inference import list_images as prediction_inputs
 
     folder = tmp_path / "photos"
     (folder / "thumbs").mkdir(parents=True)

@@ -8,9 +8,9 @@ from commands import python
 import predict
 import predict_video
 import select_images
-from semseg.errors import InputError
-from semseg.labels import LabelSpec
-from semseg.run_config import Run, RunConfig, check_work_dir, save_run
+from semseg.base.errors import InputError
+from semseg.base.labels import LabelSpec
+from semseg.config.run_config import Run, RunConfig, check_work_dir, save_run
 
 VIDEO = "../shared/data/video/solidWhiteRight.mp4"
 

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from semseg import losses
-from semseg.data import boundary_labels
+from semseg.data.data import boundary_labels
+from semseg.losses import losses
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID_DIR = ROOT.parent / "shared" / "data" / "camvid_cvat"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import models
-from semseg.errors import InputError
-from semseg.pretrained import load_state_dict, load_weights_file, torch_layer_candidates
-from semseg.torch_checkpoint import read_torch_checkpoint, state_dict_of
+from semseg.base.errors import InputError
+from semseg.weights.pretrained import load_state_dict, load_weights_file, torch_layer_candidates
+from semseg.weights.torch_checkpoint import read_torch_checkpoint, state_dict_of
 from tests.torch_files import write_pickle_zip, write_torch_legacy, write_torch_zip
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
@@ -377,7 +377,7 @@ def test_convert_weights_bad_files(tmp_path, problem):
 @pytest.fixture(scope="module")
 def converted_runs(tmp_path_factory):
     """`{case: work dir}` written by `convert_checkpoint` for the numeric cases (128x192)."""
-    from semseg.pretrained import convert_checkpoint
+    from semseg.weights.pretrained import convert_checkpoint
 
     base = tmp_path_factory.mktemp("converted")
     return {
@@ -401,8 +401,8 @@ def test_export_of_a_converted_run_keeps_the_official_logits(converted_runs, cas
     """export.py on a convert_weights.py work dir whose dataset (Cityscapes) is not built."""
     import tensorflow as tf
 
-    from semseg.export import export_run
-    from semseg.runtimes import load_runtime
+    from semseg.export.export import export_run
+    from semseg.runtime.runtimes import load_runtime
 
     path, description = export_run(converted_runs[case], format_name, verify_examples=2)
     assert description["max_abs_logit_diff"] < 1e-4
@@ -416,14 +416,14 @@ def test_export_of_a_converted_run_keeps_the_official_logits(converted_runs, cas
 
 
 def test_int8_export_of_a_run_without_its_dataset_is_one_error(converted_runs):
-    from semseg.export import export_run
+    from semseg.export.export import export_run
 
     with pytest.raises(InputError, match="full_semantic"):
         export_run(converted_runs["pidnet_s_cityscapes"], "tflite", "int8")
 
 
 def test_folded_batch_norms_keep_the_converted_logits(converted):
-    from semseg.runtimes import KerasRuntime
+    from semseg.runtime.runtimes import KerasRuntime
 
     model, image, _ = converted["pidnet_s_cityscapes"]
     inference = keras.Model(model.input, model.outputs[0])

@@ -23,10 +23,11 @@ import pytest
 from commands import run
 
 import models
-from semseg import mmseg_keys, published_weights
-from semseg.download import fetch
-from semseg.errors import InputError
-from semseg.pretrained import (
+from semseg.base.errors import InputError
+from semseg.config import published_weights
+from semseg.weights import mmseg_keys, published_runs
+from semseg.weights.download import fetch
+from semseg.weights.pretrained import (
     FileState,
     load_state_dict,
     load_weights_file,
@@ -60,7 +61,7 @@ def sha256(path):
 @pytest.fixture(scope="module")
 def mmseg_runs(tmp_path_factory):
     """`{case: work dir}` converted from MMSeg's files by `convert_checkpoint` (128x192)."""
-    from semseg.pretrained import convert_checkpoint
+    from semseg.weights.pretrained import convert_checkpoint
 
     base = tmp_path_factory.mktemp("mmseg")
     return {
@@ -105,8 +106,8 @@ EXPORT_CASES = [
 
 @pytest.mark.parametrize("case, format_name", EXPORT_CASES)
 def test_exports_of_a_converted_mmseg_model_keep_mmseg_outputs(mmseg_runs, case, format_name):
-    from semseg.export import export_run
-    from semseg.runtimes import load_runtime
+    from semseg.export.export import export_run
+    from semseg.runtime.runtimes import load_runtime
 
     path, description = export_run(mmseg_runs[case], format_name, verify_examples=2)
     assert description["max_abs_logit_diff"] < 1e-4
@@ -178,7 +179,7 @@ def imagenet_style_file(path, extra_keys=False, trainable=False):
 
 
 def _mmseg_tensors(path):
-    from semseg.torch_checkpoint import read_torch_checkpoint, state_dict_of
+    from semseg.weights.torch_checkpoint import read_torch_checkpoint, state_dict_of
 
     return state_dict_of(read_torch_checkpoint(path), path)
 
@@ -295,12 +296,12 @@ def test_first_use_downloads_and_a_second_works_offline(cache, monkeypatch):
         entry = point_entry(
             monkeypatch, "ddrnet23_slim_cityscapes", f"{base}/w/ddrnet.pth", sha256(source)[:8]
         )
-        path = published_weights.weights_file(entry.name, progress=False)
+        path = published_runs.weights_file(entry.name, progress=False)
         assert _Handler.requests == ["/w/ddrnet.pth"]
     assert path == cache / "weights" / "ddrnet.pth"
     assert sha256(path) == sha256(source) and cache_files(cache) == ["ddrnet.pth"]
     # The server is gone: the cached file is checked and used.
-    assert published_weights.weights_file(entry.name, progress=False) == path
+    assert published_runs.weights_file(entry.name, progress=False) == path
 
 
 @pytest.mark.parametrize("problem", ["hash", "404", "halfway", "no_server"])
@@ -319,10 +320,10 @@ def test_failed_downloads_are_one_line_and_leave_nothing(cache, monkeypatch, pro
             base = f"http://127.0.0.1:{free_port()}"
         entry = point_entry(monkeypatch, "pidnet_s_cityscapes", f"{base}{path}", prefix)
         with pytest.raises(InputError) as error:
-            published_weights.weights_file(entry.name, progress=False)
+            published_runs.weights_file(entry.name, progress=False)
     message = str(error.value)
     assert expected in message and "\n" not in message
-    assert message.startswith(entry.url) and str(published_weights.cached_file(entry)) in message
+    assert message.startswith(entry.url) and str(published_runs.cached_file(entry)) in message
     assert cache_files(cache) == []
 
 
@@ -381,7 +382,7 @@ def test_every_entry_is_checked_by_its_file_name():
 # Runs a command line with one table entry pointed at a local URL (the table is data).
 POINTED_COMMAND = """
 import dataclasses, runpy, sys
-from semseg import published_weights as table
+from semseg.config import published_weights as table
 name, url, prefix, script = sys.argv[1:5]
 table.PUBLISHED[name] = dataclasses.replace(table.PUBLISHED[name], url=url, sha256_prefix=prefix)
 sys.argv = [script, *sys.argv[5:]]

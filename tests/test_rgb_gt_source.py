@@ -28,7 +28,7 @@ from source_fixtures import (
 )
 
 from full_semantic import detect, rgb_gt
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = ORIGINAL_SIZE  # width, height

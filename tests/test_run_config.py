@@ -5,13 +5,21 @@ from pathlib import Path
 import pytest
 
 import train
-from semseg.errors import InputError
-from semseg.labels import LabelSpec
-from semseg.run_config import Run, RunConfig, apply_recipe, check_work_dir, load_run, save_run
+from semseg.base.errors import InputError
+from semseg.base.labels import LabelSpec
+from semseg.config.run_config import (
+    Run,
+    RunConfig,
+    apply_recipe,
+    check_work_dir,
+    load_run,
+    save_run,
+)
 
 
 def fake_build(data_dir, config):
-    """What `semseg.workspace` looks for: DATA_DIR/full_semantic/CONFIG/1.0.0/dataset_info.json."""
+    """What `semseg.config.workspace` looks for:
+    DATA_DIR/full_semantic/CONFIG/1.0.0/dataset_info.json."""
     version_dir = Path(data_dir) / "full_semantic" / config / "1.0.0"
     version_dir.mkdir(parents=True)
     (version_dir / "dataset_info.json").write_text("{}")
@@ -174,6 +182,6 @@ def test_a_binary_loss_is_stored_as_binary_and_resumes_with_the_same_flags(tmp_p
 
 def test_output_strides_are_the_encoders():
     from models import encoders
-    from semseg import run_config
+    from semseg.config import run_config
 
     assert run_config.OUTPUT_STRIDES == encoders.OUTPUT_STRIDES

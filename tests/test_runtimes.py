@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 
 import models
-from semseg import export, precision
-from semseg.errors import InputError
-from semseg.runtimes import (
+from semseg.base.errors import InputError
+from semseg.export import export
+from semseg.runtime import precision
+from semseg.runtime.runtimes import (
     KerasRuntime,
     SavedModelRuntime,
     XlaRuntime,

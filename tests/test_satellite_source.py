@@ -23,7 +23,7 @@ from source_fixtures import (
 
 from full_semantic import satellite
 from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 SIZE = (16, 12)
 TILE = "BLD00001_PS3_K3A_NIA0001"

@@ -12,7 +12,7 @@ from source_fixtures import build_dataset
 
 from full_semantic import split_leakage
 from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid_cvat"
 SIZE = (96, 72)  # width, height

@@ -12,7 +12,7 @@ from PIL import Image
 from source_fixtures import save_png, utokyo_image, write_utokyo
 
 from full_semantic import utokyo
-from semseg.errors import InputError
+from semseg.base.errors import InputError
 
 SIZE = (20, 12)
 

@@ -1,4 +1,4 @@
-"""Tests of the dataset statistics (`semseg/class_stats.py`): pixel counts, class
+"""Tests of the dataset statistics (`semseg/data/class_stats.py`): pixel counts, class
 weights, and `python -m full_semantic.stats` on a built generated folder dataset.
 
     .venv/bin/pytest tests/test_stats.py
@@ -12,9 +12,9 @@ from commands import python
 from PIL import Image
 from source_fixtures import build_dataset, id_pattern, write_folder
 
-from semseg import class_stats as stats
-from semseg import data
-from semseg.errors import InputError
+from semseg.base.errors import InputError
+from semseg.data import class_stats as stats
+from semseg.data import data
 
 SIZE = (12, 8)
 

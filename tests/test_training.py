@@ -24,20 +24,20 @@ from source_fixtures import build_dataset
 
 import models
 from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
-from semseg.backup import TrainingBackup
-from semseg.callbacks import (
+from semseg.base.errors import InputError
+from semseg.base.files import remove_stale_temporaries
+from semseg.config.run_config import RunConfig
+from semseg.train.backup import TrainingBackup
+from semseg.train.callbacks import (
     AveragedWeights,
     ExplainEarlyValidation,
     SaveCheckpoints,
     StopOnNaN,
     TrainingDiverged,
 )
-from semseg.errors import InputError
-from semseg.files import remove_stale_temporaries
-from semseg.finetune import load_matching_weights
-from semseg.run_config import RunConfig
-from semseg.schedules import learning_rate_schedule
-from semseg.training import train, warn_if_val_leaks
+from semseg.train.schedules import learning_rate_schedule
+from semseg.train.training import train, warn_if_val_leaks
+from semseg.weights.finetune import load_matching_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 TCMALLOC = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
@@ -549,7 +549,7 @@ def test_the_first_validations_of_a_short_run_say_why_val_loss_is_high(caplog):
         [keras.Input((8,)), keras.layers.BatchNormalization(momentum=0.9), keras.layers.Dense(1)]
     )
     model.compile("adam", "mse")
-    with caplog.at_level(logging.INFO, logger="semseg.callbacks"):
+    with caplog.at_level(logging.INFO, logger="semseg.train.callbacks"):
         model.fit(
             images,
             images[:, :1],
@@ -580,12 +580,13 @@ def test_the_first_validations_of_a_short_run_say_why_val_loss_is_high(caplog):
 def test_mixed_precision_falls_back_to_float32_where_the_hardware_lacks_it(
     monkeypatch, caplog, flags, capability, expected, warning
 ):
-    from semseg import precision, training
+    from semseg.runtime import precision
+    from semseg.train import training
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     monkeypatch.setattr(precision, "_gpu_compute_capability", lambda: capability)
     config = RunConfig(work_dir="w", dataset="full_semantic/x", mixed_precision=True)
-    with caplog.at_level(logging.WARNING, logger="semseg.training"):
+    with caplog.at_level(logging.WARNING, logger="semseg.train.training"):
         assert training.precision_of(config) == expected
     warnings = [record.getMessage() for record in caplog.records]
     if warning is None:
@@ -596,7 +597,7 @@ def test_mixed_precision_falls_back_to_float32_where_the_hardware_lacks_it(
         # --force_mixed_precision keeps the emulated precision, saying so.
         caplog.clear()
         config.force_mixed_precision = True
-        with caplog.at_level(logging.WARNING, logger="semseg.training"):
+        with caplog.at_level(logging.WARNING, logger="semseg.train.training"):
             assert training.precision_of(config) == "bf16"
         assert "slower than float32" in caplog.records[0].getMessage()
     assert training.precision_of(RunConfig(work_dir="w", dataset="full_semantic/x")) == "fp32"
@@ -646,7 +647,7 @@ def test_an_early_non_finite_validation_loss_with_unsettled_batch_norm_is_a_warn
     """After a few steps batch norm's moving statistics can make validation overflow
     although nothing diverged: the run goes on, saying so, and is fine once it is finite."""
     stop = StopOnNaN(Path("unused"))
-    with caplog.at_level(logging.WARNING, logger="semseg.callbacks"):
+    with caplog.at_level(logging.WARNING, logger="semseg.train.callbacks"):
         history = fit_with_validation([_ValidationBlowsUp({1}), stop], epochs=2)
     assert len(history.epoch) == 2
     warnings = [record.getMessage() for record in caplog.records]
@@ -780,7 +781,7 @@ def test_a_resumed_averaging_run_ends_as_an_uninterrupted_one(tmp_path):
 
 def test_a_val_split_inside_the_training_split_is_a_warning(caplog):
     config = RunConfig(work_dir="w", dataset="full_semantic/x", train_split="train+val[:50%]")
-    with caplog.at_level(logging.WARNING, logger="semseg.training"):
+    with caplog.at_level(logging.WARNING, logger="semseg.train.training"):
         warn_if_val_leaks(builder=None, config=config)
     assert "--val_split val is part of --train_split train+val[:50%]" in caplog.text
 
@@ -789,7 +790,7 @@ def test_the_weight_average_warms_up_so_a_short_run_averages_its_recent_weights(
     """`--ema`: momentum min(M, (1 + t) / (10 + t)), 0 at the first step (hand-computed
     from a run without averaging); Keras's plain average would still be mostly the
     first step's weights."""
-    from semseg.optimizers import AveragingSGD
+    from semseg.train.optimizers import AveragingSGD
 
     raw_steps = []
     keras.utils.set_random_seed(0)

@@ -26,8 +26,8 @@ from source_fixtures import (
 
 from full_semantic import utokyo
 from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
-from semseg import data
-from semseg.errors import InputError
+from semseg.base.errors import InputError
+from semseg.data import data
 
 # As the MFNet release names them (an independent copy of full_semantic/utokyo.py's).
 CLASS_NAMES = "unlabelled car person bike curve car_stop guardrail color_cone bump".split()

@@ -10,8 +10,8 @@ import pytest
 from commands import ROOT, python, run
 from real_data import shared_data
 
-from semseg.errors import InputError
-from semseg.video import LatestFrameReader, VideoWriter, has_gui, open_capture
+from semseg.base.errors import InputError
+from semseg.predict.video import LatestFrameReader, VideoWriter, has_gui, open_capture
 
 
 def read_video(path):

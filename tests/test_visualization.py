@@ -1,7 +1,7 @@
 import numpy as np
 
-from semseg.labels import IGNORE_INDEX, colorize, default_palette
-from semseg.visualization import comparison_panel, error_map, legend, overlay, to_rgb
+from semseg.base.labels import IGNORE_INDEX, colorize, default_palette
+from semseg.predict.visualization import comparison_panel, error_map, legend, overlay, to_rgb
 
 
 def test_colorize_uses_the_palette_and_paints_ignore_black():

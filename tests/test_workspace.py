@@ -1,4 +1,4 @@
-"""Defaults of --dataset, --work_dir and the latest run (`semseg.workspace`), checked
+"""Defaults of --dataset, --work_dir and the latest run (`semseg.config.workspace`), checked
 before TensorFlow is imported."""
 
 import os
@@ -11,8 +11,8 @@ import pytest
 from source_fixtures import new_user_environment
 
 import train
-from semseg import workspace
-from semseg.errors import InputError
+from semseg.base.errors import InputError
+from semseg.config import workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def _run_cli(args, cwd, env=None):
 def test_every_bad_flag_is_reported_at_once_without_importing_tensorflow(tmp_path):
     code = (
         "import sys, train\n"
-        "from semseg.errors import InputError\n"
+        "from semseg.base.errors import InputError\n"
         "try:\n"
         "    train.parse_args(sys.argv[1:])\n"
         "except InputError as error:\n"

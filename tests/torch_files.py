@@ -1,4 +1,5 @@
-"""Writes PyTorch checkpoint files without PyTorch, for the tests of `semseg.torch_checkpoint`.
+"""Writes PyTorch checkpoint files without PyTorch, for the tests of
+`semseg.weights.torch_checkpoint`.
 
 `torch.save` pickles tensors as `torch._utils._rebuild_tensor_v2(storage, offset,
 size, stride, requires_grad, hooks)` with the storage as a persistent id

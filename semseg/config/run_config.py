@@ -1,0 +1,667 @@
+"""The run configuration: one dataclass whose fields are `train.py`'s flags.
+
+Kept whole (~600 lines): every field of a run with its flag help, checks, recipes and
+config.json.
+
+A run writes one work dir. `config.json` in it holds every field of
+`RunConfig` plus what the run learned from its dataset (class names, palette,
+number of image channels), so `eval.py`, the predictors and the exporters read
+their settings from the work dir and never from repeated flags.
+
+A recipe (`train.py --recipe FILE.json`) is a JSON object of `RunConfig`
+fields, e.g. `{"model": "ddrnet23_slim", "image_size": [360, 480], "epochs":
+100}`; flags given on the command line override it, and `config.json` records
+the recipe's path next to every resolved value.
+
+Work dir layout:
+
+    W/config.json            this file (+ "training": global batch, replicas, steps, versions)
+    W/checkpoints/best.keras best validation mIoU
+    W/checkpoints/last.keras end of the last completed epoch
+    W/backup/                training state for resuming (`semseg.train.backup`)
+    W/logs/                  TensorBoard: train/, validation/ scalars, predictions/ images
+    W/history.csv            one row per epoch (losses, mIoU, learning_rate, step)
+    W/training_curves.png    loss and mIoU per epoch, redrawn every epoch
+    W/init_from.json         what `--init_from` loaded and skipped
+    W/weights.json           what `--weights FILE` loaded and skipped
+    W/eval/<split>/          evaluation reports
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import types
+from pathlib import Path
+
+from semseg.base.errors import InputError
+from semseg.base.files import write_json
+from semseg.base.labels import LabelSpec
+from semseg.config import published_weights
+from semseg.config.workspace import dataset_path, default_dataset, new_work_dir
+from semseg.losses.loss_spec import is_binary_spec, parse_loss_spec
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("poly", "cosine", "constant")
+# `auto` is `inverse` (inverse class frequency, `semseg.data.class_stats`).
+CLASS_WEIGHT_METHODS = ("auto", "inverse", "median", "sqrt_median")
+PRETRAINED_WEIGHTS = ("imagenet",)
+# `--weights FILE`: the authors' PyTorch checkpoints, keras.applications encoder files,
+# Keras checkpoints (see `semseg.weights.pretrained`).
+WEIGHT_FILES = (".pth", ".pt", ".pth.tar", ".h5", ".keras")
+# `models.encoders.OUTPUT_STRIDES`, repeated so that flags are checked before Keras loads
+# (tests/test_run_config.py keeps the two equal).
+OUTPUT_STRIDES = (8, 16, 32)
+LEARNING_RATE_SCALING = ("none", "linear")
+DEFAULT_MODEL = "ddrnet23_slim"
+
+
+def _flag(default=None, help="", **options):
+    """A `RunConfig` field and its `train.py` flag: `help` and argparse `options`
+    (`choices`, `metavar`) are the field's metadata (`flag_options` reads them)."""
+    return dataclasses.field(default=default, metadata={"help": help, **options})
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything that defines a training run; one field per `train.py` flag.
+
+    Each field's metadata is its flag's help (and choices, metavar): `flag_options`
+    turns the fields into `train.py`'s argparse options, so a setting is written once.
+    """
+
+    work_dir: str = _flag(
+        help="output folder of the run; rerun with the same one to resume it (default: a new "
+        "runs/<config>-<model>)"
+    )
+    dataset: str = _flag(
+        help="built TFDS dataset, e.g. full_semantic/camvid (default: the one full_semantic "
+        "build in --data_dir)"
+    )
+    data_dir: str | None = _flag(
+        help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)"
+    )
+    model: str | None = _flag(
+        help=f"a name from models.MODELS (default: {DEFAULT_MODEL}, or the model of a "
+        "published --weights name)"
+    )
+    image_size: tuple[int, int] = _flag(
+        (512, 512), "training crop and inference size", metavar=("H", "W")
+    )
+    batch_size: int = _flag(
+        8,
+        "images per step of each replica (GPU or worker); the global batch is this times the "
+        "number of replicas",
+    )
+    epochs: int = _flag(100)
+    steps_per_epoch: int | None = _flag(help="batches per epoch (default: one pass over the split)")
+    optimizer: str = _flag("sgd", choices=OPTIMIZERS)
+    learning_rate: float = _flag(
+        0.01, "peak learning rate (for one replica's batch with --scale_lr linear)"
+    )
+    momentum: float = _flag(0.9, "SGD only")
+    weight_decay: float = _flag(5e-4)
+    schedule: str = _flag(
+        "poly", "poly (power 0.9), cosine or constant, over the whole run", choices=SCHEDULES
+    )
+    ema: float = _flag(
+        0.0,
+        "keep an exponential moving average of the weights with this momentum (e.g. 0.999; "
+        "0: none), warmed up as min(EMA, (1 + step) / (10 + step)): validation, the "
+        "checkpoints and so every later command use the averaged weights",
+    )
+    loss: str = _flag(
+        "ce",
+        "loss spec: comma-separated NAME[(OPTION=VALUE,...)][:WEIGHT] terms, NAME one of ce, "
+        "focal, ohem, lovasz, dice, bce, binary_focal, lovasz_hinge; e.g. 'ce:1.0,lovasz:0.5' "
+        "or 'ohem(thresh=0.7,min_kept=100000)' (see semseg/losses/loss_spec.py)",
+    )
+    class_weights: str | None = _flag(
+        help="class weights of ce/ohem: auto or inverse (inverse frequency on the train split), "
+        "median (median frequency balancing), sqrt_median (its square root, milder) or one "
+        "comma-separated number per class"
+    )
+    # True when --binary is given or the loss is binary (bce, binary_focal, lovasz_hinge).
+    binary: bool = _flag(
+        False,
+        "binary segmentation of a 2-class dataset: one logit (sigmoid), class 1 is the "
+        "foreground; ce/focal/lovasz mean bce/binary_focal/lovasz_hinge (implied by a binary "
+        "loss)",
+    )
+    weights: str | None = _flag(
+        help="start from pretrained weights: a published name (python convert_weights.py "
+        "--list: ddrnet23_slim_imagenet, pidnet_s_cityscapes, ...; downloaded once into "
+        "$SEMSEG_CACHE), imagenet (keras.applications encoders, downloaded through Keras), "
+        "the encoder's .h5 file (offline), the authors' or MMSegmentation's DDRNet/PIDNet "
+        "checkpoint (.pth/.pt: Cityscapes or ImageNet; the classifier is skipped when the "
+        "class count differs), or a .keras file; default: random initialisation. "
+        "W/weights.json lists what loaded",
+        metavar="NAME|imagenet|FILE",
+    )
+    output_stride: int | None = _flag(
+        help="output stride of keras.applications encoders (default: the model's own)",
+        choices=OUTPUT_STRIDES,
+    )
+    aux_weight: float = _flag(
+        0.0,
+        "weight of the auxiliary head's loss (0 = no auxiliary head; DDRNet and PIDNet use 0.4)",
+    )
+    boundary_weight: float = _flag(
+        20.0,
+        "PIDNet with --aux_weight > 0: coefficient of the D head's class-balanced boundary BCE "
+        "(the paper's 20)",
+    )
+    bas_weight: float = _flag(
+        1.0,
+        "PIDNet with --aux_weight > 0: weight of the boundary-aware semantic loss on pixels "
+        "whose boundary probability exceeds 0.8 (the paper's 1.0)",
+    )
+    augment: bool = _flag(True, "random scale, crop, flip and photometric distortion")
+    scale_range: tuple[float, float] = _flag(
+        (0.5, 2.0), "random scale factors of the augmentation", metavar=("MIN", "MAX")
+    )
+    crop_size: tuple[int, int] | None = _flag(
+        help="training crop, cut after the random scaling, which stays relative to "
+        "--image_size: a crop smaller than --image_size sees objects at the size inference "
+        "sees them, with less context, in fewer FLOPs per step (default: --image_size)",
+        metavar=("H", "W"),
+    )
+    train_split: str = _flag(
+        "train",
+        "split to train on; TFDS split arithmetic joins splits, e.g. train+val (the standard "
+        "protocol for a test split: a fixed schedule, judged by its last checkpoint)",
+    )
+    val_split: str = _flag("val", "split validated on after every epoch")
+    seed: int = _flag(0, "seeds weights, data order, augmentation")
+    steps: int | None = _flag(
+        help="iteration-based training: total optimiser steps (replaces --epochs; an epoch is "
+        "then a validation interval of --steps_per_epoch steps)"
+    )
+    warmup_steps: int = _flag(0, "linear learning-rate warm-up over this many steps")
+    warmup_epochs: int = _flag(
+        0, "linear learning-rate warm-up over this many epochs (instead of --warmup_steps)"
+    )
+    multi_gpu: bool = _flag(
+        False, "data-parallel training on all visible GPUs (tf.distribute.MirroredStrategy)"
+    )
+    cpu_devices: int | None = _flag(
+        help="with --multi_gpu and no GPU: split the CPU into N devices (tests the multi-device "
+        "path; not faster)",
+        metavar="N",
+    )
+    scale_lr: str = _flag(
+        "none",
+        "learning-rate scaling with the number of replicas: none, or linear (times the "
+        "replicas, i.e. global batch / --batch_size)",
+        choices=LEARNING_RATE_SCALING,
+    )
+    mixed_precision: bool = _flag(
+        False,
+        "compute in float16 on GPUs, bfloat16 on CPUs; variables, logits, softmax and loss stay "
+        "float32 (float16 with loss scaling); float32 with a warning where the hardware would "
+        "only emulate them (config.json records the precision that ran)",
+    )
+    force_mixed_precision: bool = _flag(
+        False,
+        "with --mixed_precision: keep bfloat16/float16 where the hardware lacks it (no "
+        "AVX512_BF16 or AMX on a CPU, no tensor cores on a GPU), which --mixed_precision alone "
+        "replaces by float32 with a warning; emulated and slower, for numerical checks",
+    )
+    float64: bool = _flag(
+        False,
+        "compute and keep the weights in float64 (logits and loss stay float32), for numerical "
+        "checks such as comparing a multi-worker run with one process; slow",
+    )
+    init_from: str | None = _flag(
+        help="fine-tune: start from the weights of a work dir (its best checkpoint) or a .keras "
+        "file, layer by layer where names and shapes match (the classifier is skipped when the "
+        "class count differs)",
+        metavar="RUN_OR_FILE.keras",
+    )
+    vis_every: int = _flag(
+        5,
+        "prediction images of a fixed validation batch in TensorBoard every N epochs (0: none)",
+        metavar="N",
+    )
+    recipe: str | None = _flag(
+        help="JSON object of these flags without -- (e.g. recipes/camvid_ddrnet23_slim.json); "
+        "flags on the command line override it",
+        metavar="FILE.json",
+    )
+
+    def __post_init__(self):
+        self.model = self.model or DEFAULT_MODEL
+        self.image_size = tuple(int(value) for value in self.image_size)
+        self.scale_range = tuple(float(value) for value in self.scale_range)
+        if self.crop_size is not None:
+            self.crop_size = tuple(int(value) for value in self.crop_size)
+        checks = [
+            (
+                len(self.image_size) == 2 and min(self.image_size) >= 32,
+                "image_size",
+                "two sizes H W of at least 32 pixels",
+            ),
+            (self.batch_size >= 1, "batch_size", "at least 1"),
+            (self.epochs >= 1, "epochs", "at least 1"),
+            (
+                self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+                "steps_per_epoch",
+                "at least 1",
+            ),
+            (self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}"),
+            (_finite(self.learning_rate) and self.learning_rate > 0, "learning_rate", "positive"),
+            (
+                _finite(self.momentum) and 0 <= self.momentum < 1,
+                "momentum",
+                "in [0, 1) (SGD's momentum)",
+            ),
+            (
+                _finite(self.weight_decay) and self.weight_decay >= 0,
+                "weight_decay",
+                "zero or positive",
+            ),
+            (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
+            (_finite(self.ema) and 0 <= self.ema < 1, "ema", "in [0, 1) (0: no averaging)"),
+            (
+                _valid_class_weights(self.class_weights),
+                "class_weights",
+                "auto, inverse, median, sqrt_median or a comma-separated list of non-negative "
+                "numbers, one per class",
+            ),
+            (
+                self.weights is None
+                or self.weights in PRETRAINED_WEIGHTS
+                or published_weights.lookup(self.weights) is not None
+                or (isinstance(self.weights, str) and self.weights.lower().endswith(WEIGHT_FILES)),
+                "weights",
+                f"omitted (random initialisation), {', '.join(PRETRAINED_WEIGHTS)}, a published "
+                f"name ({', '.join(published_weights.PUBLISHED)}) or a weights file "
+                f"({', '.join(WEIGHT_FILES)})",
+            ),
+            (
+                self.output_stride is None or self.output_stride in OUTPUT_STRIDES,
+                "output_stride",
+                f"omitted (the model's default) or one of {', '.join(map(str, OUTPUT_STRIDES))}",
+            ),
+            (_finite(self.aux_weight) and self.aux_weight >= 0, "aux_weight", "zero or positive"),
+            (
+                _finite(self.boundary_weight) and self.boundary_weight >= 0,
+                "boundary_weight",
+                "zero or positive",
+            ),
+            (_finite(self.bas_weight) and self.bas_weight >= 0, "bas_weight", "zero or positive"),
+            (
+                len(self.scale_range) == 2
+                and all(_finite(value) for value in self.scale_range)
+                and 0 < self.scale_range[0] <= self.scale_range[1],
+                "scale_range",
+                "MIN MAX with 0 < MIN <= MAX",
+            ),
+            (
+                self.crop_size is None
+                or (len(self.crop_size) == 2 and min(self.crop_size) >= 32 and self.augment),
+                "crop_size",
+                "two sizes H W of at least 32 pixels, with --augment (the crop is random)",
+            ),
+            (
+                isinstance(self.dataset, str) and self.dataset.count("/") == 1,
+                "dataset",
+                "BUILDER/CONFIG, e.g. full_semantic/camvid",
+            ),
+            (isinstance(self.work_dir, str) and bool(self.work_dir), "work_dir", "a folder"),
+            (self.steps is None or self.steps >= 1, "steps", "at least 1"),
+            (self.warmup_steps >= 0, "warmup_steps", "zero or positive"),
+            (self.warmup_epochs >= 0, "warmup_epochs", "zero or positive"),
+            (
+                not (self.warmup_steps and self.warmup_epochs),
+                "warmup_epochs",
+                "0 when --warmup_steps is given (one warm-up length)",
+            ),
+            (
+                self.cpu_devices is None or self.cpu_devices >= 1,
+                "cpu_devices",
+                "omitted or at least 1",
+            ),
+            (
+                self.scale_lr in LEARNING_RATE_SCALING,
+                "scale_lr",
+                f"one of {', '.join(LEARNING_RATE_SCALING)}",
+            ),
+            (self.vis_every >= 0, "vis_every", "zero (no images) or positive"),
+            (
+                not (self.float64 and self.mixed_precision),
+                "float64",
+                "left out with --mixed_precision (they exclude each other; give one)",
+            ),
+            (
+                self.mixed_precision or not self.force_mixed_precision,
+                "force_mixed_precision",
+                "given with --mixed_precision only",
+            ),
+        ]
+        problems = [
+            f"--{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
+            for valid, name, expected in checks
+            if not valid
+        ]
+        # The loss spec has its own grammar; its errors name --loss.
+        try:
+            parse_loss_spec(self.loss)
+        except InputError as error:
+            problems.append(str(error))
+        if problems:
+            raise InputError("; ".join(problems))
+        # Resolved here, once: a binary loss implies a binary (one-logit) run, and
+        # config.json says so for every later stage.
+        self.binary = bool(self.binary or is_binary_spec(self.loss))
+
+    @property
+    def work_path(self):
+        return Path(self.work_dir)
+
+
+def flag_options():
+    """`train.py`'s options, generated from `RunConfig`'s fields: a list of
+    `(flag, argparse keyword arguments)`, in field order.
+
+    The type, `nargs` and action come from the annotation (`bool`: a switch, `--no-augment`
+    for a field that defaults to true; `tuple[int, int]`: two ints); help, choices and
+    metavar from the field's metadata; the default from the field (`None` for `work_dir`
+    and `dataset`, which `config_from_flags` resolves).
+    """
+    options = []
+    for field in dataclasses.fields(RunConfig):
+        keywords = {"help": field.metadata.get("help") or None}
+        for name in ("choices", "metavar"):
+            if name in field.metadata:
+                keywords[name] = field.metadata[name]
+        annotation = field.type
+        if isinstance(annotation, types.UnionType):
+            annotation = next(arg for arg in annotation.__args__ if arg is not type(None))
+        if annotation is bool:
+            keywords["action"] = argparse.BooleanOptionalAction if field.default else "store_true"
+        elif getattr(annotation, "__origin__", None) is tuple:
+            keywords.update(type=annotation.__args__[0], nargs=len(annotation.__args__))
+        elif annotation is not str:
+            keywords["type"] = annotation
+        keywords["default"] = field.default
+        options.append((f"--{field.name}", keywords))
+    return options
+
+
+def _finite(value):
+    """A real number, neither NaN nor infinite (a recipe can hold `NaN`, a flag `inf`)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _valid_class_weights(value):
+    if value is None or value in CLASS_WEIGHT_METHODS:
+        return True
+    try:
+        weights = [float(item) for item in str(value).split(",")]
+    except ValueError:
+        return False
+    return all(0 <= weight < float("inf") for weight in weights) and max(weights) > 0
+
+
+def parse_class_weights(value):
+    """The `--class_weights` value as a method name, a list of floats, or `None`."""
+    if value is None or value in CLASS_WEIGHT_METHODS:
+        return value
+    return [float(item) for item in value.split(",")]
+
+
+def _describe_type(annotation):
+    if isinstance(annotation, types.UnionType):
+        names = [_describe_type(arg) for arg in annotation.__args__ if arg is not type(None)]
+        return " or ".join(names) + " or null"
+    if getattr(annotation, "__origin__", None) is tuple:
+        plural = {int: "integers", float: "numbers", str: "strings"}[annotation.__args__[0]]
+        return f"a list of {len(annotation.__args__)} {plural}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[
+        annotation
+    ]
+
+
+def _has_type(value, annotation):
+    if isinstance(annotation, types.UnionType):
+        return any(_has_type(value, arg) for arg in annotation.__args__)
+    if annotation is type(None):
+        return value is None
+    if getattr(annotation, "__origin__", None) is tuple:
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(annotation.__args__)
+            and all(_has_type(item, arg) for item, arg in zip(value, annotation.__args__))
+        )
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def load_recipe(path):
+    """Reads a recipe: a JSON object whose keys are `RunConfig` fields (train.py's flags).
+
+    Args:
+        path: the recipe file.
+
+    Returns:
+        dict of field values, type-checked (not yet validated together).
+
+    Raises:
+        InputError: naming the file, for a missing or malformed file, an unknown
+            key or a value of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: recipe not found")
+    try:
+        values = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not a JSON recipe ({error})") from error
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: a recipe is a JSON object of train.py flags without --")
+    fields = {
+        field.name: field for field in dataclasses.fields(RunConfig) if field.name != "recipe"
+    }
+    for key, value in values.items():
+        if key not in fields:
+            raise InputError(
+                f"{path}: unknown key {key!r}; recipe keys are train.py flags without --: "
+                f"{', '.join(fields)}"
+            )
+        annotation = fields[key].type
+        if not _has_type(value, annotation):
+            raise InputError(
+                f"{path}: {key} must be {_describe_type(annotation)}. Received: {value!r}"
+            )
+    return values
+
+
+def apply_recipe(flags, given):
+    """Merges `flags["recipe"]` (when set) under the flags given on the command line.
+
+    Args:
+        flags: dict of every `RunConfig` field from the command line, defaults included.
+        given: names of the flags actually given on the command line.
+
+    Returns:
+        dict of every field: a given flag, else the recipe's value, else the default.
+
+    Raises:
+        InputError: for a bad recipe.
+    """
+    values = dict(flags)
+    if values.get("recipe"):
+        for key, value in load_recipe(values["recipe"]).items():
+            if key not in given:
+                values[key] = value
+    return values
+
+
+def config_from_flags(values):
+    """The `RunConfig` of `train.py`'s flags, defaults resolved, every flag checked at once.
+
+    Without `dataset`, the one `full_semantic` build in the data dir; without
+    `work_dir`, a new `runs/<config>-<model>` (`semseg.config.workspace`). A given dataset
+    must be built. No TensorFlow is imported.
+
+    Args:
+        values: dict of every `RunConfig` field (`apply_recipe`'s result); `work_dir`
+            and `dataset` may be `None`.
+
+    Returns:
+        `(config, chose_work_dir)`: the `RunConfig`, and whether its work dir was chosen
+        here (the command prints it).
+
+    Raises:
+        InputError: listing every missing or invalid flag, separated by `; `.
+    """
+    values = dict(values)
+    problems = []
+    try:
+        if values.get("dataset"):
+            if values["dataset"].count("/") == 1:
+                dataset_path(values["dataset"], values.get("data_dir"))
+        else:
+            values["dataset"] = default_dataset(values.get("data_dir"))
+    except InputError as error:
+        problems.append(str(error))
+        values["dataset"] = values.get("dataset") or "full_semantic/unknown"
+    try:
+        values["model"] = published_weights.implied_model(
+            values.get("weights"), values.get("model")
+        )
+    except InputError as error:
+        problems.append(str(error))
+    values["model"] = values.get("model") or DEFAULT_MODEL
+    chose_work_dir = not values.get("work_dir")
+    if chose_work_dir:
+        values["work_dir"] = str(new_work_dir(values["dataset"], values["model"]))
+    try:
+        config = RunConfig(**values)
+    except InputError as error:
+        problems.append(str(error))
+    if problems:
+        raise InputError("; ".join(problems))
+    check_work_dir(config)
+    return config, chose_work_dir
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained run as read back from its work dir.
+
+    Attributes:
+        config: the `RunConfig` it was trained with.
+        labels: class names and palette of its dataset.
+        num_channels: image channels the model takes.
+        dataset_build: the build it trained on (`semseg.data.data.build_record`), or `None`
+            for a run that predates the record.
+    """
+
+    config: RunConfig
+    labels: LabelSpec
+    num_channels: int = 3
+    dataset_build: dict | None = None
+
+    def checkpoint_path(self, which="best"):
+        """Path of the `best` or `last` checkpoint, or `which` itself if it is a path (a
+        `.keras` file or an exported model)."""
+        if which in ("best", "last"):
+            path = self.config.work_path / "checkpoints" / f"{which}.keras"
+        else:
+            path = Path(which)
+        if not path.exists():
+            raise InputError(f"{path}: no checkpoint there (has the run finished an epoch?)")
+        return path
+
+
+def save_run(run, details=None, work_path=None):
+    """Writes `config.json` into the run's work dir.
+
+    Args:
+        run: `Run`.
+        details: optional dict recorded under `"training"` (what the run derived
+            from its settings: global batch, replicas, steps, library versions).
+        work_path: folder to write into instead of the config's work dir (the
+            temporary folder of a multi-worker run's non-chief worker).
+    """
+    values = dataclasses.asdict(run.config)
+    values.update(run.labels.to_dict())
+    values["num_channels"] = run.num_channels
+    if run.dataset_build:
+        values["dataset_build"] = run.dataset_build
+    if details:
+        values["training"] = details
+    write_json(Path(work_path or run.config.work_path) / "config.json", values)
+
+
+def load_run(work_dir):
+    """Reads a work dir's `config.json`.
+
+    Args:
+        work_dir: path of a run's work dir.
+
+    Returns:
+        `Run`. Raises `InputError` naming the file when it is missing or broken.
+    """
+    path = Path(work_dir) / "config.json"
+    if not path.is_file():
+        raise InputError(f"{path}: not found; is {work_dir} a work dir written by train.py?")
+    try:
+        values = json.loads(path.read_text())
+        field_names = {field.name for field in dataclasses.fields(RunConfig)}
+        config = RunConfig(**{key: value for key, value in values.items() if key in field_names})
+        # The work dir may have moved since training: trust where config.json is.
+        config.work_dir = str(Path(work_dir))
+        return Run(
+            config=config,
+            labels=LabelSpec.from_dict(values),
+            num_channels=int(values.get("num_channels", 3)),
+            dataset_build=values.get("dataset_build"),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a valid run config ({error})") from error
+
+
+def check_work_dir(config):
+    """Refuses to mix two runs in one work dir.
+
+    A work dir with an unfinished run (a `backup/` folder) is resumed only with
+    the same settings; one with a finished run, or any other model (a
+    `convert_weights.py` output), is never overwritten.
+    """
+    work_path = config.work_path
+    if not (work_path / "config.json").is_file():
+        return
+    previous = load_run(work_path).config
+    if (work_path / "backup").is_dir():
+        changed = [
+            field.name
+            for field in dataclasses.fields(config)
+            if field.name != "work_dir"
+            and getattr(previous, field.name) != getattr(config, field.name)
+        ]
+        if changed:
+            raise InputError(
+                f"{work_path / 'config.json'}: an unfinished run with other settings is there "
+                f"({', '.join(changed)} differ); resume it with the same flags or pick a new "
+                "--work_dir"
+            )
+        logger.info("resuming the unfinished run in %s", work_path)
+    elif (work_path / "checkpoints" / "last.keras").is_file():
+        raise InputError(f"{work_path}: a finished run is already there; pick a new --work_dir")
+    elif any((work_path / "checkpoints").glob("*.keras")) or (work_path / "weights.json").exists():
+        # A converted model (convert_weights.py) or a run's checkpoint without its backup.
+        raise InputError(
+            f"{work_path}: holds a model (checkpoints/, weights.json) that a new run would "
+            "replace; pick a new --work_dir"
+        )

@@ -1,0 +1,3 @@
+"""Built datasets (TFRecords) to training and evaluation batches, and their class
+statistics.
+"""

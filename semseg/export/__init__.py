@@ -1,0 +1,1 @@
+"""Export to TFLite, ONNX and SavedModel, verified against Keras."""

@@ -1,0 +1,1 @@
+"""The `--loss` grammar and the losses it names."""

@@ -1,0 +1,1 @@
+"""Prediction on images, video files and live cameras, the live view, the pictures."""

@@ -1,0 +1,1 @@
+"""Where a model runs: Keras, TFLite, ONNX Runtime, SavedModel, precision, timing and cost."""

@@ -1,0 +1,3 @@
+"""Training with `model.fit`: the run, its optimiser and schedule, callbacks, backups for
+resuming, distribution.
+"""
