@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
 from semseg.base.files import check_output_apart, check_output_dir  # noqa: E402
-from semseg.config.run_config import load_run  # noqa: E402
+from semseg.config.run import load_run  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 

@@ -74,7 +74,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.base.cli import command_parser, run_command  # noqa: E402
-from semseg.config.run_config import apply_recipe, config_from_flags, flag_options  # noqa: E402
+from semseg.config.recipes import apply_recipe  # noqa: E402
+from semseg.config.run import config_from_flags  # noqa: E402
+from semseg.config.run_config import flag_options  # noqa: E402
 
 
 def build_parser():

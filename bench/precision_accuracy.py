@@ -50,7 +50,7 @@ def compare_precision(work_dir, runtime, precision, split=None, calibration_step
     Returns:
         dict as printed by this script.
     """
-    from semseg.config.run_config import load_run
+    from semseg.config.run import load_run
     from semseg.data import data
     from semseg.export import export
     from semseg.predict.inference import Predictor

@@ -10,7 +10,8 @@ import predict_video
 import select_images
 from semseg.base.errors import InputError
 from semseg.base.labels import LabelSpec
-from semseg.config.run_config import Run, RunConfig, check_work_dir, save_run
+from semseg.config.run import Run, check_work_dir, save_run
+from semseg.config.run_config import RunConfig
 
 VIDEO = "../shared/data/video/solidWhiteRight.mp4"
 

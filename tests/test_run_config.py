@@ -7,14 +7,9 @@ import pytest
 import train
 from semseg.base.errors import InputError
 from semseg.base.labels import LabelSpec
-from semseg.config.run_config import (
-    Run,
-    RunConfig,
-    apply_recipe,
-    check_work_dir,
-    load_run,
-    save_run,
-)
+from semseg.config.recipes import apply_recipe
+from semseg.config.run import Run, check_work_dir, load_run, save_run
+from semseg.config.run_config import RunConfig
 
 
 def fake_build(data_dir, config):

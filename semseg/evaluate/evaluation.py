@@ -278,7 +278,7 @@ def run_evaluation(
     Returns:
         `(metrics, output_dir)`.
     """
-    from semseg.config.run_config import load_run
+    from semseg.config.run import load_run
     from semseg.predict.inference import Predictor
     from semseg.runtime.runtimes import load_runtime
 

@@ -371,7 +371,7 @@ def export_run(
     import datetime
 
     from semseg.base.files import write_json
-    from semseg.config.run_config import load_run
+    from semseg.config.run import load_run
     from semseg.data import data
     from semseg.predict.inference import Predictor
     from semseg.runtime.runtimes import load_runtime
@@ -499,7 +499,7 @@ def export_fastest(
         InputError: when no candidate could be exported (e.g. int8 only, without the
             training data to calibrate on).
     """
-    from semseg.config.run_config import load_run
+    from semseg.config.run import load_run
     from semseg.runtime.latency import device_description, measure_latency
     from semseg.runtime.runtimes import load_runtime
 

@@ -25,7 +25,7 @@ from semseg.base import logits as logits_contract
 from semseg.base.errors import InputError
 from semseg.base.files import image_files, write_image
 from semseg.base.labels import LabelSpec, colorize
-from semseg.config.run_config import load_run
+from semseg.config.run import load_run
 from semseg.predict.visualization import overlay
 from semseg.runtime.runtimes import KerasRuntime, load_runtime
 

@@ -39,7 +39,8 @@ import tensorflow as tf
 import models
 from semseg.base.errors import InputError
 from semseg.base.files import remove_stale_temporaries, write_json
-from semseg.config.run_config import Run, check_work_dir, parse_class_weights, save_run
+from semseg.config.run import Run, check_work_dir, save_run
+from semseg.config.run_config import parse_class_weights
 from semseg.data import data
 from semseg.evaluate.metrics import BinaryMeanIoU, mean_iou_metric
 from semseg.losses import losses

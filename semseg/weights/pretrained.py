@@ -526,7 +526,8 @@ def convert_checkpoint(
     from semseg.base.files import write_json
     from semseg.base.labels import LabelSpec
     from semseg.config import published_weights
-    from semseg.config.run_config import Run, RunConfig, save_run
+    from semseg.config.run import Run, save_run
+    from semseg.config.run_config import RunConfig
     from semseg.weights import published_runs
 
     model_name = published_weights.implied_model(weights, model_name)
