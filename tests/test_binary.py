@@ -18,7 +18,8 @@ from semseg.config.run_config import RunConfig
 from semseg.data import data
 from semseg.evaluate.metrics import BinaryMeanIoU
 from semseg.predict.inference import Predictor
-from semseg.train.training import binary_mode, train
+from semseg.train.setup import binary_mode
+from semseg.train.training import train
 
 BINARY_LABELS = (("background", (0, 0, 0)), ("crack", (255, 255, 255)))
 SPLITS = {"train": [f"train{index}" for index in range(8)], "val": ["val0", "val1", "val2"]}

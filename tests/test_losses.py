@@ -21,7 +21,8 @@ from semseg.base.labels import IGNORE_INDEX
 from semseg.config.run_config import RunConfig, parse_class_weights
 from semseg.data import data
 from semseg.losses import loss_spec, losses
-from semseg.train.training import resolve_class_weights, train
+from semseg.train.setup import resolve_class_weights
+from semseg.train.training import train
 
 NUM_CLASSES = 4  # Class 3 never appears in the labels below.
 
@@ -520,7 +521,7 @@ def test_auto_class_weights_are_inverse_frequencies_of_the_train_split(three_cla
     assert len(median) == 3 and all(weight > 0 for weight in median)
     # Every class of this fixture has the same per-image frequency, so the median
     # methods give equal weights; the log names the method that made them.
-    with caplog.at_level("INFO", logger="semseg.train.training"):
+    with caplog.at_level("INFO", logger="semseg.train.setup"):
         milder = resolve_class_weights(
             dataclasses.replace(config, class_weights="sqrt_median"), builder, labels
         )

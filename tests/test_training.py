@@ -36,7 +36,8 @@ from semseg.train.callbacks import (
     TrainingDiverged,
 )
 from semseg.train.schedules import learning_rate_schedule
-from semseg.train.training import train, warn_if_val_leaks
+from semseg.train.setup import warn_if_val_leaks
+from semseg.train.training import train
 from semseg.weights.finetune import load_matching_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -581,13 +582,13 @@ def test_mixed_precision_falls_back_to_float32_where_the_hardware_lacks_it(
     monkeypatch, caplog, flags, capability, expected, warning
 ):
     from semseg.runtime import precision
-    from semseg.train import training
+    from semseg.train import setup
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     monkeypatch.setattr(precision, "_gpu_compute_capability", lambda: capability)
     config = RunConfig(work_dir="w", dataset="full_semantic/x", mixed_precision=True)
-    with caplog.at_level(logging.WARNING, logger="semseg.train.training"):
-        assert training.precision_of(config) == expected
+    with caplog.at_level(logging.WARNING, logger="semseg.train.setup"):
+        assert setup.precision_of(config) == expected
     warnings = [record.getMessage() for record in caplog.records]
     if warning is None:
         assert warnings == []
@@ -597,10 +598,10 @@ def test_mixed_precision_falls_back_to_float32_where_the_hardware_lacks_it(
         # --force_mixed_precision keeps the emulated precision, saying so.
         caplog.clear()
         config.force_mixed_precision = True
-        with caplog.at_level(logging.WARNING, logger="semseg.train.training"):
-            assert training.precision_of(config) == "bf16"
+        with caplog.at_level(logging.WARNING, logger="semseg.train.setup"):
+            assert setup.precision_of(config) == "bf16"
         assert "slower than float32" in caplog.records[0].getMessage()
-    assert training.precision_of(RunConfig(work_dir="w", dataset="full_semantic/x")) == "fp32"
+    assert setup.precision_of(RunConfig(work_dir="w", dataset="full_semantic/x")) == "fp32"
 
 
 def test_a_one_class_dataset_is_one_error_and_leaves_no_work_dir(tmp_path):
@@ -781,7 +782,7 @@ def test_a_resumed_averaging_run_ends_as_an_uninterrupted_one(tmp_path):
 
 def test_a_val_split_inside_the_training_split_is_a_warning(caplog):
     config = RunConfig(work_dir="w", dataset="full_semantic/x", train_split="train+val[:50%]")
-    with caplog.at_level(logging.WARNING, logger="semseg.train.training"):
+    with caplog.at_level(logging.WARNING, logger="semseg.train.setup"):
         warn_if_val_leaks(builder=None, config=config)
     assert "--val_split val is part of --train_split train+val[:50%]" in caplog.text
 
