@@ -67,7 +67,8 @@ def train_and_evaluate(args, name, export, train_names, base):
     """Builds `train_names` + val, trains from scratch for `--steps`, returns val mIoU."""
     import tensorflow_datasets as tfds
 
-    from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+    from full_semantic.config import FullSemanticConfig
+    from full_semantic.full_semantic_dataset_builder import Builder
     from semseg.config.run_config import RunConfig
     from semseg.evaluate.evaluation import run_evaluation
     from semseg.train.training import train

@@ -70,7 +70,8 @@ def build_camvid(camvid_dir, data_dir):
     """Builds the CamVid CVAT export into `data_dir`; returns the `full_semantic/camvid` builder."""
     import tensorflow_datasets as tfds
 
-    from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+    from full_semantic.config import FullSemanticConfig
+    from full_semantic.full_semantic_dataset_builder import Builder
 
     camvid_dir = Path(camvid_dir)
     if not (camvid_dir / "labelmap.txt").is_file():

@@ -281,3 +281,12 @@ def local_workers(folder):
         watcher.send_signal(signal.SIGTERM)
         watcher.wait()
         beam_reaper.kill_marked(folder)
+
+
+def local_workers_count(beam_options):
+    """The DirectRunner's `direct_num_workers` (0: one per core; 1 unless given)."""
+    if beam_options is None:
+        return 1
+    beam = tfds.core.lazy_imports.apache_beam
+    workers = beam_options.view_as(beam.options.pipeline_options.DirectOptions).direct_num_workers
+    return workers or os.cpu_count() or 1

@@ -43,11 +43,8 @@ with `class_names`, `palette`, `split_names` and `examples(split)` yielding
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import os
-import re
-import sys
 import tempfile
 
 import numpy as np
@@ -57,200 +54,31 @@ from tensorflow_datasets.core import split_builder as split_builder_lib
 
 from full_semantic import (
     beam_build,
-    cityscapes,
-    cvat,
-    cvat_xml,
     detect,
     fingerprint,
-    folder,
-    rgb_gt,
-    satellite,
     split_leakage,
-    utokyo,
 )
-from full_semantic.source import Source
+from full_semantic.build_errors import install_input_error_hook, worker_input_error
+from full_semantic.config import (
+    AUTO,
+    AUTO_CONFIG,
+    SOURCES,
+    FullSemanticConfig,
+    config_from_json_fields,
+)
+from full_semantic.source import read_example
 from semseg.base import files
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
-# `tfds build` without `--config`: the source detected from the manual dir's contents.
-AUTO = "auto"
-# Every source by name, as its module declares it (`full_semantic.source.Source`).
-SOURCES = {
-    source.name: source
-    for source in (
-        cvat.SOURCE,
-        cityscapes.SOURCE,
-        utokyo.SOURCE,
-        satellite.SOURCE,
-        folder.SOURCE,
-        rgb_gt.SOURCE,
-        cvat_xml.SOURCE,
-        Source(
-            name=AUTO,
-            open=None,
-            manual_dir="a dataset folder or .zip of any source (put it in "
-            "~/tensorflow_datasets/downloads/manual/ or pass --manual_dir)",
-            homepage="https://www.tensorflow.org/datasets/add_dataset",
-        ),
-    )
-}
 # Temp folders of builds (an extracted zip); one left by a killed build goes at the next.
 SCRATCH_PREFIX = "full_semantic_"
-# The fields a JSON `--config` may set.
-JSON_FIELDS = (
-    "name",
-    "source",
-    "void_labels",
-    "channels",
-    "class_set",
-    "blank_missing_masks",
-    "group_by",
-    "val_groups",
-    "description",
-)
 
 
 # The splits whose images `split_leakage` compares: train, and the first val name present.
 LEAK_SPLITS = ("train", "val", "validation")
-# A config name is a folder name under the data dir: nothing that climbs out of it.
-CONFIG_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
-
-
-@dataclasses.dataclass(eq=False)
-class FullSemanticConfig(tfds.core.BuilderConfig):
-    """A `full_semantic` variant: which reader to use, with which options.
-
-    Custom variants come from JSON on the command line, e.g.
-    `--config '{"name": "camvid", "source": "cvat", "void_labels": ["background"]}'`.
-
-    Attributes:
-        source: str, a key of `SOURCES` (e.g. `"cvat"`).
-        void_labels: tuple of str, class names mapped to `IGNORE_INDEX` (255) and
-            dropped from the class list; the remaining ids are renumbered 0..K-1
-            in the order of the source's class list. A JSON list is accepted.
-        channels: int, channels of the `image` feature, one of
-            `SOURCES[source].channels`: 3 everywhere; `utokyo` also 1 (thermal)
-            and 4 (RGB + thermal), `folder` also 1 and 4.
-        class_set: str, the classes of a source that has several sets
-            (`SOURCES[source].class_sets`): `cityscapes` takes `"train_ids"` (19 classes,
-            the default) or `"categories"` (8). Empty for the default.
-        blank_missing_masks: bool, `cvat` only: build a listed image that has no
-            mask with an all-background mask instead of failing.
-        group_by: str, a regex finding an example's sequence in its name (its first
-            group, or the whole match), e.g. `"^(.*?)[_\\-. ]*f?\\d+$"` (the name
-            without its frame number): train and val are pooled and split again with
-            every sequence on one side (`split_leakage.regroup_splits`). Empty: the
-            splits as the source gives them.
-        val_groups: tuple of str, with `group_by`: the sequences that make val
-            (default: chosen by a fixed order until val holds its former share).
-    """
-
-    source: str = "cvat"
-    void_labels: tuple[str, ...] = ()
-    channels: int = 3
-    class_set: str = ""
-    blank_missing_masks: bool = False
-    group_by: str = ""
-    val_groups: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        where = f"--config {self.name!r}"
-        # The name becomes a folder under --data_dir: a plain name only.
-        if not isinstance(self.name, str) or not CONFIG_NAME.fullmatch(self.name):
-            raise InputError(
-                f"{where}: a config name is letters, digits, '_', '-' and '.' (not first), "
-                "e.g. camvid or my_task-2"
-            )
-        if self.source not in SOURCES:
-            raise InputError(
-                f"{where}: unknown source {self.source!r}; expected one of {sorted(SOURCES)}."
-            )
-        void_labels = self.void_labels
-        if not isinstance(void_labels, (list, tuple)) or not all(
-            isinstance(name, str) for name in void_labels
-        ):
-            raise InputError(
-                f"{where}: void_labels must be a list of class names, "
-                f'e.g. ["background"]. Received: void_labels={void_labels!r}'
-            )
-        self.void_labels = tuple(void_labels)
-        allowed_channels = SOURCES[self.source].channels
-        if isinstance(self.channels, bool) or self.channels not in allowed_channels:
-            raise InputError(
-                f"{where}: source {self.source!r} gives images with "
-                f"{' or '.join(str(count) for count in allowed_channels)} channel(s). "
-                f"Received: channels={self.channels!r}"
-            )
-        class_sets = SOURCES[self.source].class_sets
-        if class_sets:
-            self.class_set = self.class_set or class_sets[0]
-        if self.class_set and self.class_set not in class_sets:
-            expected = f"one of {list(class_sets)}" if class_sets else "none (leave it out)"
-            raise InputError(
-                f"{where}: class_set {self.class_set!r} is not a class set of source "
-                f"{self.source!r}; expected {expected}."
-            )
-        if not isinstance(self.blank_missing_masks, bool):
-            raise InputError(
-                f"{where}: blank_missing_masks must be true or false. "
-                f"Received: {self.blank_missing_masks!r}"
-            )
-        if not isinstance(self.group_by, str):
-            raise InputError(
-                f"{where}: group_by must be a regex string. Received: {self.group_by!r}"
-            )
-        try:
-            re.compile(self.group_by)
-        except re.error as error:
-            raise InputError(
-                f"{where}: group_by {self.group_by!r} is not a regex ({error})"
-            ) from None
-        if not isinstance(self.val_groups, (list, tuple)) or not all(
-            isinstance(name, str) for name in self.val_groups
-        ):
-            raise InputError(
-                f"{where}: val_groups must be a list of sequence names. "
-                f"Received: {self.val_groups!r}"
-            )
-        self.val_groups = tuple(self.val_groups)
-        if self.val_groups and not self.group_by:
-            raise InputError(f"{where}: val_groups needs group_by (how names give sequences)")
-        if self.blank_missing_masks and self.source != "cvat":
-            raise InputError(
-                f"{where}: blank_missing_masks applies to source 'cvat' only. "
-                f"Received: source={self.source!r}"
-            )
-
-
-# `tfds build` without `--config`: detect the source.
-AUTO_CONFIG = FullSemanticConfig(
-    name=AUTO,
-    source=AUTO,
-    description="The source detected from --manual_dir's contents (full_semantic/detect.py), "
-    "e.g. the original rgb/ + gt/ layout in full_semantic.zip.",
-)
-
-
-def config_from_json_fields(**fields):
-    """`FullSemanticConfig(**fields)`, with an `InputError` for a misspelled field.
-
-    `tfds build --config '{...}'` calls `Builder.builder_config_cls(**fields)`;
-    the dataclass constructor alone would end a typo in a `TypeError` traceback.
-    """
-    unknown = sorted(set(fields) - set(JSON_FIELDS))
-    if unknown:
-        raise InputError(
-            f"--config: unknown field(s) {unknown}; expected some of {list(JSON_FIELDS)}."
-        )
-    for field in ("name", "source", "class_set", "description"):
-        if field in fields and not isinstance(fields[field], str):
-            raise InputError(
-                f"--config: {field} must be a string. Received: {field}={fields[field]!r}"
-            )
-    return FullSemanticConfig(**fields)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -444,7 +272,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 self._manual_path = epath.Path(manual_dir)
                 super().download_and_prepare(**kwargs)
         except Exception as error:
-            input_error = _worker_input_error(error) if self._on_beam else None
+            input_error = worker_input_error(error) if self._on_beam else None
             if input_error is None:
                 raise
             raise input_error from None
@@ -492,7 +320,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, source, split):
         features = frozenset(self.info.features)
-        examples = (_read_example(item, source, features) for item in source.items(split))
+        examples = (read_example(item, source, features) for item in source.items(split))
         if split not in LEAK_SPLITS:
             return examples
         # Thumbnails of train and val as they are written, for `split_leakage`.
@@ -534,9 +362,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             example_writer=example_writer,
         )
         source = self._open_source(dl_manager)
-        min_shards = _local_workers(download_config.beam_options)
+        min_shards = beam_build.local_workers_count(download_config.beam_options)
         read = functools.partial(
-            _read_example, source=source, features=frozenset(self.info.features)
+            read_example, source=source, features=frozenset(self.info.features)
         )
         pending = []
         contained = contextlib.nullcontext()
@@ -654,43 +482,6 @@ class BuildSummaryInfo(tfds.core.DatasetInfo):
         )
 
 
-def _local_workers(beam_options):
-    """The DirectRunner's `direct_num_workers` (0: one per core; 1 unless given)."""
-    if beam_options is None:
-        return 1
-    beam = tfds.core.lazy_imports.apache_beam
-    workers = beam_options.view_as(beam.options.pipeline_options.DirectOptions).direct_num_workers
-    return workers or os.cpu_count() or 1
-
-
-def _read_example(item, source, features):
-    """`source.read(item)` with only the features of this config: `auto` keeps the
-    common ones (UTokyo's `daytime` needs its own config)."""
-    key, example = source.read(item)
-    return key, {name: value for name, value in example.items() if name in features}
-
-
-# How an InputError raised on a Beam worker reads in the error the pipeline raises:
-# in one process, the InputError itself with ` [while running 'STEP']` appended; with
-# several, a RuntimeError holding the worker's traceback as text.
-_BEAM_INPUT_ERROR = re.compile(r"(?:^|[\s.])InputError: (?P<message>[^\n]*)$", re.MULTILINE)
-_BEAM_STEP = re.compile(r"( \[while running '[^']*'\])+$")
-
-
-def _worker_input_error(error):
-    """The `InputError` a Beam worker raised, as its own one-line message, from the
-    error of the pipeline; None when there is none in it."""
-    found = _find_input_error(error)
-    if found is not None:
-        message = str(found)
-    else:
-        matches = list(_BEAM_INPUT_ERROR.finditer(str(error)))
-        if not matches:
-            return None
-        message = matches[-1].group("message")
-    return InputError(_BEAM_STEP.sub("", message.strip()))
-
-
 def _manual_path(dl_manager, given, source):
     """The `--manual_dir` path: a non-empty folder (`dl_manager.manual_dir`), or the `.zip`
     `given` (the `download_config`'s manual dir, which `dl_manager.manual_dir` rejects)."""
@@ -704,122 +495,4 @@ def _manual_path(dl_manager, given, source):
         ) from None
 
 
-def _find_input_error(error):
-    """The `InputError` in `error` or in the exceptions it was raised from, if any."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, InputError):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def _flag_value(argv, flag):
-    """The value of `flag` (`--flag VALUE` or `--flag=VALUE`) on a command line, or `None`."""
-    for index, argument in enumerate(argv):
-        if argument.startswith(f"{flag}="):
-            return argument.partition("=")[2]
-        if argument == flag and index + 1 < len(argv):
-            return argv[index + 1]
-    return None
-
-
-def _json_config_given(argv):
-    """Whether the command line has `--config {...}` (or `--config={...}`)."""
-    value = _flag_value(argv, "--config")
-    return value is not None and value.lstrip().startswith("{")
-
-
-def _environment_error(exception):
-    """An `InputError` for the mistakes TFDS's own code meets before ours runs: an unknown
-    `--config` name, and a `--data_dir` (or other path) that is a file, unwritable or full.
-    None for anything else."""
-    if isinstance(exception, ValueError) and re.match(
-        r"BuilderConfig (.+) not found", str(exception)
-    ):
-        name = re.match(r"BuilderConfig (.+?) not found", str(exception)).group(1)
-        known = ", ".join(config.name for config in Builder.builder_configs.values())
-        return InputError(
-            f"--config {name}: full_semantic has no such config; configs: {known}, or a JSON "
-            'object such as \'{"name": "mydata", "source": "cvat"}\''
-        )
-    if isinstance(exception, OSError) and exception.filename:
-        path = epath.Path(exception.filename)
-        blocking = next((parent for parent in path.parents if parent.is_file()), None)
-        if isinstance(exception, NotADirectoryError) and blocking is not None:
-            return InputError(f"{path}: {blocking} is a file, not a folder")
-        return InputError(f"{path}: {exception.strerror or exception}")
-    return None
-
-
-def _first_new_folder(path):
-    """The outermost folder of `path` that does not exist yet (what a build would create),
-    or `None` when `path` exists."""
-    path = os.path.abspath(path)
-    new = None
-    while not os.path.exists(path):
-        new = path
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return new
-
-
-def _remove_empty_tree(root):
-    """Removes `root` and its sub-folders if none of them holds a file."""
-    if not root or not os.path.isdir(root):
-        return
-    for directory, _, file_names in os.walk(root, topdown=False):
-        if file_names:
-            return
-        try:
-            os.rmdir(directory)
-        except OSError:
-            return
-
-
-def _install_input_error_hook():
-    """Makes an uncaught `InputError` print `error: <message>` on one line, exit status 1.
-
-    `tfds build` has no handler of its own, so a user mistake in the export would
-    end in a traceback. Every other exception goes to the previous hook. It is installed
-    when this module is imported because `tfds build` gives a builder no other moment
-    before its own code runs (it parses `--config` and reads `--data_dir` first); from
-    Python, nothing changes but how an uncaught `InputError` prints.
-    """
-    previous_hook = sys.excepthook
-    if getattr(previous_hook, "handles_input_error", False):
-        return
-    # A failed build leaves no empty --data_dir behind (only folders it made, only empty).
-    data_dir = _flag_value(sys.argv, "--data_dir")
-    created_by_build = _first_new_folder(data_dir) if data_dir else None
-
-    def input_error_hook(exception_type, exception, traceback):
-        input_error = _find_input_error(exception)
-        if (
-            input_error is None
-            and isinstance(exception, json.JSONDecodeError)
-            and _json_config_given(sys.argv)
-        ):
-            # `tfds build --config '{...'` parses the JSON itself, before our code runs.
-            input_error = InputError(
-                f"--config is not valid JSON ({exception}); e.g. --config "
-                '\'{"name": "mydata", "source": "cvat", "void_labels": ["background"]}\''
-            )
-        if input_error is None:
-            input_error = _environment_error(exception)
-        if input_error is None:
-            previous_hook(exception_type, exception, traceback)
-            return
-        message = " ".join(str(input_error).splitlines())
-        sys.stderr.write(f"error: {message}\n")
-        sys.stderr.flush()
-        _remove_empty_tree(created_by_build)
-
-    input_error_hook.handles_input_error = True
-    sys.excepthook = input_error_hook
-
-
-_install_input_error_hook()
+install_input_error_hook([config.name for config in Builder.builder_configs.values()])

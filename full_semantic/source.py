@@ -155,3 +155,10 @@ class SourceDataset(ExampleReader):
             "file_name": key,
             **features,
         }
+
+
+def read_example(item, source, features):
+    """`source.read(item)` with only the features of this config: `auto` keeps the
+    common ones (UTokyo's `daytime` needs its own config)."""
+    key, example = source.read(item)
+    return key, {name: value for name, value in example.items() if name in features}

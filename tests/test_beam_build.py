@@ -19,12 +19,10 @@ from tensorflow_datasets.core.utils.shard_utils import ShardConfig
 from test_cvat_xml_source import scene_shapes, write_export
 
 from full_semantic import beam_build
+from full_semantic.build_errors import worker_input_error
+from full_semantic.config import FullSemanticConfig
 from full_semantic.fingerprint import source_stat
-from full_semantic.full_semantic_dataset_builder import (
-    Builder,
-    FullSemanticConfig,
-    _worker_input_error,
-)
+from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.errors import InputError
 
 DUMMY_DATA = Path(__file__).resolve().parents[1] / "full_semantic" / "dummy_data"
@@ -197,11 +195,11 @@ def test_a_worker_s_input_error_is_found_in_beam_s_error_text():
         'Traceback (most recent call last):\n  File "full_semantic/raster.py", line 54\n'
         f"semseg.base.errors.InputError: {message} [while running 'train/read']\n\n"
     )
-    assert str(_worker_input_error(RuntimeError(worker_trace))) == message
+    assert str(worker_input_error(RuntimeError(worker_trace))) == message
     # In one process, the InputError itself, with the step appended.
     in_process = InputError(f"{message} [while running 'train/read'] [while running 'x']")
-    assert str(_worker_input_error(in_process)) == message
-    assert _worker_input_error(RuntimeError("OOM in the runner")) is None
+    assert str(worker_input_error(in_process)) == message
+    assert worker_input_error(RuntimeError("OOM in the runner")) is None
 
 
 def marked_workers():

@@ -11,7 +11,8 @@ import tensorflow_datasets as tfds
 from commands import python
 from cvat_fixtures import encode_image, write_cvat_export
 
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 from semseg.config.run_config import RunConfig

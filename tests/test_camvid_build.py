@@ -16,7 +16,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.labels import IGNORE_INDEX
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from source_fixtures import (
 )
 
 from full_semantic import cityscapes
-from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
 from semseg.base.errors import InputError
 
 TRAIN_ID_NAMES = [

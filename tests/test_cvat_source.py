@@ -28,9 +28,10 @@ from cvat_fixtures import (
 )
 from PIL import Image
 
-from full_semantic import cvat, full_semantic_dataset_builder
+from full_semantic import build_errors, cvat
+from full_semantic.config import FullSemanticConfig
 from full_semantic.fingerprint import source_fingerprint, source_stat
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base import files
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
@@ -657,7 +658,9 @@ def test_a_second_build_of_the_same_config_stops_with_one_line(tmp_path):
 def test_input_error_hook_prints_one_line_and_defers_the_rest(monkeypatch, capsys):
     previous = []
     monkeypatch.setattr(sys, "excepthook", lambda *args: previous.append(args))
-    full_semantic_dataset_builder._install_input_error_hook()
+    build_errors.install_input_error_hook(
+        [config.name for config in Builder.builder_configs.values()]
+    )
     hook = sys.excepthook
     try:
         raise InputError("SegmentationClass/a.png: bad\nthing")
@@ -678,7 +681,9 @@ def test_input_error_hook_names_unknown_configs_and_blocked_data_dirs(
 ):
     previous = []
     monkeypatch.setattr(sys, "excepthook", lambda *args: previous.append(args))
-    full_semantic_dataset_builder._install_input_error_hook()
+    build_errors.install_input_error_hook(
+        [config.name for config in Builder.builder_configs.values()]
+    )
     hook = sys.excepthook
     (tmp_path / "afile").write_text("x")
     blocked = tmp_path / "afile" / "downloads"

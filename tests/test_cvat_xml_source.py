@@ -10,7 +10,8 @@ from PIL import Image
 from source_fixtures import examples_by_name
 
 from full_semantic import cvat_xml, detect
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from full_semantic.full_semantic_dataset_builder import config_from_json_fields
+from full_semantic.config import config_from_json_fields
 from semseg.base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,8 @@ from source_fixtures import (
 )
 
 from full_semantic import folder
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.errors import InputError
 
 SIZE = (12, 8)

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from cvat_fixtures import build_demo_dataset
 
-from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 from semseg.data import data

@@ -15,7 +15,8 @@ import tensorflow_datasets as tfds
 from cvat_fixtures import class_index_pattern, write_cvat_export
 
 import models
-from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
+from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 from semseg.config.run_config import RunConfig, parse_class_weights

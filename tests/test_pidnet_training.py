@@ -83,7 +83,8 @@ def test_boundary_aware_loss_counts_only_confident_boundary_pixels():
 
 @pytest.fixture(scope="module")
 def camvid_data_dir(tmp_path_factory):
-    from full_semantic.full_semantic_dataset_builder import Builder, FullSemanticConfig
+    from full_semantic.config import FullSemanticConfig
+    from full_semantic.full_semantic_dataset_builder import Builder
 
     if not (CAMVID_DIR / "labelmap.txt").exists():
         pytest.fail(f"{CAMVID_DIR} is missing: the tests need ../shared/data beside the project")

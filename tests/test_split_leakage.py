@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from source_fixtures import build_dataset
 
 from full_semantic import split_leakage
-from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
 from semseg.base.errors import InputError
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid_cvat"

@@ -23,7 +23,7 @@ from cvat_fixtures import build_demo_dataset, write_cvat_export
 from source_fixtures import build_dataset
 
 import models
-from full_semantic.full_semantic_dataset_builder import FullSemanticConfig
+from full_semantic.config import FullSemanticConfig
 from semseg.base.errors import InputError
 from semseg.base.files import remove_stale_temporaries
 from semseg.config.run_config import RunConfig
