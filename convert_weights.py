@@ -78,7 +78,7 @@ def main(args):
 
         print(markdown_table())
         return
-    from semseg.weights.pretrained import convert_checkpoint
+    from semseg.weights.convert import convert_checkpoint
 
     path, report = convert_checkpoint(
         args.model,

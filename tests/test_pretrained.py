@@ -377,7 +377,7 @@ def test_convert_weights_bad_files(tmp_path, problem):
 @pytest.fixture(scope="module")
 def converted_runs(tmp_path_factory):
     """`{case: work dir}` written by `convert_checkpoint` for the numeric cases (128x192)."""
-    from semseg.weights.pretrained import convert_checkpoint
+    from semseg.weights.convert import convert_checkpoint
 
     base = tmp_path_factory.mktemp("converted")
     return {

@@ -27,12 +27,7 @@ from semseg.base.errors import InputError
 from semseg.config import published_weights
 from semseg.weights import mmseg_keys, published_runs
 from semseg.weights.download import fetch
-from semseg.weights.pretrained import (
-    FileState,
-    load_state_dict,
-    load_weights_file,
-    read_state,
-)
+from semseg.weights.pretrained import FileState, load_state_dict, load_weights_file, read_state
 from tests.torch_files import write_torch_zip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +56,7 @@ def sha256(path):
 @pytest.fixture(scope="module")
 def mmseg_runs(tmp_path_factory):
     """`{case: work dir}` converted from MMSeg's files by `convert_checkpoint` (128x192)."""
-    from semseg.weights.pretrained import convert_checkpoint
+    from semseg.weights.convert import convert_checkpoint
 
     base = tmp_path_factory.mktemp("mmseg")
     return {

@@ -61,7 +61,7 @@ def published_run(name):
     work_dir = cache_dir() / "runs" / name
     if (work_dir / "checkpoints" / "best.keras").is_file():
         return work_dir
-    from semseg.weights.pretrained import convert_checkpoint
+    from semseg.weights.convert import convert_checkpoint
 
     convert_checkpoint(None, name, work_dir)
     return work_dir
