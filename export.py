@@ -68,7 +68,7 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from semseg.export.export import export_fastest, export_run
+    from semseg.export.run import export_fastest, export_run
 
     options = dict(
         checkpoint=args.checkpoint,

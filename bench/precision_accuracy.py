@@ -9,7 +9,7 @@ Examples:
 Evaluates the run's `best` checkpoint as trained (fp32 Keras, no folding) and in
 the requested runtime and precision on the whole validation split, each image
 at its own resolution (as `eval.py`). Exported runtimes go through
-`semseg.export.export.export_run` (int8 calibrated on 100 training images) into a
+`semseg.export.run.export_run` (int8 calibrated on 100 training images) into a
 temporary folder, so the run is not modified.
 
 Prints one JSON line: {"work_dir", "runtime", "precision", "split", "examples",
@@ -52,7 +52,8 @@ def compare_precision(work_dir, runtime, precision, split=None, calibration_step
     """
     from semseg.config.run import load_run
     from semseg.data import data
-    from semseg.export import export
+    from semseg.export import run as export
+    from semseg.export.verify import compare_with_keras
     from semseg.predict.inference import Predictor
     from semseg.runtime.runtimes import KerasRuntime, XlaRuntime, load_runtime
 
@@ -79,7 +80,7 @@ def compare_precision(work_dir, runtime, precision, split=None, calibration_step
             run.config.image_size,
             run.num_channels,
         )
-        scores = export.compare_with_keras(reference, candidate, builder, split, count)
+        scores = compare_with_keras(reference, candidate, builder, split, count)
     else:
         quantize = None if precision == "fp32" else precision
         with tempfile.TemporaryDirectory(prefix="precision_accuracy_") as scratch:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from semseg.base.errors import InputError
-from semseg.export import export
+from semseg.export import run as export
+from semseg.export.export import check_format
 from semseg.predict.inference import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def test_a_failed_verification_leaves_no_file(demo_run, monkeypatch, tmp_path):
 
 def test_unsupported_combinations_are_one_line_errors(demo_run):
     with pytest.raises(InputError, match="--quantize fp16 is not available for onnx"):
-        export.check_format("onnx", "fp16")
+        check_format("onnx", "fp16")
     result = subprocess.run(
         [
             sys.executable,

@@ -401,7 +401,7 @@ def test_export_of_a_converted_run_keeps_the_official_logits(converted_runs, cas
     """export.py on a convert_weights.py work dir whose dataset (Cityscapes) is not built."""
     import tensorflow as tf
 
-    from semseg.export.export import export_run
+    from semseg.export.run import export_run
     from semseg.runtime.runtimes import load_runtime
 
     path, description = export_run(converted_runs[case], format_name, verify_examples=2)
@@ -416,7 +416,7 @@ def test_export_of_a_converted_run_keeps_the_official_logits(converted_runs, cas
 
 
 def test_int8_export_of_a_run_without_its_dataset_is_one_error(converted_runs):
-    from semseg.export.export import export_run
+    from semseg.export.run import export_run
 
     with pytest.raises(InputError, match="full_semantic"):
         export_run(converted_runs["pidnet_s_cityscapes"], "tflite", "int8")

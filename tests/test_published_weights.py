@@ -101,7 +101,7 @@ EXPORT_CASES = [
 
 @pytest.mark.parametrize("case, format_name", EXPORT_CASES)
 def test_exports_of_a_converted_mmseg_model_keep_mmseg_outputs(mmseg_runs, case, format_name):
-    from semseg.export.export import export_run
+    from semseg.export.run import export_run
     from semseg.runtime.runtimes import load_runtime
 
     path, description = export_run(mmseg_runs[case], format_name, verify_examples=2)

@@ -1,0 +1,225 @@
+"""`export.py`: a run's model exported, verified against Keras and written with a `.json`
+description beside it (`export_run`), or with `--format auto` every candidate exported
+and timed on the machine at hand, the fastest verified one kept (`export_fastest`).
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from semseg.base.errors import InputError
+from semseg.export.export import check_format, default_file_name, export_model
+from semseg.export.verify import calibration_images, compare_with_keras
+
+logger = logging.getLogger(__name__)
+
+
+def export_run(
+    work_dir,
+    format_name,
+    quantize=None,
+    checkpoint="best",
+    output=None,
+    calibration_steps=100,
+    verify_examples=20,
+    threads=None,
+):
+    """Everything `export.py` does: export a run's checkpoint, verify it, describe it.
+
+    The model is exported and verified under a temporary name, so a model that
+    fails to load or to verify never lands at its destination.
+
+    Returns:
+        `(path, description)`: the exported model and the dict written to `PATH.json`.
+    """
+    import datetime
+
+    from semseg.base.files import write_json
+    from semseg.config.run import load_run
+    from semseg.data import data
+    from semseg.predict.inference import Predictor
+    from semseg.runtime.runtimes import load_runtime
+
+    check_format(format_name, quantize)
+    run = load_run(work_dir)
+    if quantize == "int8" and not int8_pays_off():
+        logger.warning(
+            "this CPU has no VNNI (int8 dot products): int8 models usually run slower than "
+            "fp32 on it; export.py --format auto measures which export is fastest here"
+        )
+    # The reference is the Keras model exactly as trained (no folded batch norms).
+    reference = load_runtime(run.checkpoint_path(checkpoint), run.num_channels, optimize=False)
+    keras_predictor = Predictor(reference, run.labels, run.config.image_size, run.num_channels)
+    if keras_predictor.model is None:
+        raise InputError(f"--checkpoint {checkpoint}: export starts from a Keras checkpoint")
+    try:
+        builder, _ = data.load_builder(run.config.dataset, run.config.data_dir)
+    except InputError as error:
+        # E.g. a run of convert_weights.py, whose dataset the user has not built: the
+        # export is verified on generated images; int8 needs training images to calibrate.
+        if quantize == "int8":
+            raise
+        logger.warning("%s; verifying the export on generated images", error)
+        builder = None
+    name = default_file_name(run.config.model, format_name, quantize)
+    path = Path(output) if output else run.config.work_path / "export" / name
+    images = None
+    if quantize == "int8":
+        images = calibration_images(
+            builder, run.config.train_split, keras_predictor.image_size, calibration_steps
+        )
+    temp_path = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        export_model(
+            keras_predictor.model,
+            temp_path,
+            format_name,
+            keras_predictor.image_size,
+            run.num_channels,
+            quantize,
+            images,
+        )
+        exported = Predictor(
+            load_runtime(temp_path, run.num_channels, threads),
+            run.labels,
+            run.config.image_size,
+            run.num_channels,
+        )
+        description = run.labels.to_dict()
+        description.update(
+            image_size=list(keras_predictor.image_size),
+            num_channels=run.num_channels,
+            model=run.config.model,
+            format=format_name,
+            quantize=quantize,
+            source=str(run.checkpoint_path(checkpoint)),
+            created=datetime.datetime.now().isoformat(timespec="seconds"),
+            calibration_images=len(images) if images else 0,
+        )
+        description.update(
+            compare_with_keras(
+                keras_predictor, exported, builder, run.config.val_split, verify_examples
+            )
+        )
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(temp_path, path)
+    finally:
+        if temp_path.is_dir():
+            shutil.rmtree(temp_path, ignore_errors=True)
+        else:
+            temp_path.unlink(missing_ok=True)
+    write_json(f"{path}.json", description)
+    return path, description
+
+
+# What `export.py --format auto` tries: every CPU format and precision of the runtimes
+# `predict*.py --model` run (SavedModel is left out: always slower than these here).
+AUTO_CANDIDATES = (
+    ("tflite", None),
+    ("tflite", "fp16"),
+    ("tflite", "int8"),
+    ("onnx", None),
+    ("onnx", "int8"),
+)
+
+
+# The CPU flags that decide which precision is fast (recorded with every timing).
+SPEED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
+
+
+def int8_pays_off():
+    """Whether this CPU has the int8 dot-product instructions (VNNI) that make int8
+    inference faster than fp32. Without them (AVX2 only) TFLite's and ONNX Runtime's int8
+    kernels emulate the dot products and run slower than fp32 (bench/RESULTS.md: "Why int8
+    does not pay off")."""
+    from semseg.base.cpu import cpu_flags
+
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def export_fastest(
+    work_dir,
+    checkpoint="best",
+    output=None,
+    calibration_steps=100,
+    verify_examples=20,
+    threads=None,
+    candidates=AUTO_CANDIDATES,
+    runs=20,
+    report=logger.info,
+):
+    """`export.py --format auto`: exports each candidate, times it on this machine at the
+    run's input size (batch 1, medians of `runs` calls) and keeps the fastest.
+
+    Candidates are exported and verified by `export_run` into a temporary folder; the
+    fastest moves to `output` (default: `W/export/<its default name>`) with its `.json`,
+    which also records every candidate's time and the CPU (`"speed"`). The others go.
+
+    Returns:
+        `(path, description)` of the kept export, as `export_run`.
+
+    Raises:
+        InputError: when no candidate could be exported (e.g. int8 only, without the
+            training data to calibrate on).
+    """
+    from semseg.config.run import load_run
+    from semseg.runtime.latency import device_description, measure_latency
+    from semseg.runtime.runtimes import load_runtime
+
+    run = load_run(work_dir)
+    export_dir = run.config.work_path / "export"
+    export_dir.mkdir(parents=True, exist_ok=True)
+    timings = []
+    with tempfile.TemporaryDirectory(prefix=".auto-", dir=export_dir) as scratch:
+        exported = {}
+        for format_name, quantize in candidates:
+            check_format(format_name, quantize)
+            name = default_file_name(run.config.model, format_name, quantize)
+            try:
+                path, description = export_run(
+                    work_dir, format_name, quantize, checkpoint, Path(scratch) / name,
+                    calibration_steps, verify_examples, threads,
+                )  # fmt: skip
+            except InputError as error:
+                report(f"{format_name} {quantize or 'fp32'}: left out ({error})")
+                continue
+            runtime = load_runtime(path, run.num_channels, threads)
+            timing = measure_latency(
+                runtime, tuple(run.config.image_size), run.num_channels, runs=runs
+            )
+            exported[(format_name, quantize)] = (path, description)
+            timings.append(
+                {
+                    "format": format_name,
+                    "quantize": quantize,
+                    "median_ms": round(float(timing["p50"]), 3),
+                    "p95_ms": round(float(timing["p95"]), 3),
+                }
+            )
+            report(f"{format_name} {quantize or 'fp32'}: {timing['p50']:.1f} ms (median)")
+        if not timings:
+            raise InputError(f"{work_dir}: none of the candidate exports could be made")
+        best = min(timings, key=lambda row: row["median_ms"])
+        key = (best["format"], best["quantize"])
+        path, description = exported[key]
+        target = Path(output) if output else export_dir / path.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(path, target)
+        os.replace(f"{path}.json", f"{target}.json")
+    from semseg.base.cpu import cpu_flags
+    from semseg.base.files import write_json
+
+    notable = sorted(cpu_flags() & SPEED_FLAGS)
+    description["speed"] = {
+        "candidates": sorted(timings, key=lambda row: row["median_ms"]),
+        "image_size": list(run.config.image_size),
+        "runs": runs,
+        "cpu_flags": notable,
+        **device_description(),
+    }
+    write_json(f"{target}.json", description)
+    return target, description
