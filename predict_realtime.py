@@ -69,8 +69,8 @@ def parse_args(argv=None):
 
 
 def main(args):
+    from semseg.predict.camera import run_realtime
     from semseg.predict.inference import Predictor
-    from semseg.predict.video import run_realtime
 
     predictor = Predictor.load(args.work_dir, args.checkpoint, args.model, args.threads)
     summary = run_realtime(

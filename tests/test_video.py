@@ -11,7 +11,8 @@ from commands import ROOT, python, run
 from real_data import shared_data
 
 from semseg.base.errors import InputError
-from semseg.predict.video import LatestFrameReader, VideoWriter, has_gui, open_capture
+from semseg.predict.camera import LatestFrameReader, has_gui
+from semseg.predict.video import VideoWriter, open_capture
 
 
 def read_video(path):
