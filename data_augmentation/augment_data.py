@@ -145,7 +145,8 @@ def parse_args(argv=None):
 def main(args):
     import tqdm
 
-    from data_augmentation.augment_export import AugmentOptions, augment_export
+    from data_augmentation.augment_export import augment_export
+    from data_augmentation.options import AugmentOptions
 
     summary = augment_export(AugmentOptions(**vars(args)), progress=tqdm.tqdm)
     other = "".join(f", {split} {count} (copied)" for split, count in summary.other_splits.items())

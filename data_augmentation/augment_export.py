@@ -1,6 +1,7 @@
 """Multiplies a labelled dataset offline into a new CVAT "Segmentation mask 1.1" export.
 
-Kept whole (~540 lines): options, workers, writing and the atomic swap of one export.
+Its options are `data_augmentation.options`; workers, writing and the atomic swap of one
+export are here.
 
 `augment_export(AugmentOptions(...))` is what `data_augmentation/augment_data.py`
 runs. The output folder is an export `tfds build full_semantic --config cvat`
@@ -42,8 +43,9 @@ import cv2
 import numpy as np
 
 from data_augmentation import augmentation
+from data_augmentation.options import NOT_RECORDED, AugmentSummary
 from data_augmentation.source_files import find_sources, list_images, read_rgb
-from full_semantic import cvat, file_lists
+from full_semantic import cvat
 from full_semantic.label_colors import (
     LabelColors,
     object_ids_from_rgb,
@@ -57,118 +59,12 @@ from semseg.predict.visualization import overlay
 
 logger = logging.getLogger(__name__)
 
-BORDER_MODES = ("background", "ignore")
-IMAGE_FORMATS = ("jpg", "png")
 IGNORE_LABEL_NAME = "ignore"
 VIS_DIR = "VIS_MASK"
 RECORD_FILE = "augmentation.json"
 # Temp folders of runs (an extracted zip); one left by a killed run goes at the next.
 SCRATCH_PREFIX = "augment_data_"
 OBJECTS_DIR = cvat.OBJECT_MASKS_DIR
-# Options that change how the output is made, not what it holds.
-_NOT_RECORDED = ("workers", "overwrite")
-
-
-@dataclasses.dataclass
-class AugmentOptions:
-    """The settings of one augmentation run; the fields are `augment_data.py`'s flags.
-
-    Attributes:
-        rgb_path: a folder of images, or a CVAT export folder or `.zip`.
-        output_path: the export folder to write.
-        mask_path: folder of colour masks (default: the export's `SegmentationClass/`).
-        obj_mask_path: folder of instance masks (default: the export's
-            `SegmentationObject/` if present; none for a folder of images).
-        label_map_path: CVAT `labelmap.txt` (default: the export's).
-        bg_path: folder (or file) of background images for `bg_replace`.
-        num_per_image: augmented copies per source image.
-        ops: comma-separated names of `augmentation.OPS`.
-        seed: run seed; the output is a function of the inputs, options and seed.
-        workers: processes; the output does not depend on it.
-        split: the export list to augment and the list written.
-        image_list: file of names to augment instead of the split list / whole folder.
-        keep_originals: copy the source examples into the output too.
-        border: `background` or `ignore`: the class painted where geometric ops
-            uncover the border.
-        ignore_label: the labelmap class used for `border="ignore"` (default: a
-            class named `ignore`); list it in `void_labels` when building.
-        background_label: the background class (default: `background`, else the
-            first labelmap class); `bg_replace` replaces it.
-        op_probability: chance of each op being applied to a copy.
-        shift_limit, rotate_limit, scale_limit: geometric ranges, see
-            `augmentation.AugmentationSettings`.
-        image_format: `jpg` (OpenCV quality 95) or `png` (lossless) for augmented images.
-        vis: write `VIS_MASK/` overlays.
-        overwrite: replace `output_path` if it is an earlier output of this tool.
-    """
-
-    rgb_path: str
-    output_path: str
-    mask_path: str | None = None
-    obj_mask_path: str | None = None
-    label_map_path: str | None = None
-    bg_path: str | None = None
-    num_per_image: int = 4
-    ops: str = ",".join(augmentation.DEFAULT_OPS)
-    seed: int = 0
-    workers: int = 1
-    split: str = "train"
-    image_list: str | None = None
-    keep_originals: bool = True
-    border: str = "background"
-    ignore_label: str | None = None
-    background_label: str | None = None
-    op_probability: float = 0.5
-    shift_limit: float = 0.1
-    rotate_limit: float = 15.0
-    scale_limit: float = 0.2
-    image_format: str = "jpg"
-    vis: bool = True
-    overwrite: bool = False
-
-    def __post_init__(self):
-        integer_checks = (
-            ("--num_per_image", self.num_per_image, 1),
-            ("--workers", self.workers, 1),
-            ("--seed", self.seed, 0),
-        )
-        for flag, value, minimum in integer_checks:
-            if value < minimum:
-                raise InputError(f"{flag} must be at least {minimum}. Received: {value}")
-        for flag, value, choices in (
-            ("--border", self.border, BORDER_MODES),
-            ("--image_format", self.image_format, IMAGE_FORMATS),
-        ):
-            if value not in choices:
-                raise InputError(f"{flag} must be one of {list(choices)}. Received: {value!r}")
-        if not file_lists.SPLIT_NAME_PATTERN.match(self.split):
-            raise InputError(
-                f"--split must be letters, digits and underscores. Received: {self.split!r}"
-            )
-
-
-@dataclasses.dataclass
-class AugmentSummary:
-    """What `augment_export` wrote.
-
-    Attributes:
-        output_path: `pathlib.Path` of the export written.
-        split: str, the list holding the augmented examples.
-        num_sources: int, source examples augmented.
-        num_originals: int, originals copied into `split`.
-        num_augmented: int, augmented examples written.
-        other_splits: dict split -> number of examples copied unchanged.
-        void_label: str or None, the class to list in `void_labels` when
-            building (the `--border ignore` class).
-    """
-
-    output_path: pathlib.Path
-    split: str
-    num_sources: int
-    num_originals: int
-    num_augmented: int
-    other_splits: dict
-    void_label: str | None = None
 
 
 @dataclasses.dataclass
@@ -354,7 +250,7 @@ def _write_export(job, sources, options, colors, temp_dir, progress):
     recorded = {
         field: value
         for field, value in dataclasses.asdict(options).items()
-        if field not in _NOT_RECORDED
+        if field not in NOT_RECORDED
     }
     write_json(
         temp_dir / RECORD_FILE,

@@ -23,9 +23,10 @@ from cvat_fixtures import DEFAULT_LABELS, write_cvat_export
 from PIL import Image
 
 from data_augmentation import augment_data, make_blank_label, source_files
-from data_augmentation.augment_export import AugmentOptions, augment_export
+from data_augmentation.augment_export import augment_export
 from data_augmentation.augmentation import AugmentationSettings, Augmenter, example_rng
 from data_augmentation.blank_labels import write_blank_labels
+from data_augmentation.options import AugmentOptions
 from full_semantic import cvat
 from full_semantic.full_semantic_dataset_builder import Builder
 from full_semantic.label_colors import LabelColors, object_ids_from_rgb
