@@ -32,6 +32,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from full_semantic.class_tables import CLASS_TABLES  # noqa: E402
 from semseg.base.cli import command_parser, run_command  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--output", help="new work dir to write")
     parser.add_argument(
         "--classes",
-        choices=("cityscapes", "camvid"),
+        choices=CLASS_TABLES,
         help="class names and colours of the released model (default: from the class "
         "count, 19 = cityscapes, 11 = camvid; else class_0, class_1, ...)",
     )

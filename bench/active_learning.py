@@ -27,6 +27,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from full_semantic import cvat  # noqa: E402
+from full_semantic.cvat_writer import ExportWriter, image_member, list_member  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid_cvat"
 
@@ -47,19 +50,18 @@ def parse_args(argv=None):
 
 
 def read_list(export, split):
-    return (Path(export) / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split()
+    return (Path(export) / list_member(split)).read_text().split()
 
 
 def subset_export(export, folder, train_names):
     """A CVAT export whose train list is `train_names` (the files are links)."""
     export = Path(export).resolve()
     folder.mkdir(parents=True)
-    for name in ("JPEGImages", "SegmentationClass", "labelmap.txt"):
+    for name in (cvat.IMAGES_DIR, cvat.MASKS_DIR, cvat.LABELMAP_FILE):
         (folder / name).symlink_to(export / name)
-    lists = folder / "ImageSets" / "Segmentation"
-    lists.mkdir(parents=True)
-    (lists / "train.txt").write_text("".join(f"{name}\n" for name in train_names))
-    shutil.copy(export / "ImageSets" / "Segmentation" / "val.txt", lists / "val.txt")
+    writer = ExportWriter(folder)
+    writer.write_list("train", train_names)
+    writer.write_list("val", read_list(export, "val"))
     return folder
 
 
@@ -114,8 +116,7 @@ def run_seed(args, seed, base):
         args, f"al_s{seed}_start", args.export, labelled, base
     )
     predictor = Predictor.from_work_dir(work_dir)
-    images = Path(args.export) / "JPEGImages"
-    paths = [images / f"{name}.jpg" for name in pool]
+    paths = [Path(args.export) / image_member(name, ".jpg") for name in pool]
     picks = pick_diverse(score_images(predictor, paths), args.count)
     selected = [pick.path.stem for pick in picks]
     chosen = rng.choice(len(pool), size=args.count, replace=False)

@@ -45,7 +45,12 @@ import numpy as np
 from data_augmentation import augmentation
 from data_augmentation.options import NOT_RECORDED, AugmentSummary
 from data_augmentation.source_files import find_sources, list_images, read_rgb
-from full_semantic import cvat
+from full_semantic.cvat_writer import (
+    ExportWriter,
+    image_member,
+    mask_member,
+    object_mask_member,
+)
 from full_semantic.label_colors import (
     LabelColors,
     object_ids_from_rgb,
@@ -53,7 +58,7 @@ from full_semantic.label_colors import (
 )
 from semseg.base import files
 from semseg.base.errors import InputError
-from semseg.base.files import write_image, write_json, write_text
+from semseg.base.files import write_image, write_json
 from semseg.base.labels import IGNORE_INDEX
 from semseg.predict.visualization import overlay
 
@@ -64,7 +69,6 @@ VIS_DIR = "VIS_MASK"
 RECORD_FILE = "augmentation.json"
 # Temp folders of runs (an extracted zip); one left by a killed run goes at the next.
 SCRATCH_PREFIX = "augment_data_"
-OBJECTS_DIR = cvat.OBJECT_MASKS_DIR
 
 
 @dataclasses.dataclass
@@ -100,16 +104,14 @@ class _ExampleJob:
         for copy_index, name in enumerate(augmented_names(example.name, self.num_per_image)):
             rng = augmentation.example_rng(self.seed, example.name, copy_index)
             copy = self.augmenter.augment(image, class_ids, object_ids, rng)
+            write_image(self.output_dir / image_member(name, self.image_extension), copy.image)
             write_image(
-                self.output_dir / cvat.IMAGES_DIR / f"{name}{self.image_extension}", copy.image
-            )
-            write_image(
-                self.output_dir / cvat.MASKS_DIR / f"{name}.png",
+                self.output_dir / mask_member(name),
                 self.colors.to_rgb(copy.class_ids),
             )
             if copy.object_ids is not None:
                 write_image(
-                    self.output_dir / OBJECTS_DIR / f"{name}.png",
+                    self.output_dir / object_mask_member(name),
                     object_rgb_from_ids(copy.object_ids, table),
                 )
             self._write_vis(name, copy.image, copy.class_ids)
@@ -228,7 +230,8 @@ def augment_export(options, progress=None):
 
 def _write_export(job, sources, options, colors, temp_dir, progress):
     """Fills `temp_dir` with the whole export; returns the `AugmentSummary`."""
-    shutil.copyfile(sources.labelmap, temp_dir / cvat.LABELMAP_FILE)
+    writer = ExportWriter(temp_dir)
+    writer.copy_labelmap(sources.labelmap)
     records = {}
     results = _run_jobs(job, sources.examples, options.workers)
     for example_records in progress(
@@ -244,9 +247,7 @@ def _write_export(job, sources, options, colors, temp_dir, progress):
                 copied.add(example.name)
         lists[split] = [example.name for example in examples]
     for split, names in lists.items():
-        write_text(
-            temp_dir / cvat.LISTS_DIR / f"{split}.txt", "".join(f"{name}\n" for name in names)
-        )
+        writer.write_list(split, names)
     recorded = {
         field: value
         for field, value in dataclasses.asdict(options).items()
@@ -303,15 +304,8 @@ def _no_progress(iterable, **unused_kwargs):
 
 def _copy_example(example, output_dir, with_object_mask):
     """Copies an example's files as they are (image extension kept, masks as `.png`)."""
-    copies = [
-        (example.image, output_dir / cvat.IMAGES_DIR / f"{example.name}{example.image.suffix}"),
-        (example.mask, output_dir / cvat.MASKS_DIR / f"{example.name}.png"),
-    ]
-    if with_object_mask and example.object_mask is not None:
-        copies.append((example.object_mask, output_dir / OBJECTS_DIR / f"{example.name}.png"))
-    for source, destination in copies:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, destination)
+    object_mask = example.object_mask if with_object_mask else None
+    ExportWriter(output_dir).copy_example(example.name, example.image, example.mask, object_mask)
 
 
 def _fill_class(options, colors, background_class):

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from full_semantic import cvat
+from full_semantic.cvat_writer import ExportWriter, image_member, mask_member
 
 LABELMAP = (
     ("background", (0, 0, 0)),
@@ -171,9 +171,8 @@ def write_demo_export(
     output_dir = Path(output_dir)
     temp_dir = output_dir.with_name(f".{output_dir.name}.tmp")
     shutil.rmtree(temp_dir, ignore_errors=True)
-    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-        (temp_dir / folder).mkdir(parents=True)
-    (temp_dir / "labelmap.txt").write_text(cvat.format_labelmap(LABELMAP))
+    writer = ExportWriter(temp_dir)
+    writer.write_labelmap(LABELMAP)
     palette = np.array([color for _, color in LABELMAP], dtype=np.uint8)
     rng = np.random.default_rng(seed)
     scenes = [draw_scene(rng, size) for _ in range(distinct_scenes or 0)]
@@ -185,15 +184,13 @@ def write_demo_export(
             else:
                 image, class_ids = draw_scene(rng, size)
             cv2.imwrite(
-                str(temp_dir / "JPEGImages" / f"{name}.jpg"),
+                str(writer.path(image_member(name, ".jpg"))),
                 cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_JPEG_QUALITY, 92],
             )
             colors = cv2.cvtColor(palette[class_ids], cv2.COLOR_RGB2BGR)
-            cv2.imwrite(str(temp_dir / "SegmentationClass" / f"{name}.png"), colors)
-        (temp_dir / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(
-            "\n".join(names) + "\n"
-        )
+            cv2.imwrite(str(writer.path(mask_member(name))), colors)
+        writer.write_list(split, names)
     shutil.rmtree(output_dir, ignore_errors=True)
     os.replace(temp_dir, output_dir)
     return output_dir

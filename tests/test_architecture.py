@@ -142,3 +142,50 @@ def test_split_lists_and_label_colours_are_read_only_in_full_semantic():
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in readers
             }
             assert not defined, f"{path.name} defines {sorted(defined)}: full_semantic/'s job"
+
+
+# The CVAT "Segmentation mask 1.1" layout, typed only in full_semantic/ (cvat.py's
+# constants, cvat_writer.py's members). Test fixtures write exports on their own on
+# purpose, independent of the reader they test.
+CVAT_LAYOUT = ("labelmap.txt", "ImageSets", "JPEGImages", "SegmentationClass", "SegmentationObject")
+
+
+def layout_strings(path):
+    """The string constants of a file's code (docstrings and help texts aside: prose may
+    name the folders) that are or start with a part of the CVAT layout."""
+    tree = ast.parse(path.read_text())
+    prose = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            prose.add(id(body[0].value))
+        if isinstance(node, ast.keyword) and node.arg == "help":
+            prose.add(id(node.value))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in prose
+        and node.value.startswith(CVAT_LAYOUT)
+    ]
+
+
+def test_the_cvat_layout_is_typed_only_in_full_semantic():
+    for folder in ("semseg", "data_augmentation", "models", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            found = layout_strings(path)
+            assert not found, f"{path.relative_to(ROOT)} types {found}: use full_semantic.cvat"
+    for path in ROOT.glob("*.py"):
+        assert not layout_strings(path), path.name
+
+
+def test_a_layout_string_in_code_is_found(tmp_path):
+    """The rule above fails on a violation; prose may name the folders."""
+    path = tmp_path / "writer.py"
+    path.write_text(
+        '"""Writes SegmentationClass/ masks."""\n'
+        'parser.add_argument("--masks", help="SegmentationClass/ folder")\n'
+        'name = f"SegmentationClass/{key}.png"\n'
+    )
+    assert layout_strings(path) == ["SegmentationClass/"]

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from full_semantic import cvat
+from full_semantic.cvat_writer import ExportWriter
 from semseg.base.errors import InputError
 from semseg.base.files import temporary_sibling
 from semseg.base.labels import IGNORE_INDEX, default_palette
@@ -192,6 +193,7 @@ class CvatMaskArchive:
     def __enter__(self):
         try:
             self._zip = zipfile.ZipFile(self._temp_path, "w", compression=zipfile.ZIP_DEFLATED)
+            self._writer = ExportWriter(self._zip)
         except OSError as error:
             # The temporary name is ours; the user named the archive.
             raise InputError(
@@ -208,19 +210,16 @@ class CvatMaskArchive:
         if name in self._names:
             raise InputError(f"{name}: two images of this name in one CVAT archive")
         instances, kept_ids = objects(class_ids, self.min_area, self._background_id)
-        self._zip.writestr(f"SegmentationClass/{name}.png", _png(self._lookup[kept_ids]))
-        self._zip.writestr(f"SegmentationObject/{name}.png", _png(_INSTANCE_COLORS[instances]))
+        self._writer.write_mask(name, _png(self._lookup[kept_ids]))
+        self._writer.write_object_mask(name, _png(_INSTANCE_COLORS[instances]))
         self._names.append(name)
         return int(instances.max())
 
     def __exit__(self, exception_type, exception, traceback):
         try:
             if exception_type is None:
-                self._zip.writestr("labelmap.txt", labelmap_text(self.labels))
-                self._zip.writestr(
-                    "ImageSets/Segmentation/default.txt",
-                    "".join(f"{name}\n" for name in self._names),
-                )
+                self._writer.write(cvat.LABELMAP_FILE, labelmap_text(self.labels))
+                self._writer.write_list("default", self._names)
             self._zip.close()
             if exception_type is None:
                 os.replace(self._temp_path, self.path)

@@ -6,42 +6,15 @@ file was trained on (Cityscapes' 19 train ids, CamVid's 11 classes).
 import os
 from pathlib import Path
 
+from full_semantic.class_tables import IMAGE_SIZES, class_table
 from semseg.base.errors import InputError
+from semseg.base.labels import LabelSpec
+
 
 # Class tables of the authors' released segmentation models, and the size they run at.
-CAMVID_CLASSES = (
-    ("sky", (128, 128, 128)),
-    ("building", (128, 0, 0)),
-    ("pole", (192, 192, 128)),
-    ("road", (128, 64, 128)),
-    ("sidewalk", (0, 0, 192)),
-    ("tree", (128, 128, 0)),
-    ("signsymbol", (192, 128, 128)),
-    ("fence", (64, 64, 128)),
-    ("car", (64, 0, 128)),
-    ("pedestrian", (64, 64, 0)),
-    ("bicyclist", (0, 128, 192)),
-)
-
-
-CLASS_SETS = ("cityscapes", "camvid")
-
-
-CLASS_SET_SIZES = {"cityscapes": (1024, 2048), "camvid": (720, 960)}
-
-
 def class_set_labels(class_set):
     """`LabelSpec` of a released model's classes: `"cityscapes"` (19) or `"camvid"` (11)."""
-    from semseg.base.labels import LabelSpec
-
-    if class_set == "cityscapes":
-        from full_semantic.cityscapes import class_set_table
-
-        names, palette, _ = class_set_table("train_ids")
-        return LabelSpec(list(names), [list(color) for color in palette])
-    if class_set == "camvid":
-        return LabelSpec([name for name, _ in CAMVID_CLASSES], [list(c) for _, c in CAMVID_CLASSES])
-    raise InputError(f"--classes must be one of {', '.join(CLASS_SETS)}. Received: {class_set!r}")
+    return LabelSpec(*class_table(class_set))
 
 
 def file_class_count(state, path):
@@ -149,7 +122,7 @@ def convert_checkpoint(
         raise InputError(
             f"{path}: not a complete {model_name} segmentation model ({report.summary()})"
         )
-    size = tuple(image_size or CLASS_SET_SIZES.get(class_set, (512, 512)))
+    size = tuple(image_size or IMAGE_SIZES.get(class_set, (512, 512)))
     config = RunConfig(
         work_dir=str(output),
         dataset=dataset or f"full_semantic/{class_set or 'converted'}",
