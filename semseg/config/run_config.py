@@ -36,7 +36,7 @@ PRETRAINED_WEIGHTS = ("imagenet",)
 # Keras checkpoints (see `semseg.weights.pretrained`).
 WEIGHT_FILES = (".pth", ".pt", ".pth.tar", ".h5", ".keras")
 # `models.encoders.OUTPUT_STRIDES`, repeated so that flags are checked before Keras loads
-# (tests/test_run_config.py keeps the two equal).
+# (tests/semseg/config/test_run_config.py keeps the two equal).
 OUTPUT_STRIDES = (8, 16, 32)
 LEARNING_RATE_SCALING = ("none", "linear")
 DEFAULT_MODEL = "ddrnet23_slim"

@@ -26,7 +26,7 @@ Every strategy takes the batches of the training pipeline in the same order
 the pixels of the global batch, so a run on one device computes the weights
 that a run on several computes with the same global batch and seed, up to
 floating-point summation order (`train.py --float64` makes that visible:
-tests/test_training.py finds two workers within 2e-4 of one process).
+tests/semseg/train/test_training.py finds two workers within 2e-4 of one process).
 
 In a multi-worker run only the chief (task `chief:0`, or `worker:0` when the
 cluster has no chief) writes into the work dir; the other workers write into a

@@ -40,7 +40,7 @@ from semseg.train.setup import warn_if_val_leaks
 from semseg.train.training import train
 from semseg.weights.finetune import load_matching_weights
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TCMALLOC = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
 SIZE = ("64", "64")
 

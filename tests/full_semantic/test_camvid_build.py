@@ -3,7 +3,7 @@
 The export is built once per session in-process and once with the `tfds build`
 command users type. A missing export fails the tests: it is part of the test setup.
 
-    .venv/bin/pytest tests/test_camvid_build.py
+    .venv/bin/pytest tests/full_semantic/test_camvid_build.py
 """
 
 import json
@@ -20,7 +20,7 @@ from full_semantic.config import FullSemanticConfig
 from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.labels import IGNORE_INDEX
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
 TFDS_COMMAND = pathlib.Path(sys.executable).parent / "tfds"
 CAMVID_CONFIG = {"name": "camvid", "source": "cvat", "void_labels": ["background"]}

@@ -25,7 +25,7 @@ from full_semantic.fingerprint import source_stat
 from full_semantic.full_semantic_dataset_builder import Builder
 from semseg.base.errors import InputError
 
-DUMMY_DATA = Path(__file__).resolve().parents[1] / "full_semantic" / "dummy_data"
+DUMMY_DATA = Path(__file__).resolve().parents[2] / "full_semantic" / "dummy_data"
 BEAM_OPTIONS = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
 BIN = Path(sys.executable).parent
 

@@ -3,7 +3,7 @@
 4-channel PNGs read as RGBA (the 4th channel being thermal), and the real command lines
 (`train.py`, `eval.py`) on 4- and 1-channel datasets.
 
-    .venv/bin/pytest tests/test_utokyo_source.py
+    .venv/bin/pytest tests/full_semantic/test_utokyo_source.py
 """
 
 import io

@@ -90,7 +90,7 @@ def test_missing_or_broken_config_json_names_the_file(tmp_path):
         load_run(tmp_path)
 
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "camvid_ddrnet23_slim.json"
+RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "camvid_ddrnet23_slim.json"
 
 
 def test_the_camvid_recipe_holds_the_whole_configuration():

@@ -14,11 +14,11 @@ from semseg.export import run as export
 from semseg.export.export import check_format
 from semseg.predict.inference import Predictor
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # In the default run ONNX fp32 exports are also verified by the --format auto test and
-# tests/test_runtimes.py, SavedModel ones by tests/test_runtimes.py.
+# tests/semseg/runtime/test_runtimes.py, SavedModel ones by tests/semseg/runtime/test_runtimes.py.
 @pytest.mark.parametrize(
     "format_name",
     [

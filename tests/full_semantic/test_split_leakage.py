@@ -14,7 +14,7 @@ from full_semantic import split_leakage
 from full_semantic.config import FullSemanticConfig
 from semseg.base.errors import InputError
 
-CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid_cvat"
+CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid_cvat"
 SIZE = (96, 72)  # width, height
 LABELS = (("background", (0, 0, 0)), ("thing", (200, 40, 40)))
 

@@ -2,7 +2,7 @@
 
 Every fixture is a tiny export written into `tmp_path` by `cvat_fixtures`.
 
-    .venv/bin/pytest tests/test_cvat_source.py
+    .venv/bin/pytest tests/full_semantic/test_cvat_source.py
 """
 
 import io
@@ -36,7 +36,7 @@ from semseg.base import files
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TFDS_COMMAND = pathlib.Path(sys.executable).parent / "tfds"
 
 
@@ -83,7 +83,7 @@ def tfds_build(arguments):
     """`tfds build full_semantic ARGUMENTS` from the project root, as a user types it."""
     return subprocess.run(
         [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic", *arguments],
-        cwd=pathlib.Path(__file__).resolve().parents[1],
+        cwd=pathlib.Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
     )

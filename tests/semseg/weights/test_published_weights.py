@@ -30,7 +30,7 @@ from semseg.weights.download import fetch
 from semseg.weights.pretrained import FileState, load_state_dict, load_weights_file, read_state
 from tests.torch_files import write_torch_zip
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 MMSEG = ROOT.parent / "shared" / "reference" / "mmseg"
 # case -> model
 NUMERIC_CASES = {"ddrnet23_slim_cityscapes": "ddrnet23_slim", "pidnet_s_cityscapes": "pidnet_s"}

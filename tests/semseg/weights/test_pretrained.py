@@ -17,7 +17,7 @@ from semseg.weights.pretrained import load_state_dict, load_weights_file, torch_
 from semseg.weights.torch_checkpoint import read_torch_checkpoint, state_dict_of
 from tests.torch_files import write_pickle_zip, write_torch_legacy, write_torch_zip
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference"
 DEFAULT_PAIR = ("ddrnet23_slim_cityscapes", "onnx")
 LARGE = (pytest.mark.large,)
 NUMERIC_CASES = {

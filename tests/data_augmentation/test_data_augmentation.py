@@ -5,7 +5,7 @@ of a square encodes its class (`IMAGE_COLORS`), so any misalignment between an
 augmented image and its mask shows. The last test augments 20 CamVid images
 (`../shared/data/camvid_cvat`) and builds the result with the `cvat` config.
 
-    .venv/bin/pytest tests/test_data_augmentation.py
+    .venv/bin/pytest tests/data_augmentation/test_data_augmentation.py
 """
 
 import json
@@ -32,7 +32,7 @@ from full_semantic.full_semantic_dataset_builder import Builder
 from full_semantic.label_colors import LabelColors, object_ids_from_rgb
 from semseg.base.errors import InputError
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
 AUGMENT_SCRIPT = PROJECT_ROOT / "data_augmentation" / "augment_data.py"
 BLANK_SCRIPT = PROJECT_ROOT / "data_augmentation" / "make_blank_label.py"

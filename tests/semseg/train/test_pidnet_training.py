@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 from semseg.data.data import boundary_labels
 from semseg.losses import losses
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CAMVID_DIR = ROOT.parent / "shared" / "data" / "camvid_cvat"
 REFERENCE = ROOT.parent / "shared" / "reference"
 

@@ -1,7 +1,7 @@
 """Tests of the dataset statistics (`semseg/data/class_stats.py`): pixel counts, class
 weights, and `python -m full_semantic.stats` on a built generated folder dataset.
 
-    .venv/bin/pytest tests/test_stats.py
+    .venv/bin/pytest tests/full_semantic/test_stats.py
 """
 
 import json

@@ -13,7 +13,7 @@ from cvat_fixtures import build_demo_dataset
 from bench import input_pipeline, latency, peers, report, train_step
 from semseg.base.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LATENCY_KEYS = {"model", "runtime", "precision", "image_size", "median_ms", "p95_ms", "runs"}
 
 

@@ -1,7 +1,7 @@
 """CVAT extras of the `full_semantic` builder: `blank_missing_masks`, labelmaps with parts
 and actions, binary (background + one class) exports.
 
-    .venv/bin/pytest tests/test_cvat_extras.py
+    .venv/bin/pytest tests/full_semantic/test_cvat_extras.py
 """
 
 import io

@@ -14,7 +14,7 @@ import train
 from semseg.base.errors import InputError
 from semseg.config import workspace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def fake_build(data_dir, config, version="1.0.0"):

@@ -3,7 +3,7 @@
 a real release (8-bit labelIds and labelTrainIds, 16-bit instanceIds, RGBA colour
 PNGs, polygons JSON).
 
-    .venv/bin/pytest tests/test_cityscapes_source.py
+    .venv/bin/pytest tests/full_semantic/test_cityscapes_source.py
 """
 
 import io

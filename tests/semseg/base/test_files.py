@@ -6,13 +6,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from semseg.base import files
 from semseg.base.errors import InputError
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT_ROOT = str(Path(__file__).resolve().parents[3])
 OWNER = textwrap.dedent(
     """
     import sys, time

@@ -6,7 +6,7 @@ argument checking.
 
 The contract test of the biggest encoders (EfficientNet-B1..B7, ResNet-101) and of
 the larger siblings of a model that stays (`LARGE_MODELS`) is marked `large`: run
-it with `pytest -m large tests/test_models.py`.
+it with `pytest -m large tests/models/test_models.py`.
 """
 
 import dataclasses

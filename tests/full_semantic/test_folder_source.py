@@ -1,7 +1,7 @@
 """Tests of the plain-folder reader (`full_semantic/folder.py`), config `folder` and JSON
 configs with 1 or 4 image channels.
 
-    .venv/bin/pytest tests/test_folder_source.py
+    .venv/bin/pytest tests/full_semantic/test_folder_source.py
 """
 
 import io

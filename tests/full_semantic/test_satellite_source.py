@@ -1,7 +1,7 @@
 """Tests of the AIHub satellite reader (`full_semantic/satellite.py`), config `satellite`,
 on generated GeoJSON labels with slightly negative and out-of-image coordinates.
 
-    .venv/bin/pytest tests/test_satellite_source.py
+    .venv/bin/pytest tests/full_semantic/test_satellite_source.py
 """
 
 import io

@@ -1,7 +1,7 @@
 """Tests of `python -m full_semantic.split_rgbt` (and `utokyo.split_rgbt_folder`) on
 generated 4-channel UTokyo images.
 
-    .venv/bin/pytest tests/test_split_rgbt.py
+    .venv/bin/pytest tests/full_semantic/test_split_rgbt.py
 """
 
 import cv2

@@ -1,7 +1,7 @@
 """The original project's layout (`full_semantic/rgb_gt.py`) and `tfds build` without
 `--config` (`full_semantic/detect.py`, config `auto`).
 
-    .venv/bin/pytest tests/test_rgb_gt_source.py
+    .venv/bin/pytest tests/full_semantic/test_rgb_gt_source.py
 """
 
 import io
@@ -30,7 +30,7 @@ from source_fixtures import (
 from full_semantic import detect, rgb_gt
 from semseg.base.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIZE = ORIGINAL_SIZE  # width, height
 
 
