@@ -47,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import typing
-from pathlib import Path
 
 import google_crc32c
 import tensorflow_datasets as tfds
@@ -262,7 +261,7 @@ def local_workers(folder):
     saved = {name: os.environ.get(name) for name in (beam_reaper.MARKER, "TMPDIR")}
     saved_tempdir = tempfile.tempdir
     watcher = subprocess.Popen(
-        [sys.executable, str(Path(beam_reaper.__file__)), str(os.getpid()), folder],
+        [sys.executable, beam_reaper.__file__, str(os.getpid()), folder],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         start_new_session=True,

@@ -1,7 +1,7 @@
 """TFDS builder turning semantic-segmentation datasets and labelling-tool exports into TFRecords.
 
-Kept whole (~620 lines): the TFDS builder, its configs and the one-line error hook `tfds
-build` needs.
+The configs are `full_semantic.config`, the one-line errors of `tfds build`
+`full_semantic.build_errors`, the Beam path `full_semantic.beam_build`.
 
 With no `--config`, the source is detected from what `--manual_dir` (default: TFDS's
 `~/tensorflow_datasets/downloads/manual/`) holds, e.g. the original project's

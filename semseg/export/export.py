@@ -1,7 +1,8 @@
 """Exporting a trained model to SavedModel, TFLite or ONNX, with optional quantization.
 
-Kept whole (~440 lines): every export format shares the graph preparation, the
-calibration data and the check against Keras.
+Every format shares the graph preparation here; the check against Keras and the
+calibration images are `semseg.export.verify`, a run's export and `--format auto`
+`semseg.export.run`.
 
 Exported models take float32 pixels `(B, H, W, C)` at the run's fixed
 `image_size` (batch size free for SavedModel, 1 for TFLite and ONNX) and return logits; a JSON

@@ -106,7 +106,7 @@ def build_run_model(config, num_outputs, channels, aux_head):
         raise InputError(f"--model {config.model}: {error}") from error
 
 
-def _with_head_targets(dataset, boundary):
+def with_head_targets(dataset, boundary):
     """`(images, masks)` -> `(images, {output name: target})` for models with training heads.
 
     With `boundary` (PIDNet), the D head's target is `data.boundary_labels(masks)` and

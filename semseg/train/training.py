@@ -1,7 +1,7 @@
 """Training with `model.fit`: strategy, precision, optimiser, schedule, loss, callbacks, work dir.
 
-Kept whole (~550 lines): the model, optimiser, losses, data and callbacks of a run are
-assembled in one place.
+The model, optimiser, losses, data and callbacks of a run are assembled here; what each
+is made of, resolved from the config, is `semseg.train.setup`.
 
 One function, `train(config)`, runs a whole training from a `RunConfig`:
 
@@ -57,7 +57,6 @@ from semseg.train.callbacks import (
 from semseg.train.optimizers import build_optimizer
 from semseg.train.setup import (
     TCMALLOC,
-    _with_head_targets,
     binary_mode,
     boundary_training_model,
     build_run_model,
@@ -67,6 +66,7 @@ from semseg.train.setup import (
     run_schedule,
     warn_if_val_leaks,
     weights_kind,
+    with_head_targets,
 )
 from semseg.weights import pretrained
 
@@ -212,8 +212,8 @@ def _train(config, distribution, run_path):
     train_batches = distribute.shard_by_data(train_batches)
     val_batches = distribute.shard_by_data(val_batches)
     if use_aux:
-        train_batches = _with_head_targets(train_batches, boundary)
-        val_batches = _with_head_targets(val_batches, boundary)
+        train_batches = with_head_targets(train_batches, boundary)
+        val_batches = with_head_targets(val_batches, boundary)
     distribute.build_from_element_spec(model, train_batches.element_spec)
 
     run_path.mkdir(parents=True, exist_ok=True)
@@ -255,10 +255,9 @@ def _train(config, distribution, run_path):
             current_learning_rate(model.optimizer),
         )
 
-    callbacks = _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule)
-    if config.ema:
-        # After the NaN guard, before everything that reads or saves the weights.
-        callbacks.insert(1, AveragedWeights(resumed=initial_epoch > 0))
+    callbacks = _callbacks(
+        config, run_path, monitor, chief, vis_examples, labels, schedule, initial_epoch
+    )
     callbacks.append(backup)  # last: it commits the epoch
     history = model.fit(
         train_batches,
@@ -306,10 +305,17 @@ def _compile(config, network, optimizer, labels, binary, class_weights):
     return model, "val_logits_mean_iou"
 
 
-def _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule):
-    """The callbacks of `fit` but the backup (which goes last: it commits the epoch)."""
-    callbacks = [
-        StopOnNaN(config.work_path),
+def _callbacks(config, run_path, monitor, chief, vis_examples, labels, schedule, initial_epoch):
+    """The callbacks of `fit` but the backup (which goes last: it commits the epoch).
+
+    With `--ema` the average goes in right after the NaN guard, before everything that
+    reads or saves the weights; a run resumed after `initial_epoch` epochs starts with the
+    average in the model, as its backup holds it.
+    """
+    callbacks = [StopOnNaN(config.work_path)]
+    if config.ema:
+        callbacks.append(AveragedWeights(resumed=initial_epoch > 0))
+    callbacks += [
         LogLearningRate(),
         ExplainEarlyValidation(),
         SaveCheckpoints(run_path / "checkpoints", monitor),

@@ -64,7 +64,6 @@ def convert_checkpoint(
 
     import models
     from semseg.base.files import write_json
-    from semseg.base.labels import LabelSpec
     from semseg.config import published_weights
     from semseg.config.run import Run, save_run
     from semseg.config.run_config import RunConfig
