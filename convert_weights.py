@@ -32,45 +32,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from full_semantic.class_tables import CLASS_TABLES  # noqa: E402
-from semseg.base.cli import command_parser, run_command  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
+from semseg.weights.options import ConvertWeightsConfig  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    parser.add_argument(
-        "--list", action="store_true", help="print the published names (a Markdown table)"
-    )
-    parser.add_argument(
-        "--model",
-        help="ddrnet23_slim, ddrnet23, pidnet_s, pidnet_m or pidnet_l (implied by a published "
-        "name)",
-    )
-    parser.add_argument(
-        "--weights", help="a published name, or the authors' or MMSegmentation's .pth / .pt file"
-    )
-    parser.add_argument("--output", help="new work dir to write")
-    parser.add_argument(
-        "--classes",
-        choices=CLASS_TABLES,
-        help="class names and colours of the released model (default: from the class "
-        "count, 19 = cityscapes, 11 = camvid; else class_0, class_1, ...)",
-    )
-    parser.add_argument(
-        "--dataset", help="built dataset the model was trained on (classes; eval/export use it)"
-    )
-    parser.add_argument("--data_dir", help="TFDS data dir of --dataset")
-    parser.add_argument(
-        "--image_size",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="inference size (default 1024 2048 for cityscapes, 720 960 for camvid)",
-    )
-    args = parser.parse_args(argv)
-    if not args.list and not (args.weights and args.output):
-        parser.error("give --weights and --output (or --list)")
-    return args
+    return parse_config(ConvertWeightsConfig, __doc__, argv)
 
 
 def main(args):

@@ -23,53 +23,24 @@ report.md, confusion_matrix.csv and .png, per_class_iou.png, and with
 --visualize the best and worst images as image | truth | prediction | error panels.
 """
 
+import dataclasses
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 from semseg.base.files import check_output_dir  # noqa: E402
+from semseg.evaluate.options import EvalConfig  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    add_run_arguments(parser)
-    parser.add_argument("--split", default="val", help="split of the dataset to evaluate")
-    parser.add_argument("--dataset", help="another built dataset with the same classes")
-    parser.add_argument("--data_dir", help="TFDS data dir (default: the run's)")
-    parser.add_argument("--images", help="folder of images to evaluate instead of a dataset")
-    parser.add_argument("--masks", help="folder of masks (class-id or colour PNGs) for --images")
-    parser.add_argument("--max_examples", type=int, help="evaluate only the first N examples")
-    parser.add_argument("--group_by", help="dataset feature to report metrics by, e.g. daytime")
-    parser.add_argument("--flip", action="store_true", help="add horizontally flipped views")
-    parser.add_argument(
-        "--scales", type=float, nargs="+", default=[1.0], help="test-time scales, e.g. 0.75 1 1.25"
-    )
-    parser.add_argument(
-        "--mode",
-        choices=("whole", "slide"),
-        default="whole",
-        help="whole: resize to the training size; slide: windows of --crop at full resolution",
-    )
-    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="slide window")
-    parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step")
-    parser.add_argument("--visualize", action="store_true", help="write best/worst panels")
-    parser.add_argument("--num_vis", type=int, default=8, help="best and worst images to draw")
-    parser.add_argument(
-        "--latency_runs", type=int, default=50, help="timed batch-1 runs (0 skips cost and speed)"
-    )
-    parser.add_argument("--batch_size", type=int, default=1, help="also measure throughput")
-    parser.add_argument("--output_dir", help="default: WORK_DIR/eval/<split or folder name>")
-    parser.add_argument(
-        "--fail_under", type=float, help="exit with status 1 if mIoU (0..1) is below this"
-    )
-    args = parser.parse_args(argv)
-    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
-    if args.output_dir:
-        check_output_dir(args.output_dir, "--output_dir")
-    return args
+    config = parse_config(EvalConfig, __doc__, argv)
+    config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
+    if config.output_dir:
+        check_output_dir(config.output_dir, "--output_dir")
+    return config
 
 
 def main(args):
@@ -77,9 +48,8 @@ def main(args):
     from semseg.evaluate.metrics import format_table
 
     # --weights NAME is resolved into --work_dir by parse_args.
-    options = {
-        key: value for key, value in vars(args).items() if key not in ("fail_under", "weights")
-    }
+    options = dataclasses.asdict(args)
+    del options["fail_under"], options["weights"]
     metrics, output_dir = run_evaluation(**options)
     print(format_table(metrics))
     leakage = metrics.get("split_leakage")

@@ -25,46 +25,21 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 from semseg.base.files import check_output_apart, check_output_dir  # noqa: E402
 from semseg.config.run import load_run  # noqa: E402
+from semseg.export.options import AUTO, ExportConfig  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    add_run_arguments(parser)
-    parser.add_argument(
-        "--format",
-        required=True,
-        choices=("saved_model", "tflite", "onnx", "auto"),
-        help="auto: the fastest of TFLite fp32/fp16/int8 and ONNX fp32/int8 on this machine "
-        "(each is exported, verified and timed; the table goes into FILE.json)",
-    )
-    parser.add_argument("--quantize", choices=("fp16", "int8"), help="reduced precision")
-    parser.add_argument(
-        "--calibration_steps",
-        type=int,
-        default=100,
-        help="training images used to calibrate int8 quantization",
-    )
-    parser.add_argument("--output", help="destination (default: WORK_DIR/export/...)")
-    parser.add_argument(
-        "--verify_examples",
-        type=int,
-        default=20,
-        help="validation images to compare the export with Keras on",
-    )
-    parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
-    args = parser.parse_args(argv)
-    if args.format == "auto" and args.quantize:
-        parser.error("--format auto chooses the precision too; leave out --quantize")
-    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
-    if args.output:
-        check_output_dir(os.path.dirname(os.path.abspath(args.output)), "--output")
-        checkpoint = load_run(args.work_dir).checkpoint_path(args.checkpoint)
-        check_output_apart(args.output, [checkpoint], "--output")
-    return args
+    config = parse_config(ExportConfig, __doc__, argv)
+    config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
+    if config.output:
+        check_output_dir(os.path.dirname(os.path.abspath(config.output)), "--output")
+        checkpoint = load_run(config.work_dir).checkpoint_path(config.checkpoint)
+        check_output_apart(config.output, [checkpoint], "--output")
+    return config
 
 
 def main(args):
@@ -77,7 +52,7 @@ def main(args):
         verify_examples=args.verify_examples,
         threads=args.threads,
     )
-    if args.format == "auto":
+    if args.format == AUTO:
         path, description = export_fastest(args.work_dir, report=print, **options)
         speed = description["speed"]
         print(f"fastest on {speed['device']} (flags {', '.join(speed['cpu_flags'])}):")

@@ -6,18 +6,12 @@ Examples:
     python make_demo_data.py --output /tmp/shapes --num_train 50 --num_val 10 --size 128 128
 """
 
-from full_semantic.demo_data import write_demo_export
-from semseg.base.cli import command_parser, run_command
+from full_semantic.demo_data import DemoDataConfig, write_demo_export
+from semseg.base.cli import parse_config, run_command
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    parser.add_argument("--output", required=True, help="folder of the export (replaced)")
-    parser.add_argument("--num_train", type=int, default=300)
-    parser.add_argument("--num_val", type=int, default=60)
-    parser.add_argument("--size", type=int, nargs=2, default=(160, 160), metavar=("H", "W"))
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    return parse_config(DemoDataConfig, __doc__, argv)
 
 
 def main(args):

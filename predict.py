@@ -21,52 +21,31 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 from semseg.base.files import (  # noqa: E402
     check_not_replacing,
     check_output_apart,
     check_output_dir,
     check_output_file,
 )
+from semseg.predict.options import PredictConfig  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    add_run_arguments(parser)
-    parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
-    parser.add_argument(
-        "--output",
-        help="output folder (default: WORK_DIR/predictions; with --weights NAME: predictions/NAME)",
-    )
-    parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in overlays")
-    parser.add_argument(
-        "--cvat",
-        metavar="OUT.zip",
-        help='also write the masks as CVAT "Segmentation mask 1.1" pre-annotations',
-    )
-    parser.add_argument(
-        "--min_area",
-        type=int,
-        default=16,
-        help="with --cvat: regions of fewer pixels become background (no speck objects)",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --cvat zip")
-    args = parser.parse_args(argv)
-    if args.min_area < 0:
-        parser.error(f"--min_area must be 0 or more. Received: {args.min_area}")
-    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
-    if args.output is None:
+    config = parse_config(PredictConfig, __doc__, argv)
+    config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
+    if config.output is None:
         # A published model's work dir is in the cache: its predictions go beside the user.
-        base = "predictions" if args.weights else args.work_dir
-        args.output = os.path.join(base, args.weights or "predictions")
-    check_output_dir(args.output, "--output")
-    check_output_apart(args.output, args.input, "--output")
-    if args.cvat:
-        check_output_file(args.cvat, "--cvat", suffix=".zip")
-        check_output_apart(args.cvat, args.input, "--cvat")
-        check_not_replacing(args.cvat, "--cvat", args.overwrite)
-    return args
+        base = "predictions" if config.weights else config.work_dir
+        config.output = os.path.join(base, config.weights or "predictions")
+    check_output_dir(config.output, "--output")
+    check_output_apart(config.output, config.input, "--output")
+    if config.cvat:
+        check_output_file(config.cvat, "--cvat", suffix=".zip")
+        check_output_apart(config.cvat, config.input, "--cvat")
+        check_not_replacing(config.cvat, "--cvat", config.overwrite)
+    return config
 
 
 def main(args):

@@ -25,47 +25,24 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 from semseg.base.files import check_not_replacing, check_output_apart  # noqa: E402
+from semseg.predict.options import PredictRealtimeConfig  # noqa: E402
 from semseg.predict.video import check_output_video, check_source  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    add_run_arguments(parser, exported_model=True)
-    parser.add_argument(
-        "--source", default="0", help="camera index, /dev/videoN, rtsp:// or http:// URL, or a file"
-    )
-    parser.add_argument(
-        "--headless", action="store_true", help="no window, no web page; print FPS each second"
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        help="serve the live view on http://127.0.0.1:PORT/ (default without a GUI build of "
-        "OpenCV: 8765, or the next free port)",
-    )
-    parser.add_argument("--max_frames", type=int, help="stop after N segmented frames")
-    parser.add_argument("--record", help="also write the overlays to this .mp4")
-    parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing --record video"
-    )
-    parser.add_argument("--retries", type=int, default=3, help="reconnects of a dropped stream")
-    parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
-    args = parser.parse_args(argv)
-    if args.model is not None and args.weights is not None:
-        parser.error("give --model (an exported file) or --weights NAME (a published model)")
-    if args.model is None:
-        args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
-    check_source(args.source)
-    if args.record:
-        check_output_video(args.record)
-        if "://" not in args.source:
-            check_output_apart(args.record, [args.source], "--record")
-        check_not_replacing(args.record, "--record", args.overwrite)
-    return args
+    config = parse_config(PredictRealtimeConfig, __doc__, argv)
+    if config.model is None:
+        config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
+    check_source(config.source)
+    if config.record:
+        check_output_video(config.record)
+        if "://" not in config.source:
+            check_output_apart(config.record, [config.source], "--record")
+        check_not_replacing(config.record, "--record", config.overwrite)
+    return config
 
 
 def main(args):

@@ -18,38 +18,25 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 from semseg.base.files import check_not_replacing, check_output_apart  # noqa: E402
+from semseg.predict.options import PredictVideoConfig  # noqa: E402
 from semseg.predict.video import check_output_video, check_source  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    add_run_arguments(parser, exported_model=True)
-    parser.add_argument("--input", required=True, help="video file")
-    parser.add_argument(
-        "--output", help="output .mp4 (default: INPUT_segmented.mp4 next to the input)"
-    )
-    parser.add_argument("--alpha", type=float, default=0.5, help="mask weight in the overlay")
-    parser.add_argument("--show_fps", action="store_true", help="draw the FPS on the frames")
-    parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing --output video"
-    )
-    args = parser.parse_args(argv)
-    if args.output is None:
-        stem, _ = os.path.splitext(args.input)
-        args.output = f"{stem}_segmented.mp4"
-    if args.model is not None and args.weights is not None:
-        parser.error("give --model (an exported file) or --weights NAME (a published model)")
-    if args.model is None:
-        args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
-    check_source(args.input)
-    check_output_video(args.output)
-    check_output_apart(args.output, [args.input], "--output")
-    check_not_replacing(args.output, "--output", args.overwrite)
-    return args
+    config = parse_config(PredictVideoConfig, __doc__, argv)
+    if config.output is None:
+        stem, _ = os.path.splitext(config.input)
+        config.output = f"{stem}_segmented.mp4"
+    if config.model is None:
+        config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
+    check_source(config.input)
+    check_output_video(config.output)
+    check_output_apart(config.output, [config.input], "--output")
+    check_not_replacing(config.output, "--output", config.overwrite)
+    return config
 
 
 def main(args):

@@ -1,9 +1,9 @@
-"""Pick the unlabelled images to label next: the model's most uncertain, diverse ones.
+r"""Pick the unlabelled images to label next: the model's most uncertain, diverse ones.
 
 Examples:
 
     python select_images.py --input pool/ --count 20 --output next_task/
-    python select_images.py --work_dir runs/camvid-ddrnet23_slim --input frames/ --count 50 \\
+    python select_images.py --work_dir runs/camvid-ddrnet23_slim --input frames/ --count 50 \
         --output next_task/ --max_similarity 0.85
 
 Scores every image of --input (module doc of semseg/labelling/selection.py: pixel entropy, flip
@@ -22,41 +22,19 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.base.cli import add_run_arguments, command_parser, run_command  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 from semseg.base.files import check_not_replacing, check_output_apart, check_output_dir  # noqa: E402
+from semseg.labelling.options import SelectImagesConfig  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    add_run_arguments(parser)
-    parser.add_argument("--input", required=True, nargs="+", help="image files or folders")
-    parser.add_argument("--count", type=int, required=True, help="how many images to pick")
-    parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument(
-        "--max_similarity",
-        type=float,
-        default=0.9,
-        help="skip an image this similar (thumbnail cosine, -1..1) to an earlier pick",
-    )
-    parser.add_argument("--min_area", type=int, default=16, help="see predict.py --min_area")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the picks of an earlier round in a non-empty --output",
-    )
-    args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error(f"--count must be 1 or more. Received: {args.count}")
-    if not -1.0 <= args.max_similarity <= 1.0:
-        parser.error(f"--max_similarity must be in -1..1. Received: {args.max_similarity}")
-    if args.min_area < 0:
-        parser.error(f"--min_area must be 0 or more. Received: {args.min_area}")
-    args.work_dir = resolve_work_dir(args.work_dir, weights=args.weights)
-    check_output_dir(args.output, "--output")
-    check_output_apart(args.output, args.input, "--output")
-    check_not_replacing(args.output, "--output", args.overwrite)
-    return args
+    config = parse_config(SelectImagesConfig, __doc__, argv)
+    config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
+    check_output_dir(config.output, "--output")
+    check_output_apart(config.output, config.input, "--output")
+    check_not_replacing(config.output, "--output", config.overwrite)
+    return config
 
 
 def main(args):

@@ -73,23 +73,15 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from semseg.base.cli import command_parser, run_command  # noqa: E402
+from semseg.base.cli import config_parser, run_command  # noqa: E402
 from semseg.config.recipes import apply_recipe  # noqa: E402
 from semseg.config.run import config_from_flags  # noqa: E402
-from semseg.config.run_config import flag_options  # noqa: E402
-
-
-def build_parser():
-    """One option per `RunConfig` field (`semseg.config.run_config.flag_options`)."""
-    parser = command_parser(__doc__)
-    for flag, options in flag_options():
-        parser.add_argument(flag, **options)
-    return parser
+from semseg.config.run_config import RunConfig  # noqa: E402
 
 
 def parse_args(argv=None):
     """The `RunConfig` of the flags, the `--recipe` merged in, defaults resolved and checked."""
-    parser = build_parser()
+    parser = config_parser(__doc__, RunConfig)
     args = parser.parse_args(argv)
     # Which flags were given: parse again into a namespace whose values are all a
     # marker (argparse fills in defaults only for names the namespace lacks).

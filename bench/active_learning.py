@@ -16,7 +16,7 @@ Prints one JSON line per seed and a last summary line: mean val mIoU of the sele
 and the random sets, and their difference in points (selected minus random).
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -27,26 +27,32 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.options import HEIGHT_WIDTH, positive_size  # noqa: E402
 from full_semantic import cvat  # noqa: E402
 from full_semantic.cvat_writer import ExportWriter, image_member, list_member  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid_cvat"
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclasses.dataclass
+class ActiveLearningConfig(Command):
+    export: str = option(str(CAMVID), "a CVAT export with train/val lists")
+    seeds: tuple[int, ...] = option((0, 1), "seeds of the repeated experiment")
+    labelled: int = option(30, "images labelled at the start", check=at_least(1))
+    count: int = option(30, "images added by each strategy", check=at_least(1))
+    steps: int = option(240, "training steps of every model", check=at_least(1))
+    # Half CamVid's training size: several models are trained per seed.
+    image_size: tuple[int, int] = option(
+        (180, 240), "training height and width", metavar=HEIGHT_WIDTH, check=positive_size
     )
-    parser.add_argument("--export", default=str(CAMVID), help="a CVAT export with train/val lists")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--labelled", type=int, default=30, help="images labelled at the start")
-    parser.add_argument("--count", type=int, default=30, help="images added by each strategy")
-    parser.add_argument("--steps", type=int, default=240, help="training steps of every model")
-    parser.add_argument("--image_size", type=int, nargs=2, default=[180, 240])
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--work_root", default=str(ROOT / "build" / "active_learning"))
-    return parser.parse_args(argv)
+    batch_size: int = option(8, check=at_least(1))
+    work_root: str = option(str(ROOT / "build" / "active_learning"), "scratch folder (replaced)")
+
+
+def parse_args(argv=None):
+    return parse_config(ActiveLearningConfig, __doc__, argv)
 
 
 def read_list(export, split):

@@ -30,7 +30,7 @@ the Beam/plain ratio of those medians, the highest peak RSS of each. Run it on a
 machine.
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -46,37 +46,48 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.memory import SAMPLE_SECONDS, TCMALLOC  # noqa: E402
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import HEIGHT_WIDTH, positive_size  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 EXPORT_SIZE = (360, 480)  # height, width
 
 
+@dataclasses.dataclass
+class BuildScaleConfig(Command):
+    num_images: int = option(20000, check=at_least(2))
+    num_val: int = option(100, "of them in the val split", check=at_least(1))
+    distinct_scenes: int = option(500, "scenes drawn", check=at_least(1))
+    workers: int = option(2, "Beam worker processes", check=at_least(1))
+    repeats: int = option(3, "builds of each mode", check=at_least(1))
+    train_steps: int = option(200, "0: no training", check=at_least(0))
+    steps_per_epoch: int = option(50, check=at_least(1))
+    batch_size: int = option(8, check=at_least(1))
+    image_size: tuple[int, int] = option(
+        EXPORT_SIZE, "of the export's images", metavar=HEIGHT_WIDTH, check=positive_size
+    )
+    model: str = option("ddrnet_lite")
+    allocator: str = option("tcmalloc", "of training", choices=("tcmalloc", "malloc"))
+    tcmalloc: str = option(TCMALLOC, "the tcmalloc shared library")
+    train_only: bool = option(False, "train on the Beam build a run left there")
+    work_dir: str = option("build/scale", "export and builds (the export is reused)")
+
+    def check_together(self):
+        super().check_together()
+        if self.num_images <= self.num_val:
+            raise InputError(
+                f"--num_images must exceed --num_val. Received: {self.num_images}, {self.num_val}"
+            )
+        if self.train_steps and self.train_steps < 2 * self.steps_per_epoch:
+            raise InputError(
+                "--train_steps must be at least twice --steps_per_epoch (memory is compared "
+                f"after the first validation). Received: {self.train_steps}, "
+                f"{self.steps_per_epoch}"
+            )
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--num_images", type=int, default=20000)
-    parser.add_argument("--num_val", type=int, default=100, help="of them in the val split")
-    parser.add_argument("--distinct_scenes", type=int, default=500, help="scenes drawn")
-    parser.add_argument("--workers", type=int, default=2, help="Beam worker processes")
-    parser.add_argument("--repeats", type=int, default=3, help="builds of each mode")
-    parser.add_argument("--train_steps", type=int, default=200, help="0: no training")
-    parser.add_argument("--steps_per_epoch", type=int, default=50)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--image_size", type=int, nargs=2, default=EXPORT_SIZE, metavar=("H", "W"))
-    parser.add_argument("--model", default="ddrnet_lite")
-    parser.add_argument(
-        "--allocator", choices=("tcmalloc", "malloc"), default="tcmalloc", help="of training"
-    )
-    parser.add_argument("--tcmalloc", default=TCMALLOC, help="the tcmalloc shared library")
-    parser.add_argument(
-        "--train_only", action="store_true", help="train on the Beam build a run left there"
-    )
-    parser.add_argument(
-        "--work_dir", default="build/scale", help="export and builds (the export is reused)"
-    )
-    return parser.parse_args(argv)
+    return parse_config(BuildScaleConfig, __doc__, argv)
 
 
 def tree_rss_mb(pid):
@@ -239,19 +250,6 @@ def measure_training(data_dir, work_dir, args):
 
 
 def main(args):
-    counts = (args.num_val, args.workers, args.distinct_scenes, args.repeats)
-    if args.num_images <= args.num_val or min(counts) < 1:
-        raise InputError(
-            "--num_images must exceed --num_val (at least 1), and --workers, "
-            "--distinct_scenes and --repeats must be at least 1. Received: "
-            f"num_images={args.num_images}, num_val={args.num_val}, workers={args.workers}, "
-            f"distinct_scenes={args.distinct_scenes}, repeats={args.repeats}"
-        )
-    if args.train_steps and args.train_steps < 2 * args.steps_per_epoch:
-        raise InputError(
-            "--train_steps must be at least twice --steps_per_epoch (memory is compared "
-            f"after the first validation). Received: {args.train_steps}, {args.steps_per_epoch}"
-        )
     if args.train_steps and args.allocator == "tcmalloc" and not Path(args.tcmalloc).is_file():
         raise InputError(
             f"{args.tcmalloc}: no such library; install it (apt-get install "

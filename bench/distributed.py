@@ -19,7 +19,7 @@ Prints one JSON line: {"benchmark": "distributed", "model", "image_size",
 "images_per_s", "ratio"}]}, where `ratio` is the step time against one device.
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -29,23 +29,30 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import TrainingSizeOptions  # noqa: E402
+from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 
+@dataclasses.dataclass
+class DistributedConfig(TrainingSizeOptions):
+    model: str = option("ddrnet23_slim")
+    batch_size: int = option(8, "global batch", check=at_least(1))
+    devices: tuple[int, ...] = option((2,), "logical device counts to compare")
+    steps: int = option(10, check=at_least(1))
+    warmup: int = option(3, check=at_least(0))
+
+    def check_together(self):
+        super().check_together()
+        if any(devices < 2 or self.batch_size % devices for devices in self.devices):
+            raise InputError(
+                "--devices must be at least 2 and divide --batch_size. "
+                f"Received: devices={list(self.devices)}, batch_size={self.batch_size}"
+            )
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="ddrnet23_slim")
-    parser.add_argument("--image_size", type=int, nargs=2, default=(360, 480), metavar=("H", "W"))
-    parser.add_argument("--batch_size", type=int, default=8, help="global batch")
-    parser.add_argument(
-        "--devices", type=int, nargs="+", default=[2], help="logical device counts to compare"
-    )
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    return parser.parse_args(argv)
+    return parse_config(DistributedConfig, __doc__, argv)
 
 
 def train_step(args, devices):
@@ -70,12 +77,6 @@ def train_step(args, devices):
 
 
 def main(args):
-    for devices in args.devices:
-        if devices < 2 or args.batch_size % devices:
-            raise InputError(
-                "--devices must be at least 2 and divide --batch_size. "
-                f"Received: devices={args.devices}, batch_size={args.batch_size}"
-            )
     single = train_step(args, 1)
     runs = []
     for devices in args.devices:

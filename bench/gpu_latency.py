@@ -15,7 +15,7 @@ Prints one JSON line per measurement and a table last:
     ddrnet23_slim  keras           fp16       1024x2048  ...
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -25,21 +25,29 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.options import HEIGHT_WIDTH, positive_size  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config  # noqa: E402
+
 MODELS = ("ddrnet23_slim", "pidnet_s")
 
 
+@dataclasses.dataclass
+class GpuLatencyConfig(Command):
+    smoke: bool = option(False, "CPU, tiny size, few runs")
+    image_size: tuple[int, int] | None = option(
+        help="input height and width (default: 1024 2048, Cityscapes; 64 128 with --smoke)",
+        metavar=HEIGHT_WIDTH,
+        check=positive_size,
+    )
+    models: tuple[str, ...] | None = option(
+        help=f"default: {' '.join(MODELS)} (ddrnet23_slim with --smoke)"
+    )
+    runs: int | None = option(help="timed calls (default 50; 5 with --smoke)", check=at_least(1))
+    num_classes: int = option(19, check=at_least(2))
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny size, few runs")
-    parser.add_argument("--image_size", type=int, nargs=2, metavar=("H", "W"))
-    parser.add_argument(
-        "--models", nargs="+", help=f"default: {' '.join(MODELS)} (ddrnet23_slim with --smoke)"
-    )
-    parser.add_argument("--runs", type=int, help="timed calls (default 50; 5 with --smoke)")
-    parser.add_argument("--num_classes", type=int, default=19)
-    return parser.parse_args(argv)
+    return parse_config(GpuLatencyConfig, __doc__, argv)
 
 
 def tensorrt_session(model, size, precision, directory):

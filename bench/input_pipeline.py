@@ -21,7 +21,7 @@ Prints one JSON line: {"dataset", "image_size", "batch_size", "images_per_s",
 "ratio"}.
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import TrainingSizeOptions  # noqa: E402
+from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
@@ -41,29 +42,22 @@ CAMVID_CONFIG = {"name": "camvid", "source": "cvat", "void_labels": ["background
 DATASET = "full_semantic/camvid"
 
 
+@dataclasses.dataclass
+class InputPipelineConfig(TrainingSizeOptions):
+    camvid_dir: str = option(str(CAMVID_DIR), "the CamVid CVAT export to build")
+    data_dir: str | None = option(
+        help="a TFDS data dir that already holds full_semantic/camvid (no build)"
+    )
+    batch_size: int = option(8, check=at_least(1))
+    batches: int = option(90, "timed batches after the first pass", check=at_least(1))
+    train_precision: str = option(
+        "fp32", "precision of the training steps to compare with", choices=("fp32", "bf16")
+    )
+    train_steps: int = option(10, "timed training steps", check=at_least(1))
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--camvid_dir", default=str(CAMVID_DIR), help="the CamVid CVAT export to build"
-    )
-    parser.add_argument(
-        "--data_dir", help="a TFDS data dir that already holds full_semantic/camvid (no build)"
-    )
-    parser.add_argument("--image_size", type=int, nargs=2, default=(360, 480), metavar=("H", "W"))
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument(
-        "--batches", type=int, default=90, help="timed batches after the first pass"
-    )
-    parser.add_argument(
-        "--train_precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="precision of the training steps to compare with",
-    )
-    parser.add_argument("--train_steps", type=int, default=10, help="timed training steps")
-    return parser.parse_args(argv)
+    return parse_config(InputPipelineConfig, __doc__, argv)
 
 
 def build_camvid(camvid_dir, data_dir):
@@ -117,12 +111,6 @@ def measure_pipeline(builder, image_size, batch_size, batches, split="train"):
 
 
 def main(args):
-    if min(args.image_size) < 1 or args.batch_size < 1 or args.batches < 1 or args.train_steps < 1:
-        raise InputError(
-            "--image_size, --batch_size, --batches and --train_steps must be positive. "
-            f"Received: image_size={list(args.image_size)}, batch_size={args.batch_size}, "
-            f"batches={args.batches}, train_steps={args.train_steps}"
-        )
     from bench.train_step import measure_train_step
     from semseg.data import data
 

@@ -19,8 +19,8 @@ and the int8/fp32 ratios. Random weights and calibration images: speed does not 
 on them.
 """
 
-import argparse
 import collections
+import dataclasses
 import json
 import os
 import sys
@@ -30,17 +30,20 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.options import InferenceSizeOptions  # noqa: E402
+from semseg.base.cli import at_least, option, parse_config  # noqa: E402
+
+
+@dataclasses.dataclass
+class Int8ProfileConfig(InferenceSizeOptions):
+    model: str = option("ddrnet23_slim", "a name of models.MODELS")
+    threads: int = option(2, check=at_least(1))
+    rounds: int = option(5, "alternating rounds", check=at_least(1))
+    calls: int = option(10, "timed calls per round", check=at_least(1))
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="ddrnet23_slim")
-    parser.add_argument("--image_size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
-    parser.add_argument("--calls", type=int, default=10, help="timed calls per round")
-    return parser.parse_args(argv)
+    return parse_config(Int8ProfileConfig, __doc__, argv)
 
 
 def tflite_forward(path, threads, delegates):

@@ -1,4 +1,4 @@
-"""Batch-1 latency of a model on one runtime and precision (random weights).
+r"""Batch-1 latency of a model on one runtime and precision (random weights).
 
 Examples:
 
@@ -21,7 +21,7 @@ calibration). Runtimes and precisions:
     onnx         fp32, int8   ONNX Runtime, CPU execution provider
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -31,7 +31,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import InferenceSizeOptions, ModelOptions  # noqa: E402
+from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 PRECISIONS = {
@@ -45,35 +46,25 @@ TENSORFLOW_RUNTIMES = ("keras", "xla", "saved_model")
 CALIBRATION_IMAGES = 8
 
 
+@dataclasses.dataclass
+class LatencyConfig(InferenceSizeOptions, ModelOptions):
+    runtime: str = option("keras", choices=tuple(PRECISIONS))
+    precision: str = option("fp32", choices=("fp32", "fp16", "bf16", "int8"))
+    threads: int | None = option(help="CPU threads (default: all cores)", check=at_least(1))
+    runs: int = option(50, "timed calls", check=at_least(1))
+    warmup: int = option(10, "untimed calls first", check=at_least(0))
+
+    def check_together(self):
+        super().check_together()
+        if self.precision not in PRECISIONS[self.runtime]:
+            raise InputError(
+                f"--precision {self.precision} is not available for --runtime {self.runtime} "
+                f"(offered: {', '.join(PRECISIONS[self.runtime])})"
+            )
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="ddrnet23_slim", help="a name of models.MODELS")
-    parser.add_argument("--image_size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
-    parser.add_argument("--runtime", choices=tuple(PRECISIONS), default="keras")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="fp32")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    parser.add_argument("--num_classes", type=int, default=19)
-    parser.add_argument("--runs", type=int, default=50, help="timed calls")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
-    return parser.parse_args(argv)
-
-
-def check_arguments(args):
-    """Raises `InputError` for a precision the runtime does not offer or bad numbers."""
-    if args.precision not in PRECISIONS[args.runtime]:
-        raise InputError(
-            f"--precision {args.precision} is not available for --runtime {args.runtime} "
-            f"(offered: {', '.join(PRECISIONS[args.runtime])})"
-        )
-    if min(args.image_size) < 1 or args.runs < 1 or args.warmup < 0:
-        raise InputError(
-            "--image_size and --runs must be positive and --warmup not negative. Received: "
-            f"image_size={list(args.image_size)}, runs={args.runs}, warmup={args.warmup}"
-        )
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be at least 1. Received: {args.threads}")
+    return parse_config(LatencyConfig, __doc__, argv)
 
 
 def build_runtime(model, runtime, precision, image_size, scratch_dir, threads=None):
@@ -122,7 +113,6 @@ def build_runtime(model, runtime, precision, image_size, scratch_dir, threads=No
 
 
 def main(args):
-    check_arguments(args)
     if args.runtime in TENSORFLOW_RUNTIMES and args.threads:
         from semseg.runtime.runtimes import configure_tensorflow_threads
 

@@ -19,7 +19,7 @@ Prints one JSON line per allocator: {"benchmark": "memory", "allocator",
 "growth_mb" (last epoch minus first), "seconds"}.
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import HEIGHT_WIDTH  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -40,17 +41,28 @@ ALLOCATORS = ("malloc", "tcmalloc")
 SAMPLE_SECONDS = 0.2
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclasses.dataclass
+class MemoryConfig(Command):
+    epochs: int = option(5, check=at_least(2))
+    # The demo's size: the benchmark is about the allocator, not the model.
+    image_size: tuple[int, int] = option(
+        (160, 160), "training height and width, at least 32", metavar=HEIGHT_WIDTH
     )
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--image_size", type=int, nargs=2, default=(160, 160), metavar=("H", "W"))
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--num_train", type=int, default=96, help="demo training images")
-    parser.add_argument("--allocators", nargs="+", choices=ALLOCATORS, default=list(ALLOCATORS))
-    parser.add_argument("--tcmalloc", default=TCMALLOC, help="the tcmalloc shared library")
-    return parser.parse_args(argv)
+    batch_size: int = option(16, check=at_least(1))
+    num_train: int = option(96, "demo training images", check=at_least(1))
+    allocators: tuple[str, ...] = option(ALLOCATORS, choices=ALLOCATORS)
+    tcmalloc: str = option(TCMALLOC, "the tcmalloc shared library")
+
+    def check_together(self):
+        super().check_together()
+        if min(self.image_size) < 32:
+            raise InputError(
+                f"--image_size must be at least 32 32. Received: {list(self.image_size)}"
+            )
+
+
+def parse_args(argv=None):
+    return parse_config(MemoryConfig, __doc__, argv)
 
 
 def resident_mb(pid):
@@ -130,12 +142,6 @@ def measure(allocator, data_dir, work_dir, args):
 
 
 def main(args):
-    if args.epochs < 2 or args.batch_size < 1 or min(args.image_size) < 32:
-        raise InputError(
-            "--epochs must be at least 2, --batch_size at least 1 and --image_size at least "
-            f"32. Received: epochs={args.epochs}, batch_size={args.batch_size}, "
-            f"image_size={list(args.image_size)}"
-        )
     if "tcmalloc" in args.allocators and not Path(args.tcmalloc).is_file():
         raise InputError(
             f"{args.tcmalloc}: no such library; install it (apt-get install "

@@ -1,4 +1,4 @@
-"""Print the model card table: parameters and GFLOPs of every registered model.
+r"""Print the model card table: parameters and GFLOPs of every registered model.
 
 Examples:
 
@@ -15,13 +15,15 @@ without auxiliary heads. Models are built with random weights (`weights=None`).
 """
 
 import argparse
+import dataclasses
 import gc
 import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import IMAGE_SIZE  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 # Paper of each architecture family, by model name prefix.
@@ -45,21 +47,17 @@ def parse_size(text):
     return height, width
 
 
+@dataclasses.dataclass
+class ModelTableConfig(Command):
+    models: tuple[str, ...] | None = option(help="model names (default: every model)")
+    sizes: tuple[tuple[int, int], ...] = option(
+        ((512, 1024), IMAGE_SIZE), "input sizes", metavar="HxW", type=parse_size
+    )
+    num_classes: int = option(19, check=at_least(2))
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--models", nargs="+", help="model names (default: every model)")
-    parser.add_argument(
-        "--sizes",
-        nargs="+",
-        type=parse_size,
-        default=[(512, 1024), (480, 640)],
-        metavar="HxW",
-        help="input sizes (default: 512x1024 480x640)",
-    )
-    parser.add_argument("--num_classes", type=int, default=19)
-    return parser.parse_args(argv)
+    return parse_config(ModelTableConfig, __doc__, argv)
 
 
 def describe(name, model):

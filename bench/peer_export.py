@@ -9,20 +9,29 @@ Prints one JSON line: {"peer", "onnx", "image_size", "params", "ultralytics", "t
 Speed does not depend on the weights, so none are downloaded.
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
+
+# The peers' virtualenv has none of our packages: the flags' plumbing is imported from the
+# project's folder (the standard library only).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.options import InferenceSizeOptions  # noqa: E402
+from semseg.base.cli import option, parse_config  # noqa: E402
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="yolo26n-sem.yaml", help="an Ultralytics model yaml")
-    parser.add_argument("--image_size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
-    parser.add_argument("--output", required=True, help="the .onnx to write")
-    args = parser.parse_args()
+@dataclasses.dataclass
+class PeerExportConfig(InferenceSizeOptions):
+    model: str = option("yolo26n-sem.yaml", "an Ultralytics model yaml")
+    output: str = option(required=True, help="the .onnx to write")
 
+
+def main(args):
     import torch
     import ultralytics
     from ultralytics import YOLO
@@ -51,4 +60,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_config(PeerExportConfig, __doc__))

@@ -1,11 +1,11 @@
-"""Latency against the model users would pick instead: Ultralytics YOLO26n-sem on ONNX
+r"""Latency against the model users would pick instead: Ultralytics YOLO26n-sem on ONNX
 Runtime fp32, alternating in one run with our models on their fastest runtimes.
 
 Examples:
 
     make bench-peers                     # makes build/peers-venv, then runs this
     python bench/peers.py --peer_python build/peers-venv/bin/python
-    python bench/peers.py --peer_onnx yolo26n-sem.onnx --models ddrnet23_slim pidnet_s \\
+    python bench/peers.py --peer_onnx yolo26n-sem.onnx --models ddrnet23_slim pidnet_s \
         --runtimes onnx:fp32 tflite:fp16 tflite:int8 --rounds 7
 
 The peer is exported once by `bench/peer_export.py` in its own virtualenv (random
@@ -19,7 +19,7 @@ summary {"machine" (CPU, its flags, load average), "peer", "peer_ms", "best",
 "best_ms", "best_over_peer"} where `best_over_peer` < 1 means ours is faster.
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -32,35 +32,35 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import InferenceSizeOptions  # noqa: E402
+from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 PEER = "yolo26n-sem"
 
 
+@dataclasses.dataclass
+class PeersConfig(InferenceSizeOptions):
+    peer_python: str | None = option(help="python of the peers' virtualenv (exports the peer)")
+    peer_onnx: str | None = option(help="an already exported peer .onnx (NCHW, 0..1 input)")
+    models: tuple[str, ...] = option(("ddrnet_lite", "ddrnet23_slim"))
+    runtimes: tuple[str, ...] = option(
+        ("onnx:fp32", "tflite:fp32", "tflite:fp16", "tflite:int8"),
+        "RUNTIME:PRECISION of bench/latency.py for our models",
+    )
+    threads: int = option(2, check=at_least(1))
+    rounds: int = option(5, check=at_least(1))
+    runs: int = option(20, "timed calls per round", check=at_least(1))
+    num_classes: int = option(19, check=at_least(2))
+
+    def check_together(self):
+        super().check_together()
+        if (self.peer_python is None) == (self.peer_onnx is None):
+            raise InputError("give one of --peer_python and --peer_onnx")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    peer = parser.add_mutually_exclusive_group(required=True)
-    peer.add_argument("--peer_python", help="python of the peers' virtualenv (exports the peer)")
-    peer.add_argument("--peer_onnx", help="an already exported peer .onnx (NCHW, 0..1 input)")
-    parser.add_argument("--models", nargs="+", default=["ddrnet_lite", "ddrnet23_slim"])
-    parser.add_argument(
-        "--runtimes",
-        nargs="+",
-        default=["onnx:fp32", "tflite:fp32", "tflite:fp16", "tflite:int8"],
-        help="RUNTIME:PRECISION of bench/latency.py for our models",
-    )
-    parser.add_argument("--image_size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=20, help="timed calls per round")
-    parser.add_argument("--num_classes", type=int, default=19)
-    args = parser.parse_args(argv)
-    if min(args.rounds, args.runs, args.threads, *args.image_size) < 1:
-        parser.error("--rounds, --runs, --threads and --image_size must be positive")
-    return args
+    return parse_config(PeersConfig, __doc__, argv)
 
 
 def export_peer(peer_python, image_size, folder):

@@ -17,7 +17,7 @@ Prints one JSON line: {"work_dir", "runtime", "precision", "split", "examples",
 change in points of percent).
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,20 +28,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latency import PRECISIONS  # noqa: E402
-from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 
+@dataclasses.dataclass
+class PrecisionAccuracyConfig(Command):
+    work_dir: str = option(required=True, help="work dir written by train.py")
+    runtime: str = option("onnx", choices=tuple(PRECISIONS))
+    precision: str = option("int8", choices=("fp32", "fp16", "bf16", "int8"))
+    split: str | None = option(help="split to evaluate (default: the run's validation split)")
+    calibration_steps: int = option(100, check=at_least(1))
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--work_dir", required=True, help="work dir written by train.py")
-    parser.add_argument("--runtime", choices=tuple(PRECISIONS), default="onnx")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="int8")
-    parser.add_argument("--split", help="split to evaluate (default: the run's validation split)")
-    parser.add_argument("--calibration_steps", type=int, default=100)
-    return parser.parse_args(argv)
+    return parse_config(PrecisionAccuracyConfig, __doc__, argv)
 
 
 def compare_precision(work_dir, runtime, precision, split=None, calibration_steps=100):

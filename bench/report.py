@@ -1,4 +1,4 @@
-"""Writes bench/RESULTS.md from the JSON lines the benchmarks printed (`make bench`).
+r"""Writes bench/RESULTS.md from the JSON lines the benchmarks printed (`make bench`).
 
 Examples:
 
@@ -18,7 +18,7 @@ per figure with its target beside it.
 against Ultralytics YOLO26n-sem, into the same file; `markdown` keeps that section.
 """
 
-import argparse
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semseg.base.cli import run_command  # noqa: E402
+from semseg.base.cli import Command, option, parse_subcommand, run_command  # noqa: E402
 from semseg.base.cpu import cpu_flags, cpu_name  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 from semseg.base.files import write_json, write_text  # noqa: E402
@@ -48,21 +48,36 @@ MET = {True: "yes", False: "no", None: "-"}
 QUIET_LOAD = 0.7
 
 
+RESULTS_FILE = "bench/RESULTS.md"
+
+
+@dataclasses.dataclass
+class MachineCommand(Command):
+    """record the machine and its load now"""
+
+    output: str = option(required=True, help="the JSON file to write")
+
+
+@dataclasses.dataclass
+class MarkdownCommand(Command):
+    """write the Markdown report"""
+
+    machine: str = option(required=True, help="written by `report.py machine`")
+    results: str = option(required=True, help="JSON lines of the benchmarks")
+    output: str = option(RESULTS_FILE)
+
+
+@dataclasses.dataclass
+class PeersCommand(Command):
+    """write the section of a bench/peers.py run"""
+
+    results: str = option(required=True, help="what bench/peers.py printed")
+    output: str = option(RESULTS_FILE)
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    machine = commands.add_parser("machine", help="record the machine and its load now")
-    machine.add_argument("--output", required=True)
-    markdown = commands.add_parser("markdown", help="write the Markdown report")
-    markdown.add_argument("--machine", required=True, help="written by `report.py machine`")
-    markdown.add_argument("--results", required=True, help="JSON lines of the benchmarks")
-    markdown.add_argument("--output", default="bench/RESULTS.md")
-    peers = commands.add_parser("peers", help="write the section of a bench/peers.py run")
-    peers.add_argument("--results", required=True, help="what bench/peers.py printed")
-    peers.add_argument("--output", default="bench/RESULTS.md")
-    return parser.parse_args(argv)
+    commands = {"machine": MachineCommand, "markdown": MarkdownCommand, "peers": PeersCommand}
+    return parse_subcommand(commands, __doc__, argv)
 
 
 DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu")}

@@ -1,4 +1,4 @@
-"""Images per second of full training steps (forward, loss, backward, SGD update).
+r"""Images per second of full training steps (forward, loss, backward, SGD update).
 
 Examples:
 
@@ -15,7 +15,7 @@ global batch, split over the replicas. Random data, so the input pipeline
 does not count (see bench/input_pipeline.py for that).
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -24,33 +24,40 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semseg.base.cli import run_command  # noqa: E402
+from bench.options import TrainingSizeOptions  # noqa: E402
+from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="ddrnet23_slim")
-    parser.add_argument("--image_size", type=int, nargs=2, default=(360, 480), metavar=("H", "W"))
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--num_classes", type=int, default=11)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--jit", action="store_true", help="XLA-compile the training step")
-    parser.add_argument("--steps", type=int, default=15, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument(
-        "--cpu_devices",
-        type=int,
-        default=1,
-        metavar="N",
-        help="split the CPU into N logical devices and train under MirroredStrategy with "
+@dataclasses.dataclass
+class TrainStepConfig(TrainingSizeOptions):
+    model: str = option("ddrnet23_slim", "a name of models.MODELS")
+    batch_size: int = option(8, check=at_least(1))
+    num_classes: int = option(11, "CamVid's classes", check=at_least(2))
+    precision: str = option("fp32", choices=PRECISIONS)
+    jit: bool = option(False, "XLA-compile the training step")
+    steps: int = option(15, "timed steps", check=at_least(1))
+    warmup: int = option(3, check=at_least(0))
+    cpu_devices: int = option(
+        1,
+        "split the CPU into N logical devices and train under MirroredStrategy with "
         "synchronised batch norm (the --multi_gpu path of train.py); 1: one device",
+        metavar="N",
     )
-    return parser.parse_args(argv)
+
+    def check_together(self):
+        super().check_together()
+        if self.cpu_devices < 1 or self.batch_size % self.cpu_devices:
+            raise InputError(
+                "--cpu_devices must be at least 1 and divide --batch_size. "
+                f"Received: cpu_devices={self.cpu_devices}, batch_size={self.batch_size}"
+            )
+
+
+def parse_args(argv=None):
+    return parse_config(TrainStepConfig, __doc__, argv)
 
 
 def measure_train_step(
@@ -148,17 +155,6 @@ def _strategy(replicas):
 
 
 def main(args):
-    if min(args.image_size) < 1 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
-        raise InputError(
-            "--image_size, --batch_size and --steps must be positive, --warmup not negative. "
-            f"Received: image_size={list(args.image_size)}, batch_size={args.batch_size}, "
-            f"steps={args.steps}, warmup={args.warmup}"
-        )
-    if args.cpu_devices < 1 or args.batch_size % args.cpu_devices:
-        raise InputError(
-            "--cpu_devices must be at least 1 and divide --batch_size. "
-            f"Received: cpu_devices={args.cpu_devices}, batch_size={args.batch_size}"
-        )
     result = measure_train_step(
         args.model,
         tuple(args.image_size),

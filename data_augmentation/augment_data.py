@@ -53,9 +53,7 @@ The output depends only on the inputs, the options and `--seed`: every copy
 draws its randomness from (seed, name, copy number), not from `--workers`.
 """
 
-import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -63,92 +61,20 @@ if not __package__:
     # Run as `python data_augmentation/augment_data.py`: import from the project root.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from data_augmentation.augmentation import DEFAULT_OPS, OPS  # noqa: E402
-from semseg.base.cli import command_parser, run_command  # noqa: E402
+from data_augmentation.options import AugmentOptions  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    inputs = parser.add_argument_group("inputs")
-    inputs.add_argument(
-        "--rgb_path", required=True, help="folder of images, or a CVAT export folder or .zip"
-    )
-    inputs.add_argument("--mask_path", help="folder of colour masks (SegmentationClass/)")
-    inputs.add_argument("--obj_mask_path", help="folder of instance masks (SegmentationObject/)")
-    inputs.add_argument("--label_map_path", help="CVAT labelmap.txt")
-    inputs.add_argument("--bg_path", help="folder of background images for bg_replace")
-    inputs.add_argument("--split", default="train", help="export list to augment and to write")
-    inputs.add_argument("--image_list", help="file of names (one per line) to augment")
-    outputs = parser.add_argument_group("output")
-    outputs.add_argument("--output_path", required=True, help="export folder to write")
-    outputs.add_argument(
-        "--keep_originals",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="copy the source examples into the output too (default: yes)",
-    )
-    outputs.add_argument(
-        "--image_format",
-        choices=("jpg", "png"),
-        default="jpg",
-        help="format of augmented images: jpg (quality 95) or png (lossless)",
-    )
-    outputs.add_argument(
-        "--vis",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="write VIS_MASK/ overlays (default: yes)",
-    )
-    outputs.add_argument(
-        "--overwrite", action="store_true", help="replace an earlier output of this tool"
-    )
-    augmenting = parser.add_argument_group("augmentation")
-    augmenting.add_argument("--num_per_image", type=int, default=4, help="copies per image")
-    augmenting.add_argument(
-        "--ops",
-        default=",".join(DEFAULT_OPS),
-        help=f"comma-separated ops among {','.join(OPS)} (default: %(default)s)",
-    )
-    augmenting.add_argument(
-        "--op_probability", type=float, default=0.5, help="chance of each op per copy"
-    )
-    augmenting.add_argument(
-        "--shift_limit", type=float, default=0.1, help="largest shift, fraction of the size"
-    )
-    augmenting.add_argument(
-        "--rotate_limit", type=float, default=15.0, help="largest rotation, degrees"
-    )
-    augmenting.add_argument(
-        "--scale_limit", type=float, default=0.2, help="zoom drawn from [1 - limit, 1 + limit]"
-    )
-    augmenting.add_argument(
-        "--border",
-        choices=("background", "ignore"),
-        default="background",
-        help="class painted where a warp uncovers the border",
-    )
-    augmenting.add_argument("--ignore_label", help="labelmap class used by --border ignore")
-    augmenting.add_argument(
-        "--background_label",
-        help="background class (default: 'background', else the first labelmap class)",
-    )
-    augmenting.add_argument("--seed", type=int, default=0, help="run seed")
-    augmenting.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="processes (the output does not depend on it; default: %(default)s)",
-    )
-    return parser.parse_args(argv)
+    return parse_config(AugmentOptions, __doc__, argv)
 
 
 def main(args):
     import tqdm
 
     from data_augmentation.augment_export import augment_export
-    from data_augmentation.options import AugmentOptions
 
-    summary = augment_export(AugmentOptions(**vars(args)), progress=tqdm.tqdm)
+    summary = augment_export(args, progress=tqdm.tqdm)
     other = "".join(f", {split} {count} (copied)" for split, count in summary.other_splits.items())
     print(
         f"{summary.num_sources} images augmented into {summary.output_path}: {summary.split} "

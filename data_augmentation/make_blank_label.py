@@ -20,6 +20,7 @@ The background class is the labelmap entry named `background`, else the first
 entry. Every written file is listed.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -27,29 +28,18 @@ if not __package__:
     # Run as `python data_augmentation/make_blank_label.py`: import from the project root.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from semseg.base.cli import command_parser, run_command  # noqa: E402
+from data_augmentation.options import BlankLabelOptions  # noqa: E402
+from semseg.base.cli import parse_config, run_command  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    parser.add_argument("--rgb_path", required=True, help="CVAT export folder or image folder")
-    parser.add_argument("--mask_path", help="folder of class masks (SegmentationClass/)")
-    parser.add_argument(
-        "--obj_mask_path", help="folder of instance masks to complete too (SegmentationObject/)"
-    )
-    parser.add_argument("--label_map_path", help="CVAT labelmap.txt")
-    parser.add_argument(
-        "--background_label",
-        help="class to paint (default: 'background', else the first labelmap class)",
-    )
-    parser.add_argument("--dry_run", action="store_true", help="list, write nothing")
-    return parser.parse_args(argv)
+    return parse_config(BlankLabelOptions, __doc__, argv)
 
 
 def main(args):
     from data_augmentation.blank_labels import write_blank_labels
 
-    report = write_blank_labels(**vars(args))
+    report = write_blank_labels(**dataclasses.asdict(args))
     verb = "would write" if args.dry_run else "wrote"
     for path in report.written:
         print(f"{verb} {path}")

@@ -1,18 +1,23 @@
 """What `augment_data.py` is asked to do (`AugmentOptions`, checked before any work) and
-what it did (`AugmentSummary`); `data_augmentation.augment_export` does it.
+what it did (`AugmentSummary`); `data_augmentation.augment_export` does it. The source
+flags are shared with `make_blank_label.py` (`BlankLabelOptions`).
 """
 
 import dataclasses
+import os
 import pathlib
 
 from data_augmentation import augmentation
 from full_semantic import file_lists
+from semseg.base.cli import Command, at_least, option
 from semseg.base.errors import InputError
 
 BORDER_MODES = ("background", "ignore")
 
 
 IMAGE_FORMATS = ("jpg", "png")
+# The sections of `augment_data.py --help`.
+INPUTS, OUTPUT, AUGMENTATION = "inputs", "output", "augmentation"
 
 
 # Options that change how the output is made, not what it holds.
@@ -20,8 +25,29 @@ NOT_RECORDED = ("workers", "overwrite")
 
 
 @dataclasses.dataclass
-class AugmentOptions:
-    """The settings of one augmentation run; the fields are `augment_data.py`'s flags.
+class SourceOptions(Command):
+    """A labelled source: a CVAT export (folder or `.zip`), or folders of images and
+    masks with a labelmap; shared by `augment_data.py` and `make_blank_label.py`."""
+
+    rgb_path: str = option(
+        required=True, group=INPUTS, help="folder of images, or a CVAT export folder or .zip"
+    )
+    mask_path: str | None = option(group=INPUTS, help="folder of colour masks (SegmentationClass/)")
+    obj_mask_path: str | None = option(
+        group=INPUTS, help="folder of instance masks (SegmentationObject/)"
+    )
+    label_map_path: str | None = option(group=INPUTS, help="CVAT labelmap.txt")
+    background_label: str | None = option(
+        group=INPUTS,
+        help="background class (default: 'background', else the first labelmap class)",
+    )
+
+
+@dataclasses.dataclass
+class AugmentOptions(SourceOptions):
+    """The settings of one augmentation run; the fields (with `SourceOptions`') are
+    `augment_data.py`'s flags (`semseg.base.cli` makes them), checked when an instance is
+    made.
 
     Attributes:
         rgb_path: a folder of images, or a CVAT export folder or `.zip`.
@@ -52,45 +78,50 @@ class AugmentOptions:
         overwrite: replace `output_path` if it is an earlier output of this tool.
     """
 
-    rgb_path: str
-    output_path: str
-    mask_path: str | None = None
-    obj_mask_path: str | None = None
-    label_map_path: str | None = None
-    bg_path: str | None = None
-    num_per_image: int = 4
-    ops: str = ",".join(augmentation.DEFAULT_OPS)
-    seed: int = 0
-    workers: int = 1
-    split: str = "train"
-    image_list: str | None = None
-    keep_originals: bool = True
-    border: str = "background"
-    ignore_label: str | None = None
-    background_label: str | None = None
-    op_probability: float = 0.5
-    shift_limit: float = 0.1
-    rotate_limit: float = 15.0
-    scale_limit: float = 0.2
-    image_format: str = "jpg"
-    vis: bool = True
-    overwrite: bool = False
+    output_path: str = option(required=True, group=OUTPUT, help="export folder to write")
+    bg_path: str | None = option(group=INPUTS, help="folder of background images for bg_replace")
+    num_per_image: int = option(4, "copies per image", group=AUGMENTATION, check=at_least(1))
+    ops: str = option(
+        ",".join(augmentation.DEFAULT_OPS),
+        f"comma-separated ops among {','.join(augmentation.OPS)}",
+        group=AUGMENTATION,
+    )
+    seed: int = option(0, "run seed", group=AUGMENTATION, check=at_least(0))
+    workers: int = option(
+        os.cpu_count() or 1,
+        "processes (the output does not depend on it; default: %(default)s, the machine's cores)",
+        group=AUGMENTATION,
+        check=at_least(1),
+    )
+    split: str = option("train", "export list to augment and to write", group=INPUTS)
+    image_list: str | None = option(group=INPUTS, help="file of names (one per line) to augment")
+    keep_originals: bool = option(
+        True, "copy the source examples into the output too", group=OUTPUT
+    )
+    border: str = option(
+        "background",
+        "class painted where a warp uncovers the border",
+        group=AUGMENTATION,
+        choices=BORDER_MODES,
+    )
+    ignore_label: str | None = option(
+        group=AUGMENTATION, help="labelmap class used by --border ignore"
+    )
+    op_probability: float = option(0.5, "chance of each op per copy", group=AUGMENTATION)
+    shift_limit: float = option(0.1, "largest shift, fraction of the size", group=AUGMENTATION)
+    rotate_limit: float = option(15.0, "largest rotation, degrees", group=AUGMENTATION)
+    scale_limit: float = option(0.2, "zoom drawn from [1 - limit, 1 + limit]", group=AUGMENTATION)
+    image_format: str = option(
+        "jpg",
+        "format of augmented images: jpg (quality 95) or png (lossless)",
+        group=OUTPUT,
+        choices=IMAGE_FORMATS,
+    )
+    vis: bool = option(True, "write VIS_MASK/ overlays", group=OUTPUT)
+    overwrite: bool = option(False, "replace an earlier output of this tool", group=OUTPUT)
 
-    def __post_init__(self):
-        integer_checks = (
-            ("--num_per_image", self.num_per_image, 1),
-            ("--workers", self.workers, 1),
-            ("--seed", self.seed, 0),
-        )
-        for flag, value, minimum in integer_checks:
-            if value < minimum:
-                raise InputError(f"{flag} must be at least {minimum}. Received: {value}")
-        for flag, value, choices in (
-            ("--border", self.border, BORDER_MODES),
-            ("--image_format", self.image_format, IMAGE_FORMATS),
-        ):
-            if value not in choices:
-                raise InputError(f"{flag} must be one of {list(choices)}. Received: {value!r}")
+    def check_together(self):
+        super().check_together()
         if not file_lists.SPLIT_NAME_PATTERN.match(self.split):
             raise InputError(
                 f"--split must be letters, digits and underscores. Received: {self.split!r}"
@@ -119,3 +150,10 @@ class AugmentSummary:
     num_augmented: int
     other_splits: dict
     void_label: str | None = None
+
+
+@dataclasses.dataclass
+class BlankLabelOptions(SourceOptions):
+    """`make_blank_label.py`'s flags: the source, and whether to write."""
+
+    dry_run: bool = option(False, "list, write nothing")

@@ -14,6 +14,7 @@ Example:
     write_demo_export("build/demo/cvat_export", num_train=300, num_val=60)
 """
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,8 @@ import cv2
 import numpy as np
 
 from full_semantic.cvat_writer import ExportWriter, image_member, mask_member
+from semseg.base.cli import Command, at_least, option
+from semseg.base.errors import InputError
 
 LABELMAP = (
     ("background", (0, 0, 0)),
@@ -145,6 +148,22 @@ def scene_variant(rng, image, class_ids):
     image, class_ids = np.roll(image, shift, axis=1), np.roll(class_ids, shift, axis=1)
     gain = rng.uniform(0.8, 1.2)
     return np.clip(image * gain, 0, 255).astype(np.uint8), np.ascontiguousarray(class_ids)
+
+
+def _min_size(name, size):
+    if min(size) < 32:
+        raise InputError(f"--{name} must be at least 32 32. Received: {' '.join(map(str, size))}")
+
+
+@dataclasses.dataclass
+class DemoDataConfig(Command):
+    """`make_demo_data.py`'s settings: where the export goes and what it holds."""
+
+    output: str = option(required=True, help="folder of the export (replaced)")
+    num_train: int = option(300, "training examples", check=at_least(1))
+    num_val: int = option(60, "validation examples", check=at_least(1))
+    size: tuple[int, int] = option((160, 160), "image size", metavar=("H", "W"), check=_min_size)
+    seed: int = option(0, "seeds the scenes")
 
 
 def write_demo_export(

@@ -14,19 +14,22 @@ interrupted run leaves no half-written file and a rerun overwrites cleanly.
 The RGB PNGs are 3-channel, the thermal ones single-channel grey.
 """
 
+import dataclasses
 import logging
 
 from full_semantic.utokyo import split_rgbt_folder
-from semseg.base.cli import command_parser, run_command
+from semseg.base.cli import Command, option, parse_config, run_command
+
+
+@dataclasses.dataclass
+class SplitConfig(Command):
+    input: str = option(required=True, help="folder of 4-channel PNGs (recursive)")
+    output: str = option(required=True, help="folder receiving rgb/ and thermal/")
+    quiet: bool = option(False, "no progress bar")
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    parser.prog = "python -m full_semantic.split_rgbt"
-    parser.add_argument("--input", required=True, help="folder of 4-channel PNGs (recursive)")
-    parser.add_argument("--output", required=True, help="folder receiving rgb/ and thermal/")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    return parse_config(SplitConfig, __doc__, argv, prog="python -m full_semantic.split_rgbt")
 
 
 def main(args):

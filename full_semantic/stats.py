@@ -15,21 +15,22 @@ Ignored pixels (255) are counted apart. The suggested class weights (`inverse`, 
 `semseg/`). This module is the command only.
 """
 
+import dataclasses
 import logging
 
-from semseg.base.cli import command_parser, run_command
+from semseg.base.cli import Command, option, parse_config, run_command
+
+
+@dataclasses.dataclass
+class StatsConfig(Command):
+    dataset: str = option(required=True, help="built TFDS dataset, e.g. full_semantic/camvid")
+    data_dir: str | None = option(help="TFDS data dir (default ~/tensorflow_datasets)")
+    split: tuple[str, ...] | None = option(help="splits to count (default: every split)")
+    output_dir: str | None = option(help="folder for the chart and JSON (default stats/CONFIG)")
 
 
 def parse_args(argv=None):
-    parser = command_parser(__doc__)
-    parser.prog = "python -m full_semantic.stats"
-    parser.add_argument(
-        "--dataset", required=True, help="built TFDS dataset, e.g. full_semantic/camvid"
-    )
-    parser.add_argument("--data_dir", help="TFDS data dir (default ~/tensorflow_datasets)")
-    parser.add_argument("--split", nargs="+", help="splits to count (default: every split)")
-    parser.add_argument("--output_dir", help="folder for the chart and JSON (default stats/CONFIG)")
-    return parser.parse_args(argv)
+    return parse_config(StatsConfig, __doc__, argv, prog="python -m full_semantic.stats")
 
 
 def main(args):

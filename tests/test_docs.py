@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from full_semantic.config import config_from_json_fields
-from semseg.base.errors import InputError
+from semseg.base.errors import FlagError, InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 MANUALS = ["README.md", "docs/SCALING.md", "docs/ARCHITECTURE.md", "recipes/README.md"]
@@ -29,7 +29,12 @@ SCRIPTS = {
     "export.py": "export",
     "select_images.py": "select_images",
     "convert_weights.py": "convert_weights",
+    "make_demo_data.py": "make_demo_data",
     "data_augmentation/augment_data.py": "data_augmentation.augment_data",
+    "data_augmentation/make_blank_label.py": "data_augmentation.make_blank_label",
+    "-m full_semantic.stats": "full_semantic.stats",
+    "-m full_semantic.split_rgbt": "full_semantic.split_rgbt",
+    **{f"bench/{path.name}": f"bench.{path.stem}" for path in (ROOT / "bench").glob("*.py")},
 }
 # An InputError about a flag's own value, as RunConfig and the parsers word it.
 FLAG_ERROR = re.compile(r"--\w+ must be|unrecognized arguments|invalid choice")
@@ -61,9 +66,11 @@ def script_calls():
             words = shlex.split(command, comments=True)
             for index, word in enumerate(words):
                 if word.endswith("python") and index + 1 < len(words):
-                    script = words[index + 1]
+                    script, first = words[index + 1], index + 2
+                    if script == "-m" and index + 2 < len(words):
+                        script, first = f"-m {words[index + 2]}", index + 3
                     if script in SCRIPTS:
-                        calls.append(pytest.param(script, words[index + 2 :], id=command[:90]))
+                        calls.append(pytest.param(script, words[first:], id=command[:90]))
     return calls
 
 
@@ -93,6 +100,8 @@ def test_every_command_in_the_manuals_parses(script, argv, tmp_path, monkeypatch
         module.parse_args(argv)
     except SystemExit as exit:  # argparse: an unknown flag or a mistyped value
         pytest.fail(f"{script} {' '.join(argv)}: the parser exits with {exit.code}")
+    except FlagError as error:  # the command's config refuses a value
+        pytest.fail(f"{script} {' '.join(argv)}: {error}")
     except InputError as error:
         assert not FLAG_ERROR.search(str(error)), f"{script} {' '.join(argv)}: {error}"
 

@@ -14,13 +14,12 @@ fields, e.g. `{"model": "ddrnet23_slim", "image_size": [360, 480], "epochs":
 the recipe's path next to every resolved value.
 """
 
-import argparse
 import dataclasses
 import logging
 import math
-import types
 from pathlib import Path
 
+from semseg.base.cli import option
 from semseg.base.errors import InputError
 from semseg.config import published_weights
 from semseg.losses.loss_spec import is_binary_spec, parse_loss_spec
@@ -42,79 +41,75 @@ LEARNING_RATE_SCALING = ("none", "linear")
 DEFAULT_MODEL = "ddrnet23_slim"
 
 
-def _flag(default=None, help="", **options):
-    """A `RunConfig` field and its `train.py` flag: `help` and argparse `options`
-    (`choices`, `metavar`) are the field's metadata (`flag_options` reads them)."""
-    return dataclasses.field(default=default, metadata={"help": help, **options})
-
-
 @dataclasses.dataclass
 class RunConfig:
     """Everything that defines a training run; one field per `train.py` flag.
 
-    Each field's metadata is its flag's help (and choices, metavar): `flag_options`
-    turns the fields into `train.py`'s argparse options, so a setting is written once.
+    Each field's metadata is its flag's help (and choices, metavar): `semseg.base.cli`
+    turns the fields into `train.py`'s flags, so a setting is written once.
     """
 
-    work_dir: str = _flag(
+    work_dir: str = option(
         help="output folder of the run; rerun with the same one to resume it (default: a new "
         "runs/<config>-<model>)"
     )
-    dataset: str = _flag(
+    dataset: str = option(
         help="built TFDS dataset, e.g. full_semantic/camvid (default: the one full_semantic "
         "build in --data_dir)"
     )
-    data_dir: str | None = _flag(
+    data_dir: str | None = option(
         help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)"
     )
-    model: str | None = _flag(
+    model: str | None = option(
         help=f"a name from models.MODELS (default: {DEFAULT_MODEL}, or the model of a "
         "published --weights name)"
     )
-    image_size: tuple[int, int] = _flag(
+    image_size: tuple[int, int] = option(
         (512, 512), "training crop and inference size", metavar=("H", "W")
     )
-    batch_size: int = _flag(
+    batch_size: int = option(
         8,
         "images per step of each replica (GPU or worker); the global batch is this times the "
         "number of replicas",
     )
-    epochs: int = _flag(100)
-    steps_per_epoch: int | None = _flag(help="batches per epoch (default: one pass over the split)")
-    optimizer: str = _flag("sgd", choices=OPTIMIZERS)
-    learning_rate: float = _flag(
+    epochs: int = option(100)
+    steps_per_epoch: int | None = option(
+        help="batches per epoch (default: one pass over the split)"
+    )
+    optimizer: str = option("sgd", choices=OPTIMIZERS)
+    learning_rate: float = option(
         0.01, "peak learning rate (for one replica's batch with --scale_lr linear)"
     )
-    momentum: float = _flag(0.9, "SGD only")
-    weight_decay: float = _flag(5e-4)
-    schedule: str = _flag(
+    momentum: float = option(0.9, "SGD only")
+    weight_decay: float = option(5e-4)
+    schedule: str = option(
         "poly", "poly (power 0.9), cosine or constant, over the whole run", choices=SCHEDULES
     )
-    ema: float = _flag(
+    ema: float = option(
         0.0,
         "keep an exponential moving average of the weights with this momentum (e.g. 0.999; "
         "0: none), warmed up as min(EMA, (1 + step) / (10 + step)): validation, the "
         "checkpoints and so every later command use the averaged weights",
     )
-    loss: str = _flag(
+    loss: str = option(
         "ce",
         "loss spec: comma-separated NAME[(OPTION=VALUE,...)][:WEIGHT] terms, NAME one of ce, "
         "focal, ohem, lovasz, dice, bce, binary_focal, lovasz_hinge; e.g. 'ce:1.0,lovasz:0.5' "
         "or 'ohem(thresh=0.7,min_kept=100000)' (see semseg/losses/loss_spec.py)",
     )
-    class_weights: str | None = _flag(
+    class_weights: str | None = option(
         help="class weights of ce/ohem: auto or inverse (inverse frequency on the train split), "
         "median (median frequency balancing), sqrt_median (its square root, milder) or one "
         "comma-separated number per class"
     )
     # True when --binary is given or the loss is binary (bce, binary_focal, lovasz_hinge).
-    binary: bool = _flag(
+    binary: bool = option(
         False,
         "binary segmentation of a 2-class dataset: one logit (sigmoid), class 1 is the "
         "foreground; ce/focal/lovasz mean bce/binary_focal/lovasz_hinge (implied by a binary "
         "loss)",
     )
-    weights: str | None = _flag(
+    weights: str | None = option(
         help="start from pretrained weights: a published name (python convert_weights.py "
         "--list: ddrnet23_slim_imagenet, pidnet_s_cityscapes, ...; downloaded once into "
         "$SEMSEG_CACHE), imagenet (keras.applications encoders, downloaded through Keras), "
@@ -124,92 +119,92 @@ class RunConfig:
         "W/weights.json lists what loaded",
         metavar="NAME|imagenet|FILE",
     )
-    output_stride: int | None = _flag(
+    output_stride: int | None = option(
         help="output stride of keras.applications encoders (default: the model's own)",
         choices=OUTPUT_STRIDES,
     )
-    aux_weight: float = _flag(
+    aux_weight: float = option(
         0.0,
         "weight of the auxiliary head's loss (0 = no auxiliary head; DDRNet and PIDNet use 0.4)",
     )
-    boundary_weight: float = _flag(
+    boundary_weight: float = option(
         20.0,
         "PIDNet with --aux_weight > 0: coefficient of the D head's class-balanced boundary BCE "
         "(the paper's 20)",
     )
-    bas_weight: float = _flag(
+    bas_weight: float = option(
         1.0,
         "PIDNet with --aux_weight > 0: weight of the boundary-aware semantic loss on pixels "
         "whose boundary probability exceeds 0.8 (the paper's 1.0)",
     )
-    augment: bool = _flag(True, "random scale, crop, flip and photometric distortion")
-    scale_range: tuple[float, float] = _flag(
+    augment: bool = option(True, "random scale, crop, flip and photometric distortion")
+    scale_range: tuple[float, float] = option(
         (0.5, 2.0), "random scale factors of the augmentation", metavar=("MIN", "MAX")
     )
-    crop_size: tuple[int, int] | None = _flag(
+    crop_size: tuple[int, int] | None = option(
         help="training crop, cut after the random scaling, which stays relative to "
         "--image_size: a crop smaller than --image_size sees objects at the size inference "
         "sees them, with less context, in fewer FLOPs per step (default: --image_size)",
         metavar=("H", "W"),
     )
-    train_split: str = _flag(
+    train_split: str = option(
         "train",
         "split to train on; TFDS split arithmetic joins splits, e.g. train+val (the standard "
         "protocol for a test split: a fixed schedule, judged by its last checkpoint)",
     )
-    val_split: str = _flag("val", "split validated on after every epoch")
-    seed: int = _flag(0, "seeds weights, data order, augmentation")
-    steps: int | None = _flag(
+    val_split: str = option("val", "split validated on after every epoch")
+    seed: int = option(0, "seeds weights, data order, augmentation")
+    steps: int | None = option(
         help="iteration-based training: total optimiser steps (replaces --epochs; an epoch is "
         "then a validation interval of --steps_per_epoch steps)"
     )
-    warmup_steps: int = _flag(0, "linear learning-rate warm-up over this many steps")
-    warmup_epochs: int = _flag(
+    warmup_steps: int = option(0, "linear learning-rate warm-up over this many steps")
+    warmup_epochs: int = option(
         0, "linear learning-rate warm-up over this many epochs (instead of --warmup_steps)"
     )
-    multi_gpu: bool = _flag(
+    multi_gpu: bool = option(
         False, "data-parallel training on all visible GPUs (tf.distribute.MirroredStrategy)"
     )
-    cpu_devices: int | None = _flag(
+    cpu_devices: int | None = option(
         help="with --multi_gpu and no GPU: split the CPU into N devices (tests the multi-device "
         "path; not faster)",
         metavar="N",
     )
-    scale_lr: str = _flag(
+    scale_lr: str = option(
         "none",
         "learning-rate scaling with the number of replicas: none, or linear (times the "
         "replicas, i.e. global batch / --batch_size)",
         choices=LEARNING_RATE_SCALING,
     )
-    mixed_precision: bool = _flag(
+    mixed_precision: bool = option(
         False,
         "compute in float16 on GPUs, bfloat16 on CPUs; variables, logits, softmax and loss stay "
         "float32 (float16 with loss scaling); float32 with a warning where the hardware would "
         "only emulate them (config.json records the precision that ran)",
     )
-    force_mixed_precision: bool = _flag(
+    force_mixed_precision: bool = option(
         False,
         "with --mixed_precision: keep bfloat16/float16 where the hardware lacks it (no "
         "AVX512_BF16 or AMX on a CPU, no tensor cores on a GPU), which --mixed_precision alone "
         "replaces by float32 with a warning; emulated and slower, for numerical checks",
     )
-    float64: bool = _flag(
+    float64: bool = option(
         False,
         "compute and keep the weights in float64 (logits and loss stay float32), for numerical "
         "checks such as comparing a multi-worker run with one process; slow",
     )
-    init_from: str | None = _flag(
+    init_from: str | None = option(
         help="fine-tune: start from the weights of a work dir (its best checkpoint) or a .keras "
         "file, layer by layer where names and shapes match (the classifier is skipped when the "
         "class count differs)",
         metavar="RUN_OR_FILE.keras",
     )
-    vis_every: int = _flag(
+    vis_every: int = option(
         5,
         "prediction images of a fixed validation batch in TensorBoard every N epochs (0: none)",
         metavar="N",
     )
-    recipe: str | None = _flag(
+    recipe: str | None = option(
         help="JSON object of these flags without -- (e.g. recipes/camvid_ddrnet23_slim.json); "
         "flags on the command line override it",
         metavar="FILE.json",
@@ -344,35 +339,6 @@ class RunConfig:
     @property
     def work_path(self):
         return Path(self.work_dir)
-
-
-def flag_options():
-    """`train.py`'s options, generated from `RunConfig`'s fields: a list of
-    `(flag, argparse keyword arguments)`, in field order.
-
-    The type, `nargs` and action come from the annotation (`bool`: a switch, `--no-augment`
-    for a field that defaults to true; `tuple[int, int]`: two ints); help, choices and
-    metavar from the field's metadata; the default from the field (`None` for `work_dir`
-    and `dataset`, which `config_from_flags` resolves).
-    """
-    options = []
-    for field in dataclasses.fields(RunConfig):
-        keywords = {"help": field.metadata.get("help") or None}
-        for name in ("choices", "metavar"):
-            if name in field.metadata:
-                keywords[name] = field.metadata[name]
-        annotation = field.type
-        if isinstance(annotation, types.UnionType):
-            annotation = next(arg for arg in annotation.__args__ if arg is not type(None))
-        if annotation is bool:
-            keywords["action"] = argparse.BooleanOptionalAction if field.default else "store_true"
-        elif getattr(annotation, "__origin__", None) is tuple:
-            keywords.update(type=annotation.__args__[0], nargs=len(annotation.__args__))
-        elif annotation is not str:
-            keywords["type"] = annotation
-        keywords["default"] = field.default
-        options.append((f"--{field.name}", keywords))
-    return options
 
 
 def _finite(value):

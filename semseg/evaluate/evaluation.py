@@ -273,7 +273,7 @@ def run_evaluation(
 ):
     """Everything `eval.py` does: load the run, segment the split, measure, write the report.
 
-    Args are `eval.py`'s flags (see its `--help`).
+    Args are the fields of `semseg.evaluate.options.EvalConfig`, checked there.
 
     Returns:
         `(metrics, output_dir)`.
@@ -283,12 +283,6 @@ def run_evaluation(
     from semseg.runtime.runtimes import load_runtime
 
     run = load_run(work_dir)
-    if (images is None) != (masks is None):
-        raise InputError("--images and --masks go together: a folder of images and their masks")
-    if images is not None and group_by is not None:
-        raise InputError("--group_by needs a dataset feature; folders given by --images have none")
-    if mode == "slide" and crop is None:
-        raise InputError("--mode slide needs --crop H W (e.g. the training --image_size)")
     predictor = Predictor.from_work_dir(work_dir, checkpoint)
     if images is not None:
         examples, total = folder_examples(images, masks, run.labels, run.num_channels, max_examples)

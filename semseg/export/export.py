@@ -39,28 +39,11 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from semseg.base.errors import InputError
 from semseg.base.files import atomic_path
 from semseg.base.logits import first_output
+from semseg.export.options import FORMATS, check_format
 
 logger = logging.getLogger(__name__)
 
-FORMATS = {"saved_model": "", "tflite": ".tflite", "onnx": ".onnx"}
-QUANTIZATIONS = {
-    "saved_model": (None, "bf16"),
-    "tflite": (None, "fp16", "int8"),
-    "onnx": (None, "int8"),
-}
 ONNX_OPSET = 18
-
-
-def check_format(format_name, quantize):
-    """Raises `InputError` for an unknown format or a quantization it does not offer."""
-    if format_name not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}. Received: {format_name!r}")
-    if quantize not in QUANTIZATIONS[format_name]:
-        offered = [value for value in QUANTIZATIONS[format_name] if value] or ["none"]
-        raise InputError(
-            f"--quantize {quantize} is not available for {format_name} (offered: "
-            f"{', '.join(offered)}); fp16 and int8 TFLite run best on CPUs and phones"
-        )
 
 
 def default_file_name(model_name, format_name, quantize):

@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from semseg.base.errors import InputError
-from semseg.export.export import check_format, default_file_name, export_model
+from semseg.export.export import default_file_name, export_model
+from semseg.export.options import check_format
 from semseg.export.verify import calibration_images, compare_with_keras
 
 logger = logging.getLogger(__name__)

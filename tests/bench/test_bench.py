@@ -253,7 +253,7 @@ def test_peers_alternates_every_contestant_in_each_round():
 
 
 def test_peers_needs_a_peer_and_names_a_missing_onnx(tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match="give one of --peer_python and --peer_onnx"):
         peers.parse_args([])
     with pytest.raises(InputError, match="--peer_onnx .*missing.onnx: no such file"):
         peers.main(peers.parse_args(["--peer_onnx", str(tmp_path / "missing.onnx")]))

@@ -725,15 +725,18 @@ def test_command_line_error_is_one_line(tmp_path):
 
 
 def test_command_line_flags_map_to_options():
-    args = augment_data.parse_args(
+    options = augment_data.parse_args(
         ["--rgb_path", "in", "--output_path", "out", "--no-keep_originals", "--ops", "flip"]
     )
 
-    assert args.verbose is False  # every command's -v, which run_command takes off
-    del args.verbose
-    options = AugmentOptions(**vars(args))
-
+    assert isinstance(options, AugmentOptions) and options.verbose is False
     assert options.keep_originals is False and options.ops == "flip" and options.vis is True
+    assert options.workers == (os.cpu_count() or 1)
+    with pytest.raises(InputError, match="--num_per_image must be at least 1"):
+        augment_data.parse_args(["--rgb_path", "in", "--output_path", "o", "--num_per_image", "0"])
+
+
+def test_a_mask_without_colour_has_no_object():
     assert object_ids_from_rgb(np.zeros((2, 2, 3), np.uint8), "x")[0].max() == 0
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import train
+from semseg.base.cli import config_parser
 from semseg.base.errors import InputError
 from semseg.base.labels import LabelSpec
 from semseg.config.recipes import apply_recipe
@@ -22,7 +23,7 @@ def fake_build(data_dir, config):
 
 def test_train_flags_map_one_to_one_to_run_config_fields(tmp_path):
     fake_build(tmp_path, "x")
-    parser = train.build_parser()
+    parser = config_parser(train.__doc__, RunConfig)
     flags = {action.dest for action in parser._actions} - {"help", "verbose"}
     assert flags == {field.name for field in dataclasses.fields(RunConfig)}
     argv = ["--work_dir", "w", "--dataset", "full_semantic/x", "--data_dir", str(tmp_path)]

@@ -291,7 +291,7 @@ def test_torch_files_are_refused_for_other_models(tmp_path):
 
 
 def test_convert_weights_writes_a_work_dir_predict_reads(tmp_path):
-    from tests.test_cli import run
+    from commands import run
 
     work_dir = tmp_path / "pidnet_s_cityscapes"
     result = run(
@@ -339,7 +339,7 @@ def test_convert_weights_writes_a_work_dir_predict_reads(tmp_path):
 
 @pytest.mark.parametrize("problem", ["truncated", "architecture", "code", "not_checkpoint"])
 def test_convert_weights_bad_files(tmp_path, problem):
-    from tests.test_cli import run
+    from commands import run
 
     marker = tmp_path / "pwned"
     path = tmp_path / "bad.pth"

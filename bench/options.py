@@ -1,0 +1,40 @@
+"""Flags that several benchmarks share, each defined once (`semseg.base.cli` makes the
+flags from the fields): the model and its class count, and the two image sizes that
+benchmark figures are quoted at."""
+
+import dataclasses
+
+from semseg.base.cli import Command, at_least, option
+from semseg.base.errors import InputError
+
+# Inference benchmarks: a VGA camera frame, the size the README's latency column uses.
+IMAGE_SIZE = (480, 640)
+# Training benchmarks: CamVid's training size (recipes/).
+TRAIN_IMAGE_SIZE = (360, 480)
+HEIGHT_WIDTH = ("H", "W")
+
+
+def positive_size(name, size):
+    """A `check` for an `(H, W)` flag."""
+    if size is not None and min(size) < 1:
+        raise InputError(f"--{name} must be positive. Received: {' '.join(map(str, size))}")
+
+
+@dataclasses.dataclass
+class ModelOptions(Command):
+    model: str = option("ddrnet23_slim", "a name of models.MODELS")
+    num_classes: int = option(19, "classes of the randomly initialised model", check=at_least(2))
+
+
+@dataclasses.dataclass
+class InferenceSizeOptions(Command):
+    image_size: tuple[int, int] = option(
+        IMAGE_SIZE, "input height and width", metavar=HEIGHT_WIDTH, check=positive_size
+    )
+
+
+@dataclasses.dataclass
+class TrainingSizeOptions(Command):
+    image_size: tuple[int, int] = option(
+        TRAIN_IMAGE_SIZE, "batch height and width", metavar=HEIGHT_WIDTH, check=positive_size
+    )

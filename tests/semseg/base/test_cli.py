@@ -1,0 +1,151 @@
+"""`semseg.base.cli`: a command's flags made from its config dataclass, the checks run
+when a config is made, and the rule that no command types its flags by hand."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+from commands import ROOT
+
+from semseg.base.cli import (
+    Command,
+    at_least,
+    config_parser,
+    option,
+    parse_config,
+    parse_subcommand,
+    within,
+)
+from semseg.base.errors import FlagError, InputError
+
+
+def height_by_width(text):
+    height, width = text.split("x")
+    return int(height), int(width)
+
+
+@dataclasses.dataclass
+class Example(Command):
+    """an example command"""
+
+    name: str = option(required=True, help="a name")
+    count: int = option(3, "how many", check=at_least(1))
+    share: float | None = option(help="a fraction", check=within(0, 1))
+    fast: bool = option(False, "a switch")
+    keep: bool = option(True, "on unless --no-keep")
+    size: tuple[int, int] = option((4, 5), "height and width", metavar=("H", "W"))
+    scales: tuple[float, ...] = option((1.0,), "one or more")
+    sizes: tuple[tuple[int, int], ...] = option(((1, 2),), "HxW values", type=height_by_width)
+    mode: str = option("a", "a mode", choices=("a", "b"), group="modes")
+
+    def check_together(self):
+        super().check_together()
+        if self.fast and self.mode == "b":
+            raise InputError("--fast does not go with --mode b")
+
+
+def test_the_flags_are_the_fields_with_their_types():
+    config = parse_config(
+        Example,
+        "doc",
+        ["--name", "x", "--count", "7", "--fast", "--no-keep", "--size", "8", "9",
+         "--scales", "0.5", "2", "--sizes", "3x4", "5x6", "--share", "0.25"],
+    )  # fmt: skip
+    assert config == Example(
+        name="x", count=7, share=0.25, fast=True, keep=False, size=(8, 9), scales=(0.5, 2.0),
+        sizes=((3, 4), (5, 6)), mode="a",
+    )  # fmt: skip
+    assert config.verbose is False
+
+
+def test_defaults_come_from_the_fields():
+    config = parse_config(Example, "doc", ["--name", "x", "-v"])
+    assert (config.count, config.share, config.fast, config.keep) == (3, None, False, True)
+    assert config.size == (4, 5) and config.scales == (1.0,) and config.sizes == ((1, 2),)
+    assert config.verbose is True
+
+
+def test_help_lists_defaults_and_groups():
+    text = config_parser("Examples:\n    keep \\\n    lines", Example).format_help()
+    assert "(default: 3)" in text and "(default: 4 5)" in text and "(default: yes)" in text
+    assert "--fast" in text and "(default: False)" not in text
+    assert "modes:\n  --mode {a,b}" in text
+    assert "    keep \\\n    lines" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--count", "0"], "--count must be at least 1. Received: 0"),
+        (["--share", "1.5"], "--share must be in 0..1. Received: 1.5"),
+        (["--fast", "--mode", "b"], "--fast does not go with --mode b"),
+    ],
+)
+def test_a_refused_value_is_a_flag_error(argv, message):
+    with pytest.raises(FlagError, match=message):
+        parse_config(Example, "doc", ["--name", "x", *argv])
+
+
+def test_a_config_made_in_code_is_checked_too():
+    with pytest.raises(InputError, match="--mode must be one of"):
+        Example(name="x", mode="c")
+    with pytest.raises(InputError, match="--count must be at least 1"):
+        Example(name="x", count=-1)
+
+
+def test_argparse_refuses_what_does_not_parse():
+    with pytest.raises(SystemExit):
+        parse_config(Example, "doc", [])  # --name is required
+    with pytest.raises(SystemExit):
+        parse_config(Example, "doc", ["--name", "x", "--mode", "c"])
+
+
+def test_option_refuses_an_unknown_setting():
+    with pytest.raises(TypeError, match="unknown settings"):
+        option(1, "help", nargs=2)
+
+
+@dataclasses.dataclass
+class Other(Command):
+    """another command"""
+
+    output: str = option("out.md")
+
+
+def test_subcommands_each_have_their_config():
+    commands = {"example": Example, "other": Other}
+    config = parse_subcommand(commands, "doc", ["other", "--output", "a.md"])
+    assert isinstance(config, Other) and config.output == "a.md" and config.command == "other"
+    config = parse_subcommand(commands, "doc", ["-v", "example", "--name", "y"])
+    assert isinstance(config, Example) and config.verbose is True
+    with pytest.raises(FlagError, match="--count must be at least 1"):
+        parse_subcommand(commands, "doc", ["example", "--name", "y", "--count", "0"])
+
+
+def command_scripts():
+    """Every file of ours that runs as a command (`if __name__ == "__main__":`); the
+    Docker lock tool runs alone in an image without our packages."""
+    for folder in (
+        ROOT,
+        *(ROOT / name for name in ("bench", "data_augmentation", "full_semantic")),
+    ):
+        for path in sorted(folder.glob("*.py")):
+            if '__name__ == "__main__"' in path.read_text():
+                yield path
+
+
+def test_no_command_types_its_flags():
+    scripts = list(command_scripts())
+    assert len(scripts) >= 25, [path.name for path in scripts]
+    for path in scripts:
+        assert "add_argument(" not in path.read_text(), f"{path.relative_to(ROOT)} types flags"
+
+
+def test_a_refused_flag_is_one_line_with_status_1():
+    result = subprocess.run(
+        [sys.executable, "select_images.py", "--input", "x", "--count", "0", "--output", "o"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: --count must be at least 1. Received: 0"]
