@@ -92,7 +92,8 @@ def check_options(model_name, options, valid_options):
 
 
 def check_dropout(value):
-    """Raises `ValueError` unless `value` is a dropout rate in [0, 1)."""
+    """Returns `value` as a float, or raises `ValueError` unless it is a rate in [0, 1)."""
     valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
     if not valid:
         raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={value!r}")
+    return float(value)

@@ -55,6 +55,7 @@ from models.residual_blocks import (
     relu,
     segment_head,
 )
+from models.segmenter import Segmenter
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -85,7 +86,7 @@ def input_statistics(channels, mean=None, std=None):
 
 
 @keras.saving.register_keras_serializable(package="semseg")
-class DDRNet(keras.Model):
+class DDRNet(Segmenter):
     """Deep Dual-Resolution Network (DDRNet-23 family) for semantic segmentation.
 
     Paper: https://arxiv.org/abs/2101.06085. Use the builders `ddrnet23_slim` and
@@ -151,7 +152,7 @@ class DDRNet(keras.Model):
         align_corners=False,
         **kwargs,
     ):
-        image_shape = check_input_shape(input_shape)
+        input_shape = check_input_shape(input_shape)
         check_choice("padding", padding, PADDINGS)
         check_positive_int("num_classes", num_classes)
         check_positive_int("planes", planes)
@@ -160,11 +161,11 @@ class DDRNet(keras.Model):
         check_bool("aux_head", aux_head)
         check_bool("align_corners", align_corners)
         stage_blocks = check_stage_blocks(stage_blocks)
-        mean, std = input_statistics(image_shape[-1], mean, std)
+        mean, std = input_statistics(input_shape[-1], mean, std)
         highres_planes = planes * 2
 
         # === Functional Model ===
-        images = keras.Input(shape=image_shape, dtype="float32", name="images")
+        images = keras.Input(shape=input_shape, dtype="float32", name="images")
         # Constants, not weights: the normalisation has no (trainable) parameters.
         x = keras.layers.Normalization(
             mean=mean, variance=[value * value for value in std], name="normalize"
@@ -229,40 +230,7 @@ class DDRNet(keras.Model):
 
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
-        # === Config ===
-        self.num_classes = num_classes
-        self.image_shape = image_shape
-        self.planes = planes
-        self.spp_planes = spp_planes
-        self.head_planes = head_planes
-        self.aux_head = aux_head
-        self.mean = mean
-        self.std = std
-        self.padding = padding
-        self.stage_blocks = stage_blocks
-        self.align_corners = align_corners
-
-    @classmethod
-    def from_config(cls, config):
-        # Checkpoints saved before `padding` existed were built with Keras padding.
-        return cls(**{"padding": "same", **config})
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "input_shape": list(self.image_shape),
-            "planes": self.planes,
-            "spp_planes": self.spp_planes,
-            "head_planes": self.head_planes,
-            "aux_head": self.aux_head,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "padding": self.padding,
-            "stage_blocks": list(self.stage_blocks),
-            "align_corners": self.align_corners,
-        }
+        self.keep_config(locals())
 
 
 def ddrnet23_slim(num_classes, input_shape=(None, None, 3), aux_head=False, **options):

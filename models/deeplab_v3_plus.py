@@ -27,15 +27,16 @@ import keras
 
 from models import arguments
 from models.blocks import classifier, conv_bn_relu, encode, fcn_head, upsample_logits
-from models.encoders import OUTPUT_STRIDES, check_encoder, check_weights
+from models.encoders import check_encoder_model
 from models.layers import ResizeToMatch
+from models.segmenter import EncoderSegmenter
 
 # ASPP rates of the paper at output stride 16; they scale with 16 / output_stride.
 ASPP_RATES_AT_STRIDE_16 = (6, 12, 18)
 
 
 @keras.saving.register_keras_serializable(package="semseg")
-class DeepLabV3Plus(keras.Model):
+class DeepLabV3Plus(EncoderSegmenter):
     """DeepLabV3+ on a `keras.applications` pyramid encoder.
 
     Paper: https://arxiv.org/abs/1802.02611.
@@ -100,11 +101,9 @@ class DeepLabV3Plus(keras.Model):
         std=None,
         **kwargs,
     ):
-        image_shape = arguments.check_input_shape(input_shape)
-        arguments.check_positive_int("num_classes", num_classes)
-        check_encoder(encoder)
-        check_weights("encoder_weights", encoder_weights)
-        arguments.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+        input_shape = check_encoder_model(
+            input_shape, num_classes, encoder, encoder_weights, output_stride
+        )
         arguments.check_positive_int("aspp_filters", aspp_filters)
         arguments.check_positive_int("low_level_filters", low_level_filters)
         arguments.check_positive_int("decoder_filters", decoder_filters)
@@ -117,12 +116,13 @@ class DeepLabV3Plus(keras.Model):
             )
         for rate in aspp_rates:
             arguments.check_positive_int("aspp_rates", rate)
+        aspp_rates = [int(rate) for rate in aspp_rates]
         arguments.check_bool("separable", separable)
         arguments.check_bool("aux_head", aux_head)
-        arguments.check_dropout(dropout)
+        dropout = arguments.check_dropout(dropout)
 
         # === Functional Model ===
-        images = keras.Input(shape=image_shape, dtype="float32", name="images")
+        images = keras.Input(shape=input_shape, dtype="float32", name="images")
         features, mean, std = encode(images, encoder, encoder_weights, output_stride, mean, std)
 
         x = _aspp(features["P5"], aspp_filters, aspp_rates, separable, dropout, name="aspp")
@@ -140,48 +140,7 @@ class DeepLabV3Plus(keras.Model):
 
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
-        # === Config ===
-        self.num_classes = num_classes
-        self.image_shape = image_shape
-        self.encoder = encoder
-        self.encoder_weights = encoder_weights
-        self.output_stride = output_stride
-        self.aspp_filters = aspp_filters
-        self.aspp_rates = [int(rate) for rate in aspp_rates]
-        self.low_level_filters = low_level_filters
-        self.decoder_filters = decoder_filters
-        self.separable = separable
-        self.dropout = float(dropout)
-        self.aux_head = aux_head
-        self.aux_filters = aux_filters
-        self.mean = mean
-        self.std = std
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "input_shape": list(self.image_shape),
-            "encoder": self.encoder,
-            "encoder_weights": self.encoder_weights,
-            "output_stride": self.output_stride,
-            "aspp_filters": self.aspp_filters,
-            "aspp_rates": list(self.aspp_rates),
-            "low_level_filters": self.low_level_filters,
-            "decoder_filters": self.decoder_filters,
-            "separable": self.separable,
-            "dropout": self.dropout,
-            "aux_head": self.aux_head,
-            "aux_filters": self.aux_filters,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        # A rebuilt model gets its weights from the saved file: never download.
-        return cls(**{**config, "encoder_weights": None})
+        self.keep_config(locals())
 
 
 def _aspp(x, filters, rates, separable, dropout, name):

@@ -53,7 +53,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.arguments import channel_statistics, check_choice, check_input_shape
+from models.arguments import (
+    channel_statistics,
+    check_choice,
+    check_input_shape,
+    check_positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +185,20 @@ def check_weights(argument, weights):
         f"`{argument}` must be None, 'imagenet' or the path of a keras.applications .h5 "
         f"weights file. Received: {argument}={weights!r}"
     )
+
+
+def check_encoder_model(input_shape, num_classes, encoder, encoder_weights, output_stride):
+    """The checks every model on an encoder makes; returns `input_shape` as a tuple.
+
+    Raises:
+        ValueError: naming the argument and the value received.
+    """
+    input_shape = check_input_shape(input_shape)
+    check_positive_int("num_classes", num_classes)
+    check_encoder(encoder)
+    check_weights("encoder_weights", encoder_weights)
+    check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+    return input_shape
 
 
 def check_encoder(name):

@@ -28,8 +28,9 @@ from keras import ops
 
 from models import arguments
 from models.blocks import classifier, conv_bn_relu, encode, fcn_head, upsample_logits
-from models.encoders import OUTPUT_STRIDES, check_encoder, check_weights
+from models.encoders import check_encoder_model
 from models.layers import ResizeToMatch
+from models.segmenter import EncoderSegmenter
 
 
 @keras.saving.register_keras_serializable(package="semseg")
@@ -95,7 +96,7 @@ class ObjectAttention(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="semseg")
-class OCRNet(keras.Model):
+class OCRNet(EncoderSegmenter):
     """OCRNet (object-contextual representations) on a dilated pyramid encoder.
 
     Paper: https://arxiv.org/abs/1909.11065.
@@ -148,19 +149,17 @@ class OCRNet(keras.Model):
         std=None,
         **kwargs,
     ):
-        image_shape = arguments.check_input_shape(input_shape)
-        arguments.check_positive_int("num_classes", num_classes)
-        check_encoder(encoder)
-        check_weights("encoder_weights", encoder_weights)
-        arguments.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+        input_shape = check_encoder_model(
+            input_shape, num_classes, encoder, encoder_weights, output_stride
+        )
         arguments.check_positive_int("ocr_filters", ocr_filters)
         arguments.check_positive_int("key_filters", key_filters)
         arguments.check_positive_int("region_filters", region_filters)
-        arguments.check_dropout(dropout)
+        dropout = arguments.check_dropout(dropout)
         arguments.check_bool("aux_head", aux_head)
 
         # === Functional Model ===
-        images = keras.Input(shape=image_shape, dtype="float32", name="images")
+        images = keras.Input(shape=input_shape, dtype="float32", name="images")
         features, mean, std = encode(images, encoder, encoder_weights, output_stride, mean, std)
 
         region_logits = fcn_head(
@@ -190,42 +189,7 @@ class OCRNet(keras.Model):
 
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
-        # === Config ===
-        self.num_classes = num_classes
-        self.image_shape = image_shape
-        self.encoder = encoder
-        self.encoder_weights = encoder_weights
-        self.output_stride = output_stride
-        self.ocr_filters = ocr_filters
-        self.key_filters = key_filters
-        self.region_filters = region_filters
-        self.dropout = float(dropout)
-        self.aux_head = aux_head
-        self.mean = mean
-        self.std = std
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "input_shape": list(self.image_shape),
-            "encoder": self.encoder,
-            "encoder_weights": self.encoder_weights,
-            "output_stride": self.output_stride,
-            "ocr_filters": self.ocr_filters,
-            "key_filters": self.key_filters,
-            "region_filters": self.region_filters,
-            "dropout": self.dropout,
-            "aux_head": self.aux_head,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        # A rebuilt model gets its weights from the saved file: never download.
-        return cls(**{**config, "encoder_weights": None})
+        self.keep_config(locals())
 
 
 BUILDER_OPTIONS = ("weights", "output_stride", "mean", "std", "name")

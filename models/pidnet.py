@@ -54,10 +54,11 @@ from models.residual_blocks import (
     relu,
     segment_head,
 )
+from models.segmenter import Segmenter
 
 
 @keras.saving.register_keras_serializable(package="semseg")
-class PIDNet(keras.Model):
+class PIDNet(Segmenter):
     """PIDNet (S, M, L) for semantic segmentation.
 
     Paper: https://arxiv.org/abs/2206.02066. Use the builders `pidnet_s`,
@@ -116,7 +117,7 @@ class PIDNet(keras.Model):
         align_corners=False,
         **kwargs,
     ):
-        image_shape = check_input_shape(input_shape)
+        input_shape = check_input_shape(input_shape)
         for argument, value in (
             ("num_classes", num_classes),
             ("m", m),
@@ -129,11 +130,11 @@ class PIDNet(keras.Model):
         check_bool("aux_head", aux_head)
         check_bool("align_corners", align_corners)
         check_choice("padding", padding, PADDINGS)
-        mean, std = input_statistics(image_shape[-1], mean, std)
+        mean, std = input_statistics(input_shape[-1], mean, std)
         light = m == 2  # -S and -M: PAPPM and Light_Bag; -L: DAPPM and Bag
 
         # === Functional Model ===
-        images = keras.Input(shape=image_shape, dtype="float32", name="images")
+        images = keras.Input(shape=input_shape, dtype="float32", name="images")
         x = keras.layers.Normalization(
             mean=mean, variance=[value * value for value in std], name="normalize"
         )(images)
@@ -212,37 +213,7 @@ class PIDNet(keras.Model):
 
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
-        # === Config ===
-        self.num_classes = num_classes
-        self.image_shape = image_shape
-        self.m = m
-        self.n = n
-        self.planes = planes
-        self.ppm_planes = ppm_planes
-        self.head_planes = head_planes
-        self.aux_head = aux_head
-        self.mean = mean
-        self.std = std
-        self.padding = padding
-        self.align_corners = align_corners
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "input_shape": list(self.image_shape),
-            "m": self.m,
-            "n": self.n,
-            "planes": self.planes,
-            "ppm_planes": self.ppm_planes,
-            "head_planes": self.head_planes,
-            "aux_head": self.aux_head,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "padding": self.padding,
-            "align_corners": self.align_corners,
-        }
+        self.keep_config(locals())
 
 
 def _pixel_attention_fusion(detail, context, mid_planes, name):

@@ -23,14 +23,15 @@ import keras
 
 from models import arguments
 from models.blocks import classifier, conv_bn_relu, encode, fcn_head, upsample_logits
-from models.encoders import OUTPUT_STRIDES, check_encoder, check_weights
+from models.encoders import check_encoder_model
 from models.layers import ResizeToMatch
+from models.segmenter import EncoderSegmenter
 
 LEVELS = ("P2", "P3", "P4", "P5")
 
 
 @keras.saving.register_keras_serializable(package="semseg")
-class SemanticFPN(keras.Model):
+class SemanticFPN(EncoderSegmenter):
     """Semantic FPN on a `keras.applications` pyramid encoder.
 
     Paper: https://arxiv.org/abs/1901.02446.
@@ -82,19 +83,17 @@ class SemanticFPN(keras.Model):
         std=None,
         **kwargs,
     ):
-        image_shape = arguments.check_input_shape(input_shape)
-        arguments.check_positive_int("num_classes", num_classes)
-        check_encoder(encoder)
-        check_weights("encoder_weights", encoder_weights)
-        arguments.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+        input_shape = check_encoder_model(
+            input_shape, num_classes, encoder, encoder_weights, output_stride
+        )
         arguments.check_positive_int("fpn_filters", fpn_filters)
         arguments.check_positive_int("head_filters", head_filters)
         arguments.check_positive_int("aux_filters", aux_filters)
-        arguments.check_dropout(dropout)
+        dropout = arguments.check_dropout(dropout)
         arguments.check_bool("aux_head", aux_head)
 
         # === Functional Model ===
-        images = keras.Input(shape=image_shape, dtype="float32", name="images")
+        images = keras.Input(shape=input_shape, dtype="float32", name="images")
         features, mean, std = encode(images, encoder, encoder_weights, output_stride, mean, std)
 
         # FPN: lateral 1x1 convolutions and the top-down pathway.
@@ -133,42 +132,7 @@ class SemanticFPN(keras.Model):
 
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
-        # === Config ===
-        self.num_classes = num_classes
-        self.image_shape = image_shape
-        self.encoder = encoder
-        self.encoder_weights = encoder_weights
-        self.output_stride = output_stride
-        self.fpn_filters = fpn_filters
-        self.head_filters = head_filters
-        self.dropout = float(dropout)
-        self.aux_head = aux_head
-        self.aux_filters = aux_filters
-        self.mean = mean
-        self.std = std
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "input_shape": list(self.image_shape),
-            "encoder": self.encoder,
-            "encoder_weights": self.encoder_weights,
-            "output_stride": self.output_stride,
-            "fpn_filters": self.fpn_filters,
-            "head_filters": self.head_filters,
-            "dropout": self.dropout,
-            "aux_head": self.aux_head,
-            "aux_filters": self.aux_filters,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        # A rebuilt model gets its weights from the saved file: never download.
-        return cls(**{**config, "encoder_weights": None})
+        self.keep_config(locals())
 
 
 BUILDER_OPTIONS = ("weights", "output_stride", "mean", "std", "name")
