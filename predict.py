@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.base.cli import parse_config, run_command  # noqa: E402
 from semseg.base.files import (  # noqa: E402
-    check_not_replacing,
+    check_new_output,
     check_output_apart,
     check_output_dir,
     check_output_file,
@@ -43,8 +43,7 @@ def parse_args(argv=None):
     check_output_apart(config.output, config.input, "--output")
     if config.cvat:
         check_output_file(config.cvat, "--cvat", suffix=".zip")
-        check_output_apart(config.cvat, config.input, "--cvat")
-        check_not_replacing(config.cvat, "--cvat", config.overwrite)
+        check_new_output(config.cvat, "--cvat", config.input, config.overwrite)
     return config
 
 

@@ -26,7 +26,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.base.cli import parse_config, run_command  # noqa: E402
-from semseg.base.files import check_not_replacing, check_output_apart  # noqa: E402
+from semseg.base.files import check_new_output  # noqa: E402
 from semseg.predict.options import PredictRealtimeConfig  # noqa: E402
 from semseg.predict.video import check_output_video, check_source  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
@@ -39,9 +39,9 @@ def parse_args(argv=None):
     check_source(config.source)
     if config.record:
         check_output_video(config.record)
-        if "://" not in config.source:
-            check_output_apart(config.record, [config.source], "--record")
-        check_not_replacing(config.record, "--record", config.overwrite)
+        streamed = "://" in config.source
+        inputs = [] if streamed else [config.source]
+        check_new_output(config.record, "--record", inputs, config.overwrite)
     return config
 
 

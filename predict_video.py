@@ -19,7 +19,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.base.cli import parse_config, run_command  # noqa: E402
-from semseg.base.files import check_not_replacing, check_output_apart  # noqa: E402
+from semseg.base.files import check_new_output  # noqa: E402
 from semseg.predict.options import PredictVideoConfig  # noqa: E402
 from semseg.predict.video import check_output_video, check_source  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
@@ -34,8 +34,7 @@ def parse_args(argv=None):
         config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
     check_source(config.input)
     check_output_video(config.output)
-    check_output_apart(config.output, [config.input], "--output")
-    check_not_replacing(config.output, "--output", config.overwrite)
+    check_new_output(config.output, "--output", [config.input], config.overwrite)
     return config
 
 

@@ -23,7 +23,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from semseg.base.cli import parse_config, run_command  # noqa: E402
-from semseg.base.files import check_not_replacing, check_output_apart, check_output_dir  # noqa: E402
+from semseg.base.files import check_new_output, check_output_dir  # noqa: E402
 from semseg.labelling.options import SelectImagesConfig  # noqa: E402
 from semseg.weights.published_runs import resolve_work_dir  # noqa: E402
 
@@ -32,8 +32,7 @@ def parse_args(argv=None):
     config = parse_config(SelectImagesConfig, __doc__, argv)
     config.work_dir = resolve_work_dir(config.work_dir, weights=config.weights)
     check_output_dir(config.output, "--output")
-    check_output_apart(config.output, config.input, "--output")
-    check_not_replacing(config.output, "--output", config.overwrite)
+    check_new_output(config.output, "--output", config.input, config.overwrite)
     return config
 
 

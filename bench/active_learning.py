@@ -73,18 +73,16 @@ def subset_export(export, folder, train_names):
 
 def train_and_evaluate(args, name, export, train_names, base):
     """Builds `train_names` + val, trains from scratch for `--steps`, returns val mIoU."""
-    import tensorflow_datasets as tfds
 
     from full_semantic.config import FullSemanticConfig
-    from full_semantic.full_semantic_dataset_builder import Builder
+    from full_semantic.prepare import build_dataset
     from semseg.config.run_config import RunConfig
     from semseg.evaluate.evaluation import run_evaluation
     from semseg.train.training import train
 
     source = subset_export(export, base / "exports" / name, train_names)
     config = FullSemanticConfig(name=name, source="cvat", void_labels=("background",))
-    builder = Builder(config=config, data_dir=base / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=source))
+    build_dataset(config, source, base / "tfds")
     work_dir = base / "runs" / name
     train(
         RunConfig(

@@ -62,19 +62,15 @@ def parse_args(argv=None):
 
 def build_camvid(camvid_dir, data_dir):
     """Builds the CamVid CVAT export into `data_dir`; returns the `full_semantic/camvid` builder."""
-    import tensorflow_datasets as tfds
 
     from full_semantic import cvat
     from full_semantic.config import FullSemanticConfig
-    from full_semantic.full_semantic_dataset_builder import Builder
+    from full_semantic.prepare import build_dataset
 
     camvid_dir = Path(camvid_dir)
     if not (camvid_dir / cvat.LABELMAP_FILE).is_file():
         raise InputError(f"{camvid_dir}: not the CamVid CVAT export (no {cvat.LABELMAP_FILE})")
-    builder = Builder(config=FullSemanticConfig(**CAMVID_CONFIG), data_dir=data_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=camvid_dir)
-    )
+    build_dataset(FullSemanticConfig(**CAMVID_CONFIG), camvid_dir, data_dir)
 
 
 def measure_pipeline(builder, image_size, batch_size, batches, split="train"):

@@ -79,16 +79,14 @@ def resident_mb(pid):
 
 def build_demo_dataset(folder, image_size, num_train):
     """Writes the demo CVAT export into `folder` and builds it; returns the data dir."""
-    import tensorflow_datasets as tfds
 
     from full_semantic.demo_data import write_demo_export
-    from full_semantic.full_semantic_dataset_builder import Builder
+    from full_semantic.prepare import build_dataset
 
     export = write_demo_export(
         folder / "export", num_train=num_train, num_val=16, size=tuple(image_size), seed=0
     )
-    builder = Builder(config="cvat", data_dir=folder / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    build_dataset("cvat", export, folder / "tfds")
     return folder / "tfds"
 
 

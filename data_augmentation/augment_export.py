@@ -408,12 +408,7 @@ def _remove_litter(output_path):
     leftovers = files.remove_abandoned(parent, f".{output_path.name}.partial-*")
     leftovers += files.remove_abandoned(parent, f".{output_path.name}.old-*")
     leftovers += files.remove_abandoned(tempfile.gettempdir(), f"{SCRATCH_PREFIX}*")
-    if leftovers:
-        logger.info(
-            "removed %d folder(s) left by killed runs: %s",
-            len(leftovers),
-            ", ".join(str(path) for path in leftovers[:3]),
-        )
+    files.log_removed(leftovers, "killed runs")
 
 
 def _move_into_place(temp_dir, output_path):

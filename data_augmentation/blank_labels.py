@@ -19,7 +19,7 @@ import numpy as np
 from data_augmentation.source_files import (
     IMAGE_EXTENSIONS,
     MASK_EXTENSIONS,
-    OBJECT_MASKS_DIR,
+    export_folders,
     index_files,
     read_size,
 )
@@ -88,20 +88,9 @@ def write_blank_labels(
     if not rgb_path.is_dir():
         raise InputError(f"--rgb_path {rgb_path} is not a folder.")
     if (rgb_path / cvat.LABELMAP_FILE).is_file():
-        images_dir = rgb_path / cvat.IMAGES_DIR
-        masks_dir = pathlib.Path(mask_path) if mask_path else rgb_path / cvat.MASKS_DIR
-        labelmap = pathlib.Path(label_map_path) if label_map_path else rgb_path / cvat.LABELMAP_FILE
-        if obj_mask_path:
-            objects_dir = pathlib.Path(obj_mask_path)
-        elif (rgb_path / OBJECT_MASKS_DIR).is_dir():
-            objects_dir = rgb_path / OBJECT_MASKS_DIR
-        else:
-            objects_dir = None
-        if not images_dir.is_dir():
-            raise InputError(
-                f"{images_dir} not found: --rgb_path {rgb_path} holds {cvat.LABELMAP_FILE}, so "
-                "it is read as a CVAT export, which keeps its images in JPEGImages/."
-            )
+        images_dir, masks_dir, labelmap, objects_dir = export_folders(
+            rgb_path, rgb_path, mask_path, obj_mask_path, label_map_path
+        )
     else:
         if not mask_path or not label_map_path:
             raise InputError(

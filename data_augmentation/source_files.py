@@ -130,6 +130,39 @@ def list_images(path, flag):
     return image_files([path], flag)
 
 
+def export_folders(export_dir, rgb_path, mask_path, obj_mask_path, label_map_path, where=str):
+    """The folders of a CVAT export, each flag given replacing the export's own.
+
+    Args:
+        export_dir: `pathlib.Path` of the (unpacked) export.
+        rgb_path: the `--rgb_path` given, for messages.
+        mask_path, obj_mask_path, label_map_path: the flags, or `None`.
+        where: path -> how to name it in a message (e.g. a member of a zip).
+
+    Returns:
+        `(images_dir, masks_dir, labelmap, objects_dir)`; `objects_dir` is `None` when
+        the export has no `SegmentationObject/` and no flag names one.
+
+    Raises:
+        InputError: if the export has no `JPEGImages/`.
+    """
+    images_dir = export_dir / cvat.IMAGES_DIR
+    if not images_dir.is_dir():
+        raise InputError(
+            f"{where(images_dir)} not found: --rgb_path {rgb_path} holds {cvat.LABELMAP_FILE}, "
+            "so it is read as a CVAT export, which keeps its images in JPEGImages/."
+        )
+    masks_dir = pathlib.Path(mask_path) if mask_path else export_dir / cvat.MASKS_DIR
+    labelmap = pathlib.Path(label_map_path) if label_map_path else export_dir / cvat.LABELMAP_FILE
+    if obj_mask_path:
+        objects_dir = pathlib.Path(obj_mask_path)
+    elif (export_dir / OBJECT_MASKS_DIR).is_dir():
+        objects_dir = export_dir / OBJECT_MASKS_DIR
+    else:
+        objects_dir = None
+    return images_dir, masks_dir, labelmap, objects_dir
+
+
 def find_sources(
     rgb_path,
     mask_path=None,
@@ -182,20 +215,9 @@ def find_sources(
     def where(path):
         return describe_path(path, zip_root, zip_path)
 
-    images_dir = export_dir / cvat.IMAGES_DIR
-    if not images_dir.is_dir():
-        raise InputError(
-            f"{where(images_dir)} not found: --rgb_path {rgb_path} holds {cvat.LABELMAP_FILE}, "
-            "so it is read as a CVAT export, which keeps its images in JPEGImages/."
-        )
-    masks_dir = pathlib.Path(mask_path) if mask_path else export_dir / cvat.MASKS_DIR
-    labelmap = pathlib.Path(label_map_path) if label_map_path else export_dir / cvat.LABELMAP_FILE
-    if obj_mask_path:
-        objects_dir = pathlib.Path(obj_mask_path)
-    elif (export_dir / OBJECT_MASKS_DIR).is_dir():
-        objects_dir = export_dir / OBJECT_MASKS_DIR
-    else:
-        objects_dir = None
+    images_dir, masks_dir, labelmap, objects_dir = export_folders(
+        export_dir, rgb_path, mask_path, obj_mask_path, label_map_path, where
+    )
     _require_folder(masks_dir, "--mask_path", where)
     if objects_dir is not None:
         _require_folder(objects_dir, "--obj_mask_path", where)

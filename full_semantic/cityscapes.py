@@ -28,7 +28,6 @@ file order, later ones over earlier ones, `deleted` objects and `license plate`
 
 import collections
 import dataclasses
-import json
 import logging
 
 import numpy as np
@@ -36,7 +35,7 @@ from etils import epath
 
 from full_semantic import raster
 from full_semantic.class_table import ClassTable
-from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_text, walk_files
+from full_semantic.file_lists import SPLIT_NAME_PATTERN, read_json, walk_files
 from full_semantic.source import ExampleReader, Source
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
@@ -355,10 +354,7 @@ def rasterize_polygons(path):
             `objects`, or an object has an unknown label or a malformed polygon.
     """
     path = epath.Path(path)
-    try:
-        annotation = json.loads(read_text(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: not a JSON file ({error}).") from error
+    annotation = read_json(path)
     if not isinstance(annotation, dict) or not {"imgWidth", "imgHeight", "objects"} <= set(
         annotation
     ):

@@ -10,6 +10,7 @@ naming it in messages (its path, or its place inside a zip).
 """
 
 import collections
+import json
 import logging
 import os
 import re
@@ -123,6 +124,18 @@ def read_text(path, describe=_default_describe):
             f"{describe(path)}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
             f"{error.start}); save it as UTF-8."
         ) from None
+
+
+def read_json(path, describe=_default_describe):
+    """The content of a UTF-8 JSON file.
+
+    Raises:
+        InputError: naming the file when it is not UTF-8 or not JSON.
+    """
+    try:
+        return json.loads(read_text(path, describe))
+    except json.JSONDecodeError as error:
+        raise InputError(f"{describe(path)}: not a JSON file ({error}).") from error
 
 
 def read_name_list(path, describe=_default_describe, strip_suffixes=()):

@@ -22,13 +22,12 @@ RGB + near infrared stored as RGBA).
         ...  # {"image", "mask": PNG bytes of (H, W) ids, "file_name": NAME}
 """
 
-import json
 import logging
 
 from etils import epath
 
 from full_semantic import archives, raster
-from full_semantic.file_lists import index_files, read_text
+from full_semantic.file_lists import index_files, read_json
 from full_semantic.source import Source, SourceDataset
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX, default_palette
@@ -64,10 +63,7 @@ def read_classes(path, describe=str):
     """
     path = epath.Path(path)
     where = describe(path)
-    try:
-        content = json.loads(read_text(path, describe))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{where}: not a JSON file ({error}).") from error
+    content = read_json(path, describe)
     ignore_index = IGNORE_INDEX
     if isinstance(content, dict):
         unknown = sorted(set(content) - {"classes", "ignore_index"})

@@ -254,12 +254,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for leftover in leftovers:
             leftover.rmtree(missing_ok=True)
         leftovers += files.remove_abandoned(tempfile.gettempdir(), f"{SCRATCH_PREFIX}*")
-        if leftovers:
-            logger.info(
-                "removed %d folder(s) left by killed builds: %s",
-                len(leftovers),
-                ", ".join(str(path) for path in leftovers[:3]),
-            )
+        files.log_removed(leftovers, "killed builds")
 
     def _prepare_once(self, manual_dir, download_dir, kwargs):
         """Builds, or reuses a build of the same source (see `download_and_prepare`)."""

@@ -23,14 +23,13 @@ goes to `train`.
         ...  # {"image", "mask": PNG bytes of (H, W) ids, "file_name": NAME}
 """
 
-import json
 import math
 
 import numpy as np
 from etils import epath
 
 from full_semantic import archives, raster
-from full_semantic.file_lists import index_files, read_text
+from full_semantic.file_lists import index_files, read_json
 from full_semantic.source import Source, SourceDataset
 from semseg.base.errors import InputError
 
@@ -107,10 +106,7 @@ def read_label_file(path, image_name, describe=str):
     """
     path = epath.Path(path)
     where = describe(path)
-    try:
-        collection = json.loads(read_text(path, describe))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{where}: not a JSON file ({error}).") from error
+    collection = read_json(path, describe)
     if not isinstance(collection, dict) or not isinstance(collection.get("features"), list):
         raise InputError(
             f"{where}: no 'features' list; expected a GeoJSON FeatureCollection "

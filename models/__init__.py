@@ -53,14 +53,7 @@ MODELS = {
     "pidnet_s": pidnet_s,
     "pidnet_m": pidnet_m,
     "pidnet_l": pidnet_l,
-    **{
-        f"effdeeplabv3plus_{variant}": getattr(deeplab_v3_plus, f"effdeeplabv3plus_{variant}")
-        for variant in ("b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "lite")
-    },
-    "mnv3deeplabv3plus_large": deeplab_v3_plus.mnv3deeplabv3plus_large,
-    "mnv3deeplabv3plus_small": deeplab_v3_plus.mnv3deeplabv3plus_small,
-    "deeplabv3plus_resnet50": deeplab_v3_plus.deeplabv3plus_resnet50,
-    "deeplabv3plus_resnet101": deeplab_v3_plus.deeplabv3plus_resnet101,
+    **deeplab_v3_plus.BUILDERS,
     "fpn_resnet50": semantic_fpn.fpn_resnet50,
     "fpn_resnet101": semantic_fpn.fpn_resnet101,
     "fpn_effb0": semantic_fpn.fpn_effb0,

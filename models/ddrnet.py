@@ -241,16 +241,9 @@ def ddrnet23_slim(num_classes, input_shape=(None, None, 3), aux_head=False, **op
     (5,734,342 with the auxiliary head) and 10.65 GFLOPs at 480x640.
     Paper: https://arxiv.org/abs/2101.06085.
 
-    Args:
-        num_classes: int >= 1, number of classes.
-        input_shape: `(height, width, channels)`, height/width `None` for any size.
-        aux_head: bool, add the auxiliary head and return `[logits, aux_logits]`.
-        **options: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
-            `"ddrnet23_slim"`).
-
-    Returns:
-        `DDRNet` (a functional `keras.Model`) mapping float32 `(B, H, W, C)`
-        pixels in 0..255 to float32 logits `(B, H, W, num_classes)`.
+    A builder of `models.MODELS` (arguments and outputs as documented there) returning a
+    `DDRNet`; `**options`: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
+    `"ddrnet23_slim"`).
     """
     return _build_ddrnet(
         "ddrnet23_slim", num_classes, input_shape, aux_head, options, planes=32, head_planes=64
@@ -264,16 +257,9 @@ def ddrnet23(num_classes, input_shape=(None, None, 3), aux_head=False, **options
     of the official code; 20,148,947 trainable parameters with 19 classes.
     Paper: https://arxiv.org/abs/2101.06085.
 
-    Args:
-        num_classes: int >= 1, number of classes.
-        input_shape: `(height, width, channels)`, height/width `None` for any size.
-        aux_head: bool, add the auxiliary head and return `[logits, aux_logits]`.
-        **options: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
-            `"ddrnet23"`).
-
-    Returns:
-        `DDRNet` (a functional `keras.Model`) mapping float32 `(B, H, W, C)`
-        pixels in 0..255 to float32 logits `(B, H, W, num_classes)`.
+    A builder of `models.MODELS` (arguments and outputs as documented there) returning a
+    `DDRNet`; `**options`: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
+    `"ddrnet23"`).
     """
     return _build_ddrnet(
         "ddrnet23", num_classes, input_shape, aux_head, options, planes=64, head_planes=128
@@ -291,16 +277,9 @@ def ddrnet_lite(num_classes, input_shape=(None, None, 3), aux_head=False, **opti
     (see `models/README.md`). There are no pretrained weights for it: train from
     random weights (`recipes/camvid_ddrnet_lite.json`).
 
-    Args:
-        num_classes: int >= 1, number of classes.
-        input_shape: `(height, width, channels)`, height/width `None` for any size.
-        aux_head: bool, add the auxiliary head and return `[logits, aux_logits]`.
-        **options: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
-            `"ddrnet_lite"`).
-
-    Returns:
-        `DDRNet` (a functional `keras.Model`) mapping float32 `(B, H, W, C)`
-        pixels in 0..255 to float32 logits `(B, H, W, num_classes)`.
+    A builder of `models.MODELS` (arguments and outputs as documented there) returning a
+    `DDRNet`; `**options`: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
+    `"ddrnet_lite"`).
     """
     return _build_ddrnet(
         "ddrnet_lite",

@@ -225,51 +225,37 @@ def _builder(model_name, encoder, encoder_title, application, variant="", **head
     return builder
 
 
-effdeeplabv3plus_b0 = _builder(
-    "effdeeplabv3plus_b0", "efficientnetb0", "EfficientNet-B0", "EfficientNetB0"
-)
-effdeeplabv3plus_b1 = _builder(
-    "effdeeplabv3plus_b1", "efficientnetb1", "EfficientNet-B1", "EfficientNetB1"
-)
-effdeeplabv3plus_b2 = _builder(
-    "effdeeplabv3plus_b2", "efficientnetb2", "EfficientNet-B2", "EfficientNetB2"
-)
-effdeeplabv3plus_b3 = _builder(
-    "effdeeplabv3plus_b3", "efficientnetb3", "EfficientNet-B3", "EfficientNetB3"
-)
-effdeeplabv3plus_b4 = _builder(
-    "effdeeplabv3plus_b4", "efficientnetb4", "EfficientNet-B4", "EfficientNetB4"
-)
-effdeeplabv3plus_b5 = _builder(
-    "effdeeplabv3plus_b5", "efficientnetb5", "EfficientNet-B5", "EfficientNetB5"
-)
-effdeeplabv3plus_b6 = _builder(
-    "effdeeplabv3plus_b6", "efficientnetb6", "EfficientNet-B6", "EfficientNetB6"
-)
-effdeeplabv3plus_b7 = _builder(
-    "effdeeplabv3plus_b7", "efficientnetb7", "EfficientNet-B7", "EfficientNetB7"
-)
-effdeeplabv3plus_lite = _builder(
-    "effdeeplabv3plus_lite",
-    "efficientnetb0",
-    "EfficientNet-B0",
-    "EfficientNetB0",
-    variant=(
-        ", light variant: depthwise-separable ASPP and decoder at reduced width\n"
-        "    (128 ASPP, 32 low-level and 128 decoder channels, 64-channel auxiliary head)"
+# Model name: (encoder, its title, its `keras.applications` class).
+EFFICIENTNET_MODELS = {
+    f"effdeeplabv3plus_b{size}": (
+        f"efficientnetb{size}",
+        f"EfficientNet-B{size}",
+        f"EfficientNetB{size}",
+    )
+    for size in range(8)
+}
+OTHER_ENCODER_MODELS = {
+    "mnv3deeplabv3plus_large": ("mobilenetv3large", "MobileNetV3-Large", "MobileNetV3Large"),
+    "mnv3deeplabv3plus_small": ("mobilenetv3small", "MobileNetV3-Small", "MobileNetV3Small"),
+    "deeplabv3plus_resnet50": ("resnet50", "ResNet-50", "ResNet50"),
+    "deeplabv3plus_resnet101": ("resnet101", "ResNet-101", "ResNet101"),
+}
+# The zoo's DeepLabV3+ models by name, in `models.MODELS`' order.
+BUILDERS = {
+    **{name: _builder(name, *encoder) for name, encoder in EFFICIENTNET_MODELS.items()},
+    "effdeeplabv3plus_lite": _builder(
+        "effdeeplabv3plus_lite",
+        "efficientnetb0",
+        "EfficientNet-B0",
+        "EfficientNetB0",
+        variant=(
+            ", light variant: depthwise-separable ASPP and decoder at reduced width\n"
+            "    (128 ASPP, 32 low-level and 128 decoder channels, 64-channel auxiliary head)"
+        ),
+        aspp_filters=128,
+        low_level_filters=32,
+        decoder_filters=128,
+        aux_filters=64,
     ),
-    aspp_filters=128,
-    low_level_filters=32,
-    decoder_filters=128,
-    aux_filters=64,
-)
-mnv3deeplabv3plus_large = _builder(
-    "mnv3deeplabv3plus_large", "mobilenetv3large", "MobileNetV3-Large", "MobileNetV3Large"
-)
-mnv3deeplabv3plus_small = _builder(
-    "mnv3deeplabv3plus_small", "mobilenetv3small", "MobileNetV3-Small", "MobileNetV3Small"
-)
-deeplabv3plus_resnet50 = _builder("deeplabv3plus_resnet50", "resnet50", "ResNet-50", "ResNet50")
-deeplabv3plus_resnet101 = _builder(
-    "deeplabv3plus_resnet101", "resnet101", "ResNet-101", "ResNet101"
-)
+    **{name: _builder(name, *encoder) for name, encoder in OTHER_ENCODER_MODELS.items()},
+}

@@ -194,12 +194,8 @@ def build_demo_dataset(base, config="cvat", **demo_options):
     Returns:
         The prepared `full_semantic` `Builder`.
     """
-    import tensorflow_datasets as tfds
-
     from full_semantic.demo_data import write_demo_export
-    from full_semantic.full_semantic_dataset_builder import Builder
+    from full_semantic.prepare import build_dataset
 
     export = write_demo_export(pathlib.Path(base) / "export", **demo_options)
-    builder = Builder(config=config, data_dir=pathlib.Path(base) / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
-    return builder
+    return build_dataset(config, export, pathlib.Path(base) / "tfds")

@@ -29,8 +29,6 @@ import tensorflow_datasets as tfds
 from cvat_fixtures import write_cvat_export, zip_folder
 from PIL import Image
 
-from full_semantic.full_semantic_dataset_builder import Builder
-
 # Official Cityscapes label id -> train id of the 19 evaluated classes (others: 255),
 # written out here independently of the reader's table.
 CITYSCAPES_TRAIN_IDS = {
@@ -440,15 +438,6 @@ def write_dummy_data(root):
     )
     write_folder(root / "folder", image_extension=".png")
     return root
-
-
-def build_dataset(config, manual_dir, data_dir):
-    """Builds a `full_semantic` config (a name or a `FullSemanticConfig`) from `manual_dir`."""
-    builder = Builder(config=config, data_dir=data_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-    )
-    return builder
 
 
 def examples_by_name(builder, split):

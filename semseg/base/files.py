@@ -8,6 +8,7 @@ place only once complete; `os.replace` makes the rename atomic.
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 import cv2
 
 from semseg.base.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 
 def temporary_sibling(path):
@@ -152,6 +155,18 @@ def remove_abandoned(parent, pattern):
         if not folder.exists():
             removed.append(folder)
     return removed
+
+
+def log_removed(removed, left_by):
+    """Says which folders `remove_abandoned` removed (INFO), e.g. `left_by="killed
+    builds"`."""
+    if removed:
+        logger.info(
+            "removed %d folder(s) left by %s: %s",
+            len(removed),
+            left_by,
+            ", ".join(str(path) for path in removed[:3]),
+        )
 
 
 @contextlib.contextmanager
@@ -306,6 +321,13 @@ def check_not_replacing(path, flag, overwrite):
             f"{flag} {path}: is a folder that is not empty; pass --overwrite to replace what "
             "this command writes there, or give a new folder"
         )
+
+
+def check_new_output(path, flag, inputs, overwrite):
+    """`check_output_apart` and `check_not_replacing`: an output that is none of the
+    command's `inputs` and, unless `overwrite`, holds no earlier work."""
+    check_output_apart(path, inputs, flag)
+    check_not_replacing(path, flag, overwrite)
 
 
 def image_files(inputs, flag):

@@ -113,7 +113,15 @@ def mean_over_replicas(loss):
 
 
 class SegmentationLoss(keras.losses.Loss):
-    """Base class: a float32 loss with a readable name and a `get_config`."""
+    """Base class: a float32 loss with a readable name and a `get_config`.
+
+    Call arguments (every loss of `semseg.losses` but the boundary one):
+        y_true: int `(B, H, W)` class ids, or 0/1 masks for a binary loss; 255 ignored.
+        y_pred: float `(B, H, W, C)` logits, `(B, H, W, 1)` for a binary loss.
+
+    Returns:
+        float32 scalar.
+    """
 
     def __init__(self, name, **kwargs):
         kwargs.setdefault("dtype", "float32")

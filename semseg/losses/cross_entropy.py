@@ -36,12 +36,7 @@ class CrossEntropy(SegmentationLoss):
         class_weights: `None` or one non-negative float per class.
         name: str, the loss name.
 
-    Call arguments:
-        y_true: int `(B, H, W)` class ids, 255 ignored.
-        y_pred: float `(B, H, W, C)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with class ids and `(B, H, W, C)` logits (see `SegmentationLoss`).
     """
 
     def __init__(self, class_weights=None, name="cross_entropy", **kwargs):
@@ -72,12 +67,7 @@ class FocalLoss(SegmentationLoss):
             or one non-negative float per class (weight of the true class).
         name: str, the loss name.
 
-    Call arguments:
-        y_true: int `(B, H, W)` class ids, 255 ignored.
-        y_pred: float `(B, H, W, C)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with class ids and `(B, H, W, C)` logits (see `SegmentationLoss`).
     """
 
     def __init__(self, gamma=2.0, alpha=None, name="focal", **kwargs):
@@ -124,12 +114,7 @@ class OhemCrossEntropy(SegmentationLoss):
         class_weights: `None` or one non-negative float per class.
         name: str, the loss name.
 
-    Call arguments:
-        y_true: int `(B, H, W)` class ids, 255 ignored.
-        y_pred: float `(B, H, W, C)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with class ids and `(B, H, W, C)` logits (see `SegmentationLoss`).
     """
 
     def __init__(
@@ -184,12 +169,7 @@ class OhemCrossEntropy(SegmentationLoss):
 class BinaryCrossEntropy(SegmentationLoss):
     """Sigmoid binary cross-entropy on one logit channel, averaged over valid pixels.
 
-    Call arguments:
-        y_true: int `(B, H, W)` 0/1 masks, 255 ignored.
-        y_pred: float `(B, H, W, 1)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with 0/1 masks and `(B, H, W, 1)` logits (see `SegmentationLoss`).
     """
 
     def __init__(self, name="binary_cross_entropy", **kwargs):
@@ -215,12 +195,7 @@ class BinaryFocalLoss(SegmentationLoss):
             for no weighting.
         name: str, the loss name.
 
-    Call arguments:
-        y_true: int `(B, H, W)` 0/1 masks, 255 ignored.
-        y_pred: float `(B, H, W, 1)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with 0/1 masks and `(B, H, W, 1)` logits (see `SegmentationLoss`).
     """
 
     def __init__(self, gamma=2.0, alpha=0.25, name="binary_focal", **kwargs):

@@ -60,12 +60,7 @@ class LovaszSoftmax(SegmentationLoss):
             the whole batch at once (False, the reference default).
         name: str, the loss name.
 
-    Call arguments:
-        y_true: int `(B, H, W)` class ids, 255 ignored.
-        y_pred: float `(B, H, W, C)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with class ids and `(B, H, W, C)` logits (see `SegmentationLoss`).
     """
 
     def __init__(self, per_image=False, name="lovasz_softmax", **kwargs):
@@ -110,12 +105,8 @@ class DiceLoss(SegmentationLoss):
         smooth: float > 0, the smoothing term of numerator and denominator.
         name: str, the loss name.
 
-    Call arguments:
-        y_true: int `(B, H, W)` class ids (0/1 in binary mode), 255 ignored.
-        y_pred: float `(B, H, W, C)` or `(B, H, W, 1)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with class ids and `(B, H, W, C)` logits, or in binary mode with 0/1 masks
+    and `(B, H, W, 1)` logits (see `SegmentationLoss`).
     """
 
     def __init__(self, smooth=1.0, name="dice", **kwargs):
@@ -158,12 +149,7 @@ class LovaszHinge(SegmentationLoss):
             or over the whole batch at once.
         name: str, the loss name.
 
-    Call arguments:
-        y_true: int `(B, H, W)` 0/1 masks, 255 ignored.
-        y_pred: float `(B, H, W, 1)` logits.
-
-    Returns:
-        float32 scalar.
+    Called with 0/1 masks and `(B, H, W, 1)` logits (see `SegmentationLoss`).
     """
 
     def __init__(self, per_image=True, name="lovasz_hinge", **kwargs):

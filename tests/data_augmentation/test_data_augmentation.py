@@ -28,8 +28,8 @@ from data_augmentation.augmentation import AugmentationSettings, Augmenter, exam
 from data_augmentation.blank_labels import write_blank_labels
 from data_augmentation.options import AugmentOptions
 from full_semantic import cvat
-from full_semantic.full_semantic_dataset_builder import Builder
 from full_semantic.label_colors import LabelColors, object_ids_from_rgb
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -768,8 +768,7 @@ def test_camvid_twenty_images_augment_and_build(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "20 images augmented" in result.stdout and "train 60" in result.stdout
     assert "augmenting: 100%" in result.stderr  # the progress bar
-    builder = Builder(config="cvat", data_dir=tmp_path / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=output))
+    builder = build_dataset("cvat", output, tmp_path / "tfds")
 
     assert builder.info.splits["train"].num_examples == 60
     assert builder.info.splits["val"].num_examples == 101

@@ -22,7 +22,7 @@ from full_semantic import beam_build
 from full_semantic.build_errors import worker_input_error
 from full_semantic.config import FullSemanticConfig
 from full_semantic.fingerprint import source_stat
-from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 DUMMY_DATA = Path(__file__).resolve().parents[2] / "full_semantic" / "dummy_data"
@@ -37,12 +37,7 @@ def beam_options():
 
 
 def build(config, manual_dir, data_dir, on_beam):
-    builder = Builder(config=config, data_dir=data_dir)
-    options = {"beam_options": beam_options()} if on_beam else {}
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, **options)
-    )
-    return builder
+    return build_dataset(config, manual_dir, data_dir, beam_options() if on_beam else None)
 
 
 def write_cvat_xml(root):

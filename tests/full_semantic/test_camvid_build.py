@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from full_semantic.config import FullSemanticConfig
-from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.labels import IGNORE_INDEX
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -44,10 +44,7 @@ def camvid_builder(tmp_path_factory):
     """CamVid built in-process into a temporary data_dir, reloaded from disk."""
     require_camvid()
     data_dir = tmp_path_factory.mktemp("camvid_in_process")
-    builder = Builder(config=FullSemanticConfig(**CAMVID_CONFIG), data_dir=data_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=CAMVID_DIR)
-    )
+    build_dataset(FullSemanticConfig(**CAMVID_CONFIG), CAMVID_DIR, data_dir)
     return tfds.builder_from_directory(data_dir / "full_semantic" / "camvid" / "1.0.0")
 
 
@@ -152,10 +149,7 @@ def test_camvid_grouped_by_sequence_has_a_val_that_does_not_leak(tmp_path, caplo
     config = FullSemanticConfig(
         **{**CAMVID_CONFIG, "name": "camvid_grouped"}, group_by=r"^(.*?)[_\-. ]*f?\d+$"
     )
-    builder = Builder(config=config, data_dir=tmp_path)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=CAMVID_DIR)
-    )
+    builder = build_dataset(config, CAMVID_DIR, tmp_path)
     assert "val leaks from train" not in caplog.text
     groups = builder.info.metadata["split_groups"]
     assert sorted(groups["train"] + groups["val"]) == ["0001TP", "0006R0", "0016E5"]

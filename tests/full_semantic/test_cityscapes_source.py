@@ -17,7 +17,6 @@ from PIL import Image
 from source_fixtures import (
     CITYSCAPES_CATEGORY_IDS,
     CITYSCAPES_TRAIN_IDS,
-    build_dataset,
     cityscapes_label_ids,
     examples_by_name,
     pattern_image,
@@ -28,6 +27,7 @@ from source_fixtures import (
 
 from full_semantic import cityscapes
 from full_semantic.config import FullSemanticConfig
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 TRAIN_ID_NAMES = [

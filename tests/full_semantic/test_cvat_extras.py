@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from cvat_fixtures import class_index_pattern, write_cvat_export
 from PIL import Image
-from source_fixtures import build_dataset, examples_by_name
+from source_fixtures import examples_by_name
 
 from full_semantic import cvat
 from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 SIZE = (12, 8)

@@ -32,6 +32,7 @@ from full_semantic import build_errors, cvat
 from full_semantic.config import FullSemanticConfig
 from full_semantic.fingerprint import source_fingerprint, source_stat
 from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base import files
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
@@ -62,11 +63,7 @@ def read_all(export):
 
 
 def build(manual_dir, data_dir, config="cvat"):
-    builder = Builder(config=config, data_dir=data_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-    )
-    return builder
+    return build_dataset(config, manual_dir, data_dir)
 
 
 def as_arrays(builder, split):

@@ -12,6 +12,7 @@ from source_fixtures import examples_by_name
 from full_semantic import cvat_xml, detect
 from full_semantic.config import FullSemanticConfig
 from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 
@@ -155,8 +156,7 @@ def test_a_zip_is_detected_and_built_by_the_auto_config(tmp_path):
                 archive.write(path, path.relative_to(root).as_posix())
 
     assert detect.detect_source(zip_path)[0] == "cvat_xml"
-    builder = Builder(config="auto", data_dir=tmp_path / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=zip_path))
+    builder = build_dataset("auto", zip_path, tmp_path / "tfds")
 
     assert builder.info.metadata["source"] == "cvat_xml"
     train = examples_by_name(builder, "train")

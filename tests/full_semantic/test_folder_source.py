@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from source_fixtures import (
     FOLDER_CLASSES,
-    build_dataset,
     examples_by_name,
     id_pattern,
     pattern_image,
@@ -22,6 +21,7 @@ from source_fixtures import (
 from full_semantic import folder
 from full_semantic.config import FullSemanticConfig
 from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 SIZE = (12, 8)

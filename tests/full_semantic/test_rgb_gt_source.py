@@ -16,7 +16,6 @@ from cvat_fixtures import write_cvat_export, zip_folder
 from PIL import Image
 from source_fixtures import (
     ORIGINAL_SIZE,
-    build_dataset,
     examples_by_name,
     mask_of,
     new_user_environment,
@@ -28,6 +27,7 @@ from source_fixtures import (
 )
 
 from full_semantic import detect, rgb_gt
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]

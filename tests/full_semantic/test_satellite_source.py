@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 from source_fixtures import (
     SATELLITE_TILES,
-    build_dataset,
     building_feature,
     coords,
     examples_by_name,
@@ -23,6 +22,7 @@ from source_fixtures import (
 
 from full_semantic import satellite
 from full_semantic.config import FullSemanticConfig
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 SIZE = (16, 12)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from cvat_fixtures import write_cvat_export
 from PIL import Image, ImageDraw, ImageFilter
-from source_fixtures import build_dataset
 
 from full_semantic import split_leakage
 from full_semantic.config import FullSemanticConfig
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid_cvat"

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from commands import python
 from PIL import Image
-from source_fixtures import build_dataset, id_pattern, write_folder
+from source_fixtures import id_pattern, write_folder
 
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.data import class_stats as stats
 from semseg.data import data

@@ -17,7 +17,6 @@ from commands import evaluate, train_tiny
 from PIL import Image
 from source_fixtures import (
     UTOKYO_SPLITS,
-    build_dataset,
     examples_by_name,
     id_pattern,
     utokyo_image,
@@ -26,6 +25,7 @@ from source_fixtures import (
 
 from full_semantic import utokyo
 from full_semantic.config import FullSemanticConfig
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.data import data
 

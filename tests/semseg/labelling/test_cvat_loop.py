@@ -15,7 +15,7 @@ from PIL import Image
 
 import predict
 import select_images
-from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX, LabelSpec
 from semseg.labelling.cvat_masks import MAX_OBJECTS, CvatMaskArchive, labelmap_text, objects
@@ -141,8 +141,7 @@ def test_our_own_build_of_the_archive_gives_back_the_predicted_masks(pre_annotat
         handle.extractall(export)
     shutil.copytree(images, export / "JPEGImages")
 
-    builder = Builder(config="cvat", data_dir=tmp_path / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    builder = build_dataset("cvat", export, tmp_path / "tfds")
 
     assert builder.info.metadata["class_names"] == labels.class_names
     built = {

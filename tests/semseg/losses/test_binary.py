@@ -7,12 +7,11 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 from commands import python
 from cvat_fixtures import encode_image, write_cvat_export
 
 from full_semantic.config import FullSemanticConfig
-from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 from semseg.config.run_config import RunConfig
@@ -52,18 +51,14 @@ def write_binary_export(root, seed=0):
     return export
 
 
-def build_dataset(export, name, data_dir):
-    config = FullSemanticConfig(name=name, source="cvat")
-    builder = Builder(config=config, data_dir=data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
-    return builder
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("binary")
-    build_dataset(write_binary_export(base / "binary_export"), "binary", base / "tfds")
-    build_dataset(write_cvat_export(base / "three_export"), "three", base / "tfds")
+    for name, export in (
+        ("binary", write_binary_export(base / "binary_export")),
+        ("three", write_cvat_export(base / "three_export")),
+    ):
+        build_dataset(FullSemanticConfig(name=name, source="cvat"), export, base / "tfds")
     return base / "tfds"
 
 

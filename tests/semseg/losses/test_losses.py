@@ -11,12 +11,11 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 from cvat_fixtures import class_index_pattern, write_cvat_export
 
 import models
 from full_semantic.config import FullSemanticConfig
-from full_semantic.full_semantic_dataset_builder import Builder
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
 from semseg.config.run_config import RunConfig, parse_class_weights
@@ -501,8 +500,7 @@ def three_class_data(tmp_path_factory):
     base = tmp_path_factory.mktemp("weights")
     export = write_cvat_export(base / "export")
     config = FullSemanticConfig(name="three", source="cvat")
-    builder = Builder(config=config, data_dir=base / "tfds")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=export))
+    build_dataset(config, export, base / "tfds")
     return base / "tfds"
 
 

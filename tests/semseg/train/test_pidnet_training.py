@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
+from full_semantic.prepare import build_dataset
 from semseg.data.data import boundary_labels
 from semseg.losses import losses
 
@@ -84,15 +84,12 @@ def test_boundary_aware_loss_counts_only_confident_boundary_pixels():
 @pytest.fixture(scope="module")
 def camvid_data_dir(tmp_path_factory):
     from full_semantic.config import FullSemanticConfig
-    from full_semantic.full_semantic_dataset_builder import Builder
 
     if not (CAMVID_DIR / "labelmap.txt").exists():
         pytest.fail(f"{CAMVID_DIR} is missing: the tests need ../shared/data beside the project")
     data_dir = tmp_path_factory.mktemp("camvid")
     config = FullSemanticConfig(name="camvid", source="cvat", void_labels=["background"])
-    Builder(config=config, data_dir=data_dir).download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=CAMVID_DIR)
-    )
+    build_dataset(config, CAMVID_DIR, data_dir)
     return data_dir
 
 

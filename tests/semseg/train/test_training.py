@@ -20,10 +20,10 @@ import pytest
 import tensorflow as tf
 from commands import free_ports, wait_all
 from cvat_fixtures import build_demo_dataset, write_cvat_export
-from source_fixtures import build_dataset
 
 import models
 from full_semantic.config import FullSemanticConfig
+from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.base.files import remove_stale_temporaries
 from semseg.config.run_config import RunConfig
