@@ -1,4 +1,5 @@
-r"""Export a trained run to SavedModel, TFLite or ONNX, optionally quantized, and verify it.
+r"""Export a trained run to SavedModel, TFLite, ONNX or OpenVINO, optionally quantized, and
+verify it.
 
 Examples:
 
@@ -7,11 +8,13 @@ Examples:
     python export.py --work_dir runs/camvid_ddrnet --format tflite --quantize fp16 \
         --output deploy/camvid_fp16.tflite
     python export.py --work_dir runs/camvid_ddrnet --format saved_model
+    # OpenVINO IR (a folder: model.xml, model.bin); bf16 on CPUs with AVX512-BF16 or AMX
+    python export.py --work_dir runs/camvid_ddrnet --format openvino --quantize bf16
     # A published Cityscapes model (downloaded and converted once into $SEMSEG_CACHE)
     python export.py --weights pidnet_s_cityscapes --format onnx --output deploy/pidnet_s.onnx
 
-    # The fastest export on this machine: TFLite fp32/fp16/int8 and ONNX fp32/int8 are
-    # exported, verified and timed at the run's size; the fastest is kept
+    # The fastest export on this machine: TFLite fp32/fp16/int8, ONNX fp32/int8 and OpenVINO
+    # fp32/bf16/int8 are exported, verified and timed at the run's size; the fastest is kept
     python export.py --work_dir runs/camvid_ddrnet --format auto
 
 Writes W/export/<model>_<precision>.<ext> (or --output) and, beside it,

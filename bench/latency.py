@@ -41,6 +41,7 @@ PRECISIONS = {
     "saved_model": ("fp32", "bf16"),
     "tflite": ("fp32", "fp16", "int8"),
     "onnx": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
 }
 TENSORFLOW_RUNTIMES = ("keras", "xla", "saved_model")
 CALIBRATION_IMAGES = 8
@@ -76,7 +77,7 @@ def build_runtime(model, runtime, precision, image_size, scratch_dir, threads=No
         precision: one of `PRECISIONS[runtime]`.
         image_size: `(height, width)` to export at.
         scratch_dir: folder for exported files.
-        threads: CPU threads of TFLite / ONNX Runtime.
+        threads: CPU threads of TFLite, ONNX Runtime and OpenVINO.
 
     Returns:
         A callable runtime from float32 `(B, H, W, C)` pixels to logits.

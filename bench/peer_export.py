@@ -1,11 +1,14 @@
-"""Exports Ultralytics YOLO26n-sem, randomly initialised, to ONNX (the peer of bench/peers.py).
+"""Exports Ultralytics YOLO26n-sem, randomly initialised, to ONNX and to OpenVINO with
+Ultralytics' own exporter (the peer of bench/peers.py).
 
 Runs in the peers' own virtualenv (`make bench-peers` makes it under build/), never in
 the project's: Ultralytics is AGPL-licensed and only ever a benchmark peer here.
 
-    build/peers-venv/bin/python bench/peer_export.py --image_size 480 640 --output peer.onnx
+    build/peers-venv/bin/python bench/peer_export.py --image_size 480 640 --output peer.onnx \
+        --openvino_output peer_openvino
 
-Prints one JSON line: {"peer", "onnx", "image_size", "params", "ultralytics", "torch"}.
+Prints one JSON line: {"peer", "onnx", "openvino", "image_size", "params", "ultralytics",
+"torch"}.
 Speed does not depend on the weights, so none are downloaded.
 """
 
@@ -29,6 +32,9 @@ from semseg.base.cli import option, parse_config  # noqa: E402
 class PeerExportConfig(InferenceSizeOptions):
     model: str = option("yolo26n-sem.yaml", "an Ultralytics model yaml")
     output: str = option(required=True, help="the .onnx to write")
+    openvino_output: str | None = option(
+        help="also the folder of its OpenVINO IR (Ultralytics' export(format='openvino'))"
+    )
 
 
 def main(args):
@@ -44,11 +50,19 @@ def main(args):
             format="onnx", imgsz=tuple(args.image_size), batch=1, dynamic=False, simplify=False
         )
         shutil.move(exported, args.output)
+        if args.openvino_output:
+            # fp32 weights, as Ultralytics exports by default (`half=False`); its runtime
+            # picks the CPU's fastest precision at compile time.
+            exported = model.export(
+                format="openvino", imgsz=tuple(args.image_size), batch=1, dynamic=False
+            )
+            shutil.move(exported, args.openvino_output)
     print(
         json.dumps(
             {
                 "peer": args.model.removesuffix(".yaml"),
                 "onnx": args.output,
+                "openvino": args.openvino_output,
                 "image_size": list(args.image_size),
                 "params": params,
                 "ultralytics": ultralytics.__version__,

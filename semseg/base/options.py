@@ -16,7 +16,7 @@ WEIGHTS_HELP = (
     "a published Cityscapes model instead of --work_dir, e.g. pidnet_s_cityscapes "
     "(python convert_weights.py --list): downloaded and converted once into $SEMSEG_CACHE"
 )
-THREADS_HELP = "CPU threads of TFLite / ONNX Runtime (default: the machine's cores)"
+THREADS_HELP = "CPU threads of TFLite, ONNX Runtime and OpenVINO (default: the machine's cores)"
 IMAGE_SIZE = ("H", "W")
 
 

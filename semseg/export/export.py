@@ -1,11 +1,12 @@
-"""Exporting a trained model to SavedModel, TFLite or ONNX, with optional quantization.
+"""Exporting a trained model to SavedModel, TFLite, ONNX or OpenVINO, with optional
+quantization.
 
 Every format shares the graph preparation here; the check against Keras and the
 calibration images are `semseg.export.verify`, a run's export and `--format auto`
 `semseg.export.run`.
 
 Exported models take float32 pixels `(B, H, W, C)` at the run's fixed
-`image_size` (batch size free for SavedModel, 1 for TFLite and ONNX) and return logits; a JSON
+`image_size` (batch size free for SavedModel, 1 for the others) and return logits; a JSON
 description `PATH.json` beside each (classes, palette, size, how it was made,
 how close it is to Keras) lets `Predictor.from_export` run it without the work dir.
 
@@ -18,6 +19,9 @@ how close it is to Keras) lets `Predictor.from_export` run it without the work d
 |             |               | images, float32 input and output                       |
 | onnx        | -, int8       | tf2onnx on the frozen graph (opset 18); int8 by ONNX   |
 |             |               | Runtime's static QDQ quantization                      |
+| openvino    | -, bf16, int8 | IR folder converted from the ONNX export (int8: from   |
+|             |               | the QDQ one); bf16 computes in bfloat16, float32 in    |
+|             |               | and out                                                |
 
 Example:
 
@@ -26,6 +30,7 @@ Example:
                         calibration_images=images)  # iterable of float32 (H, W, 3)
 """
 
+import contextlib
 import logging
 import os
 import shutil
@@ -47,9 +52,12 @@ ONNX_OPSET = 18
 
 
 def default_file_name(model_name, format_name, quantize):
-    """e.g. `ddrnet23_slim_int8.tflite`, `ddrnet23_slim_fp32.onnx`, `ddrnet23_slim_saved_model`."""
+    """e.g. `ddrnet23_slim_int8.tflite`, `ddrnet23_slim_fp32.onnx`, `ddrnet23_slim_saved_model`,
+    `ddrnet23_slim_bf16_openvino` (a folder)."""
     if format_name == "saved_model":
         return f"{model_name}_{quantize}_saved_model" if quantize else f"{model_name}_saved_model"
+    if format_name == "openvino":
+        return f"{model_name}_{quantize or 'fp32'}_openvino"
     return f"{model_name}_{quantize or 'fp32'}{FORMATS[format_name]}"
 
 
@@ -96,6 +104,12 @@ def export_model(
         if quantize == "bf16":
             model = cast_model(model, "bf16")
         return _export_saved_model(fold_batch_norms(model), path, image_size, num_channels)
+    if format_name == "openvino":
+        with atomic_folder(path) as temp_path:
+            _write_openvino(
+                model, temp_path, image_size, num_channels, quantize, calibration_images
+            )
+        return path
     with atomic_path(path) as temp_path:
         if format_name == "tflite":
             temp_path.write_bytes(
@@ -107,18 +121,49 @@ def export_model(
 
 
 def _export_saved_model(model, path, image_size, num_channels):
+    spec = tf.TensorSpec([None, *image_size, num_channels], tf.float32, name="images")
+    with atomic_folder(path) as temp_path:
+        model.export(str(temp_path), format="tf_saved_model", input_signature=[spec], verbose=False)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yields a path beside `path` for a folder to write; it replaces `path` when the block
+    succeeds and is removed when it fails."""
     temp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
-        spec = tf.TensorSpec([None, *image_size, num_channels], tf.float32, name="images")
-        model.export(
-            str(temp_dir / "model"), format="tf_saved_model", input_signature=[spec], verbose=False
-        )
+        yield temp_dir / "model"
         if path.exists():
             shutil.rmtree(path)
         os.replace(temp_dir / "model", path)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
-    return path
+
+
+def _write_openvino(model, folder, image_size, num_channels, quantize, calibration_images):
+    """OpenVINO IR (`model.xml`, `model.bin`) converted from the ONNX export (int8: the
+    QDQ-quantized one, which OpenVINO runs with int8 kernels); the precision the CPU
+    computes in is kept in the IR (`runtimes.OPENVINO_PRECISION`)."""
+    import openvino
+
+    from semseg.runtime.runtimes import OPENVINO_PRECISION
+
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_path = Path(scratch) / "model.onnx"
+        onnx_quantize = "int8" if quantize == "int8" else None
+        _write_onnx(model, onnx_path, image_size, num_channels, onnx_quantize, calibration_images)
+        try:
+            converted = openvino.convert_model(str(onnx_path))
+        except Exception as error:  # OpenVINO raises its own types for an unsupported graph
+            raise InputError(
+                f"OpenVINO cannot convert {model.name} ({type(error).__name__}: {error}); "
+                "export it as onnx or tflite instead"
+            ) from error
+    hint = "bf16" if quantize == "bf16" else "f32"
+    converted.set_rt_info(hint, list(OPENVINO_PRECISION))
+    folder.mkdir()
+    openvino.save_model(converted, str(folder / "model.xml"), compress_to_fp16=False)
 
 
 def _tflite_bytes(model, image_size, num_channels, quantize, calibration_images):

@@ -7,11 +7,14 @@ from semseg.base.cli import at_least, option
 from semseg.base.errors import InputError
 from semseg.base.options import RunOptions, ThreadsOptions
 
-FORMATS = {"saved_model": "", "tflite": ".tflite", "onnx": ".onnx"}
+# Format: its file's suffix ("" for a folder).
+FORMATS = {"saved_model": "", "tflite": ".tflite", "onnx": ".onnx", "openvino": ""}
 QUANTIZATIONS = {
     "saved_model": (None, "bf16"),
     "tflite": (None, "fp16", "int8"),
     "onnx": (None, "int8"),
+    # bf16: float32 weights, computed in bfloat16 (CPUs with AVX512-BF16 or AMX).
+    "openvino": (None, "bf16", "int8"),
 }
 
 
@@ -38,8 +41,9 @@ class ExportConfig(ThreadsOptions, RunOptions):
     format: str = option(
         required=True,
         choices=(*FORMATS, AUTO),
-        help="auto: the fastest of TFLite fp32/fp16/int8 and ONNX fp32/int8 on this machine "
-        "(each is exported, verified and timed; the table goes into FILE.json)",
+        help="auto: the fastest of TFLite fp32/fp16/int8, ONNX fp32/int8 and OpenVINO "
+        "fp32/bf16/int8 on this machine (each is exported, verified and timed; the table goes "
+        "into FILE.json)",
     )
     quantize: str | None = option(
         help="reduced precision",

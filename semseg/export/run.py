@@ -124,11 +124,24 @@ AUTO_CANDIDATES = (
     ("tflite", "int8"),
     ("onnx", None),
     ("onnx", "int8"),
+    ("openvino", None),
+    ("openvino", "bf16"),
+    ("openvino", "int8"),
 )
 
 
 # The CPU flags that decide which precision is fast (recorded with every timing).
 SPEED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
+BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def auto_candidates():
+    """`AUTO_CANDIDATES` less those this CPU cannot make faster: bf16 without bfloat16
+    instructions computes in float32 (the fp32 candidate again)."""
+    from semseg.base.cpu import cpu_flags
+
+    has_bf16 = bool(cpu_flags() & BF16_FLAGS)
+    return tuple(candidate for candidate in AUTO_CANDIDATES if candidate[1] != "bf16" or has_bf16)
 
 
 def int8_pays_off():
@@ -148,7 +161,7 @@ def export_fastest(
     calibration_steps=100,
     verify_examples=20,
     threads=None,
-    candidates=AUTO_CANDIDATES,
+    candidates=None,
     runs=20,
     report=logger.info,
 ):
@@ -173,6 +186,7 @@ def export_fastest(
     run = load_run(work_dir)
     export_dir = run.config.work_path / "export"
     export_dir.mkdir(parents=True, exist_ok=True)
+    candidates = auto_candidates() if candidates is None else candidates
     timings = []
     with tempfile.TemporaryDirectory(prefix=".auto-", dir=export_dir) as scratch:
         exported = {}

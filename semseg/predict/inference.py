@@ -77,7 +77,7 @@ class Predictor:
             work_dir: work dir written by `train.py` (class names, sizes).
             checkpoint: `"best"`, `"last"`, a `.keras` file, or an exported model
                 (`.tflite`, `.onnx`, SavedModel folder).
-            threads: CPU threads for TFLite and ONNX Runtime (default: all cores).
+            threads: CPU threads for TFLite, ONNX Runtime and OpenVINO (default: all cores).
         """
         run = load_run(work_dir)
         path = run.checkpoint_path(checkpoint)

@@ -12,6 +12,7 @@ SavedModel runtimes take any size.
 | `SavedModelRuntime` | SavedModel folder     | TensorFlow                              |
 | `TFLiteRuntime`     | `.tflite`             | LiteRT interpreter with XNNPACK         |
 | `OnnxRuntime`       | `.onnx`               | ONNX Runtime, CPU execution provider    |
+| `OpenVinoRuntime`   | OpenVINO IR folder    | OpenVINO, CPU plugin                    |
 
 The Keras runtimes run an inference copy of the model: batch normalisations
 that follow a convolution are folded into its weights (`fold_batch_norms`), the
@@ -339,13 +340,57 @@ class OnnxRuntime:
         return logits.astype(np.float32, copy=False)
 
 
+# Where an OpenVINO IR exported here keeps the precision the CPU computes in ("f32" or
+# "bf16"): OpenVINO's own default on CPUs with bfloat16 instructions is bf16, which changes
+# the outputs of a float32 export.
+OPENVINO_PRECISION = ("semseg", "inference_precision")
+OPENVINO_FILE = "model.xml"
+
+
+class OpenVinoRuntime:
+    """An OpenVINO IR folder (`model.xml`, `model.bin`) compiled for the CPU with `threads`
+    threads, for latency, in the precision the export chose (float32 unless it says
+    bf16)."""
+
+    name = "openvino"
+
+    def __init__(self, path, threads=None):
+        import openvino
+
+        core = openvino.Core()
+        model = core.read_model(str(Path(path) / OPENVINO_FILE))
+        precision = "f32"
+        if model.has_rt_info(list(OPENVINO_PRECISION)):
+            precision = model.get_rt_info(list(OPENVINO_PRECISION)).astype(str)
+        config = {
+            "INFERENCE_NUM_THREADS": threads or os.cpu_count(),
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": precision,
+        }
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        shape = self.compiled.input(0).get_partial_shape()
+        batch, height, width = shape[0], shape[1], shape[2]
+        fixed = height.is_static and width.is_static
+        self.fixed_size = (height.get_length(), width.get_length()) if fixed else None
+        self._batch_of_one = batch.is_static and batch.get_length() == 1
+
+    def __call__(self, images):
+        images = np.asarray(images, dtype=np.float32)
+        if self._batch_of_one and len(images) != 1:
+            return np.concatenate([self(image[None]) for image in images])
+        self.request.infer({0: images})
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+
+
 def load_runtime(path, num_channels=3, threads=None, optimize=True):
-    """Opens a model file by its kind: `.keras`, SavedModel folder, `.tflite` or `.onnx`.
+    """Opens a model file by its kind: `.keras`, SavedModel folder, `.tflite`, `.onnx` or
+    OpenVINO IR folder.
 
     Args:
         path: the model file or SavedModel folder.
         num_channels: image channels the model takes.
-        threads: CPU threads of TFLite and ONNX Runtime (default: all cores).
+        threads: CPU threads of TFLite, ONNX Runtime and OpenVINO (default: all cores).
         optimize: for a `.keras` checkpoint, fold its batch norms (`KerasRuntime`).
 
     Raises:
@@ -356,8 +401,13 @@ def load_runtime(path, num_channels=3, threads=None, optimize=True):
         raise InputError(f"{path}: no such model file or folder")
     try:
         if path.is_dir():
+            if (path / OPENVINO_FILE).is_file():
+                return OpenVinoRuntime(path, threads)
             if not (path / "saved_model.pb").is_file():
-                raise InputError(f"{path}: a folder but not a SavedModel (no saved_model.pb)")
+                raise InputError(
+                    f"{path}: a folder but neither a SavedModel (saved_model.pb) nor an "
+                    f"OpenVINO IR ({OPENVINO_FILE})"
+                )
             return SavedModelRuntime(path)
         if path.suffix == ".keras":
             import models  # noqa: F401  (registers the layers checkpoints refer to)
@@ -373,5 +423,6 @@ def load_runtime(path, num_channels=3, threads=None, optimize=True):
     except Exception as error:  # each engine raises its own types for a corrupt file
         raise InputError(f"{path}: cannot load the model ({type(error).__name__}: {error})")
     raise InputError(
-        f"{path}: unknown model kind; expected a .keras, .tflite or .onnx file or a SavedModel"
+        f"{path}: unknown model kind; expected a .keras, .tflite or .onnx file, a SavedModel "
+        "or an OpenVINO IR folder"
     )

@@ -183,7 +183,10 @@ def test_report_peers_section_is_replaced_by_the_next_run_and_kept_by_markdown(t
     assert text.count("## Against Ultralytics YOLO26n-sem") == 1  # replaced, not appended
     assert "| ddrnet_lite tflite fp32 | 32.0 ms | 36.0 ms | 0.80x |" in text
     assert "| ddrnet23_slim tflite fp32 | 70.0 ms | 75.0 ms | 1.75x |" in text
-    assert "**ddrnet_lite tflite fp32**, 32.0 ms = **0.80x** yolo26n-sem onnx fp32" in text
+    assert (
+        "**ddrnet_lite tflite fp32**, 32.0 ms = **0.80x** the peer's fastest, yolo26n-sem onnx "
+        "fp32 (40.0 ms)" in text
+    )
     assert "AMD EPYC, 2 cores (avx2)" in text and "(1, 5, 15 min): 0.4, 0.9, 1.0" in text
 
     machine_path = tmp_path / "machine.json"
@@ -261,29 +264,43 @@ def test_peers_needs_a_peer_and_names_a_missing_onnx(tmp_path):
 
 @pytest.mark.large
 def test_peers_prints_each_contestant_and_the_ratio(tmp_path, capsys):
+    import openvino
+
     from semseg.export import export
 
-    # Any static-shape ONNX model stands in for the peer (the real one needs torch).
+    # Any static-shape model stands in for the peer (the real one needs torch).
     model = keras.Sequential([keras.Input((32, 48, 3)), keras.layers.Conv2D(4, 3, padding="same")])
     stand_in = export.export_model(model, tmp_path / "peer.onnx", "onnx", (32, 48), 3)
-    arguments = ["--peer_onnx", str(stand_in), "--image_size", "32", "48", "--rounds", "2"]
-    arguments += ["--runs", "3", "--runtimes", "onnx:fp32", "keras"]
+    (tmp_path / "peer_openvino").mkdir()
+    openvino.save_model(
+        openvino.convert_model(str(stand_in)), str(tmp_path / "peer_openvino" / "peer.xml")
+    )
+    arguments = ["--peer_onnx", str(stand_in), "--peer_openvino", str(tmp_path / "peer_openvino")]
+    arguments += ["--image_size", "32", "48", "--rounds", "2", "--runs", "3"]
+    arguments += ["--runtimes", "onnx:fp32", "keras", "openvino:fp32"]
 
     summary = peers.main(peers.parse_args(arguments))
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     names = [line["name"] for line in lines[:-1]]
+    peer_openvino = names[1]
+    assert peer_openvino in ("yolo26n-sem openvino f32", "yolo26n-sem openvino bf16")
     assert names == [
         "yolo26n-sem onnx fp32",
+        peer_openvino,
         "ddrnet_lite onnx fp32",
         "ddrnet_lite keras fp32",
+        "ddrnet_lite openvino fp32",
         "ddrnet23_slim onnx fp32",
         "ddrnet23_slim keras fp32",
+        "ddrnet23_slim openvino fp32",
     ]
     assert all(line["runs"] == 6 and line["median_ms"] > 0 for line in lines[:-1])
-    assert lines[-1] == summary and summary["best"] in names[1:]
-    assert summary["best_ms"] == min(line["median_ms"] for line in lines[1:-1])
-    assert summary["peer_ms"] == lines[0]["median_ms"]
+    assert lines[-1] == summary and summary["best"] in names[2:]
+    assert summary["best_ms"] == min(line["median_ms"] for line in lines[2:-1])
+    # Best against best: the peer's faster runtime.
+    assert summary["peer_ms"] == min(line["median_ms"] for line in lines[:2])
+    assert summary["peer_best"] in names[:2]
     # The ratio is of the unrounded medians.
     assert summary["best_over_peer"] == pytest.approx(
         summary["best_ms"] / summary["peer_ms"], rel=0.2

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
     "format_name",
     [
         "tflite",
+        "openvino",
         pytest.param("onnx", marks=pytest.mark.large),
         pytest.param("saved_model", marks=pytest.mark.large),
     ],
@@ -45,7 +46,11 @@ def test_fp32_exports_match_keras_logits(demo_run, format_name):
 
 @pytest.mark.parametrize(
     "format_name, quantize",
-    [pytest.param("tflite", "int8", marks=pytest.mark.large), ("onnx", "int8")],
+    [
+        pytest.param("tflite", "int8", marks=pytest.mark.large),
+        ("onnx", "int8"),
+        pytest.param("openvino", "int8", marks=pytest.mark.large),
+    ],
 )
 def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
     path, description = export.export_run(
@@ -53,7 +58,8 @@ def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
     )
     assert abs(description["miou_change"]) <= 2.0, description
     assert description["calibration_images"] == 32
-    assert path.stat().st_size < 0.4 * (demo_run / "checkpoints" / "best.keras").stat().st_size
+    weights = path / "model.bin" if format_name == "openvino" else path
+    assert weights.stat().st_size < 0.4 * (demo_run / "checkpoints" / "best.keras").stat().st_size
     if format_name == "onnx":
         # 7-bit convolution weights (-64..64, symmetric): full-range int8 ones (-127..127)
         # saturate ONNX Runtime's int16 pair sums on CPUs without VNNI (-4.98 mIoU on a
@@ -75,6 +81,55 @@ def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
         ]
         assert len(values) == len(weights) > 10
         assert all(value.dtype == np.int8 and np.abs(value).max() <= 64 for value in values)
+
+
+def test_openvino_keeps_its_precision_in_the_model(demo_run, tmp_path):
+    """bf16 is computed in bfloat16 and stays close to Keras; an fp32 export asks for float32
+    even where OpenVINO's default on the CPU would be bf16."""
+    import openvino
+
+    from semseg.runtime.runtimes import OPENVINO_PRECISION
+
+    hints = {}
+    for quantize in (None, "bf16"):
+        path, description = export.export_run(
+            demo_run, "openvino", quantize, output=tmp_path / f"{quantize}", verify_examples=8
+        )
+        assert sorted(item.name for item in path.iterdir()) == ["model.bin", "model.xml"]
+        model = openvino.Core().read_model(str(path / "model.xml"))
+        hints[quantize] = model.get_rt_info(list(OPENVINO_PRECISION)).astype(str)
+        assert abs(description["miou_change"]) <= 1.0
+        runtime = Predictor.from_export(path).runtime
+        assert runtime.compiled.get_property("INFERENCE_PRECISION_HINT") == (
+            openvino.Type.bf16 if quantize and _has_bf16() else openvino.Type.f32
+        )
+    assert hints == {None: "f32", "bf16": "bf16"}
+
+
+def _has_bf16():
+    from semseg.base.cpu import cpu_flags
+
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def test_a_model_openvino_cannot_convert_is_one_line_error(demo_run, monkeypatch, tmp_path):
+    import openvino
+
+    def refuse(path, *args, **kwargs):
+        raise RuntimeError("Check 'is_op_type_supported' failed: unsupported op Foo")
+
+    monkeypatch.setattr(openvino, "convert_model", refuse)
+    with pytest.raises(InputError, match=r"OpenVINO cannot convert .*unsupported op Foo.*onnx"):
+        export.export_run(demo_run, "openvino", output=tmp_path / "ov")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_offers_openvino_and_bf16_only_where_it_computes_in_bf16(monkeypatch):
+    monkeypatch.setattr("semseg.base.cpu.cpu_flags", lambda: {"avx2", "avx512f"})
+    assert ("openvino", None) in export.auto_candidates()
+    assert not [row for row in export.auto_candidates() if row[1] == "bf16"]
+    monkeypatch.setattr("semseg.base.cpu.cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert ("openvino", "bf16") in export.auto_candidates()
 
 
 @pytest.mark.large
