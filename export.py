@@ -54,6 +54,7 @@ def main(args):
         calibration_steps=args.calibration_steps,
         verify_examples=args.verify_examples,
         threads=args.threads,
+        low_res_logits=args.low_res_logits,
     )
     if args.format == AUTO:
         path, description = export_fastest(args.work_dir, report=print, **options)

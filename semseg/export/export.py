@@ -37,6 +37,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -51,14 +52,42 @@ logger = logging.getLogger(__name__)
 ONNX_OPSET = 18
 
 
-def default_file_name(model_name, format_name, quantize):
+def default_file_name(model_name, format_name, quantize, low_res_logits=False):
     """e.g. `ddrnet23_slim_int8.tflite`, `ddrnet23_slim_fp32.onnx`, `ddrnet23_slim_saved_model`,
-    `ddrnet23_slim_bf16_openvino` (a folder)."""
+    `ddrnet23_slim_bf16_openvino` (a folder); `ddrnet23_slim_lowres_int8.tflite` with
+    `low_res_logits`."""
+    if low_res_logits:
+        model_name = f"{model_name}_lowres"
     if format_name == "saved_model":
         return f"{model_name}_{quantize}_saved_model" if quantize else f"{model_name}_saved_model"
     if format_name == "openvino":
         return f"{model_name}_{quantize or 'fp32'}_openvino"
     return f"{model_name}_{quantize or 'fp32'}{FORMATS[format_name]}"
+
+
+def low_res_logits_model(model):
+    """`model` without its last layer, the bilinear upsampling of the logits to the input
+    size: it returns the head's logits (1/8 of the input for DDRNet and PIDNet, 1/4 for
+    DeepLabV3+ and FPN). `Predictor` upsamples them once, straight to each image's own
+    size, with the same half-pixel bilinear sampling.
+
+    Raises:
+        InputError: when the model's `logits` layer is not such an upsampling (or samples
+            with `align_corners=True`, which the predictor's upsampling would not match).
+    """
+    from models.layers import ResizeToMatch
+
+    model = first_output(model)
+    try:
+        upsampling = model.get_layer("logits")
+    except ValueError:
+        upsampling = None
+    if not isinstance(upsampling, ResizeToMatch) or upsampling.align_corners:
+        raise InputError(
+            f"{model.name}: its logits are not a half-pixel bilinear upsampling of the "
+            "head's output, so --low_res_logits cannot leave it out; export it without"
+        )
+    return keras.Model(model.inputs, upsampling.input[0], name=f"{model.name}_lowres")
 
 
 def _concrete_function(model, image_size, num_channels, batch_size=None):

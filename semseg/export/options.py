@@ -52,9 +52,18 @@ class ExportConfig(ThreadsOptions, RunOptions):
     calibration_steps: int = option(
         100, "training images used to calibrate int8 quantization", check=at_least(1)
     )
-    output: str | None = option(help="destination (default: WORK_DIR/export/...)")
+    output: str | None = option(
+        help="destination (default: WORK_DIR/export/...); with --format auto, the name to "
+        "which the fastest format's extension is added"
+    )
     verify_examples: int = option(
         20, "validation images to compare the export with Keras on", check=at_least(0)
+    )
+    low_res_logits: bool = option(
+        False,
+        "end the model at its head (logits at 1/8 of the input for DDRNet): the predictor "
+        "upsamples them once, straight to each image's size, instead of twice; about half "
+        "the time per frame end to end (bench/RESULTS.md)",
     )
 
     def check_together(self):
@@ -64,3 +73,9 @@ class ExportConfig(ThreadsOptions, RunOptions):
                 raise InputError("--format auto chooses the precision too; leave out --quantize")
         else:
             check_format(self.format, self.quantize)
+            suffix = FORMATS[self.format]
+            if self.output and suffix and not self.output.endswith(suffix):
+                raise InputError(
+                    f"--output {self.output}: a {self.format} model is a {suffix} file; "
+                    f"give a name ending in {suffix}"
+                )

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 from semseg.base.errors import InputError
-from semseg.export.export import default_file_name, export_model
-from semseg.export.options import check_format
+from semseg.export.export import default_file_name, export_model, low_res_logits_model
+from semseg.export.options import FORMATS, check_format
 from semseg.export.verify import calibration_images, compare_with_keras
 
 logger = logging.getLogger(__name__)
@@ -26,11 +26,13 @@ def export_run(
     calibration_steps=100,
     verify_examples=20,
     threads=None,
+    low_res_logits=False,
 ):
     """Everything `export.py` does: export a run's checkpoint, verify it, describe it.
 
     The model is exported and verified under a temporary name, so a model that
-    fails to load or to verify never lands at its destination.
+    fails to load or to verify never lands at its destination. With `low_res_logits`
+    the export ends at the head (`export.low_res_logits_model`).
 
     Returns:
         `(path, description)`: the exported model and the dict written to `PATH.json`.
@@ -64,7 +66,10 @@ def export_run(
             raise
         logger.warning("%s; verifying the export on generated images", error)
         builder = None
-    name = default_file_name(run.config.model, format_name, quantize)
+    model = keras_predictor.model
+    if low_res_logits:
+        model = low_res_logits_model(model)
+    name = default_file_name(run.config.model, format_name, quantize, low_res_logits)
     path = Path(output) if output else run.config.work_path / "export" / name
     images = None
     if quantize == "int8":
@@ -74,7 +79,7 @@ def export_run(
     temp_path = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         export_model(
-            keras_predictor.model,
+            model,
             temp_path,
             format_name,
             keras_predictor.image_size,
@@ -95,6 +100,7 @@ def export_run(
             model=run.config.model,
             format=format_name,
             quantize=quantize,
+            low_res_logits=bool(low_res_logits),
             source=str(run.checkpoint_path(checkpoint)),
             created=datetime.datetime.now().isoformat(timespec="seconds"),
             calibration_images=len(images) if images else 0,
@@ -162,6 +168,7 @@ def export_fastest(
     verify_examples=20,
     threads=None,
     candidates=None,
+    low_res_logits=False,
     runs=20,
     report=logger.info,
 ):
@@ -192,11 +199,11 @@ def export_fastest(
         exported = {}
         for format_name, quantize in candidates:
             check_format(format_name, quantize)
-            name = default_file_name(run.config.model, format_name, quantize)
+            name = default_file_name(run.config.model, format_name, quantize, low_res_logits)
             try:
                 path, description = export_run(
                     work_dir, format_name, quantize, checkpoint, Path(scratch) / name,
-                    calibration_steps, verify_examples, threads,
+                    calibration_steps, verify_examples, threads, low_res_logits,
                 )  # fmt: skip
             except InputError as error:
                 report(f"{format_name} {quantize or 'fp32'}: left out ({error})")
@@ -220,7 +227,11 @@ def export_fastest(
         best = min(timings, key=lambda row: row["median_ms"])
         key = (best["format"], best["quantize"])
         path, description = exported[key]
-        target = Path(output) if output else export_dir / path.name
+        target = export_dir / path.name
+        if output:
+            # The winner's own extension (`.tflite`, `.onnx`, none for a folder).
+            suffix = FORMATS[best["format"]]
+            target = Path(output if str(output).endswith(suffix) else f"{output}{suffix}")
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(path, target)

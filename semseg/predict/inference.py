@@ -116,8 +116,11 @@ class Predictor:
         if upsample not in self._postprocess:
             raise ValueError(f"upsample must be logits or labels. Received: {upsample!r}")
         original_size = tf.shape(images)[1:3]
-        logits = self.runtime(self._preprocess(images))
-        return self._postprocess[upsample](tf.convert_to_tensor(logits, tf.float32), original_size)
+        logits = tf.convert_to_tensor(self.runtime(self._preprocess(images)), tf.float32)
+        if upsample == "labels" and tuple(logits.shape[1:3]) != self.image_size:
+            # A head's logits (`export.py --low_res_logits`): class ids at the model's size.
+            logits = tf.image.resize(logits, self.image_size, method="bilinear")
+        return self._postprocess[upsample](logits, original_size)
 
     def _check(self, images):
         if images.ndim != 4 or images.shape[-1] != self.num_channels:
@@ -168,7 +171,11 @@ class Predictor:
                 f"this exported model runs at {fixed_size[0]}x{fixed_size[1]} only; use the "
                 "Keras checkpoint for other --scales or --mode slide windows of another size"
             )
-        return tf.convert_to_tensor(self.runtime(images), tf.float32)
+        logits = tf.convert_to_tensor(self.runtime(images), tf.float32)
+        if tuple(logits.shape[1:3]) != tuple(images.shape[1:3]):
+            # An export that returns its head's logits (`export.py --low_res_logits`).
+            logits = tf.image.resize(logits, images.shape[1:3], method="bilinear")
+        return logits
 
     def _slide_logits(self, image, crop, stride):
         """Logits of a float32 `(H, W, C)` image from overlapping `crop` windows.

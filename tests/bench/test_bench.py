@@ -432,3 +432,42 @@ def test_build_scale_repeats_builds_and_reports_medians_without_training(tmp_pat
         rates = sorted(result["images_per_s"] for result in results)
         assert summary["median_images_per_s"][mode] == rates[1]
         assert summary["peak_rss_mb"][mode] == max(r["peak_rss_mb"] for r in results)
+
+
+def test_compute_floor_times_the_model_against_its_own_convolutions(capsys):
+    from bench import compute_floor
+
+    arguments = ["--image_size", "64", "96", "--runtimes", "openvino:fp32", "onnx:fp32"]
+    rows = compute_floor.main(
+        compute_floor.parse_args([*arguments, "--rounds", "1", "--runs", "2"])
+    )
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    throughput = [line for line in lines if line["kind"] == "throughput"]
+    # One stack per feature size of DDRNet-lite's 3x3 convolutions: 1/2 .. 1/64.
+    assert [line["shape"][:2] for line in throughput[:6]] == [
+        [32, 48], [16, 24], [8, 12], [4, 6], [2, 3], [1, 2]
+    ]  # fmt: skip
+    assert all(line["gmac_per_s"] > 0 for line in throughput)
+    assert [row["runtime"] for row in rows] == ["openvino:fp32", "onnx:fp32"]
+    for row in rows:
+        assert 0 < row["conv_gmacs"] <= row["gmacs"]
+        assert row["ratio"] == pytest.approx(row["median_ms"] / row["floor_ms"], rel=0.02)
+    profile = next(line for line in lines if line["kind"] == "profile")
+    assert "Convolution" in profile["time_share"]
+    assert sum(profile["time_share"].values()) <= 1.001
+    assert lines[-1]["kind"] == "machine"
+
+
+def test_the_floor_charges_each_convolution_at_its_own_feature_size():
+    from bench.compute_floor import floor_ms, stack_shapes
+
+    convs = [
+        ("a", (100, 100), 8, 16, (3, 3), 1, 2_000_000_000),
+        ("b", (100, 100), 16, 16, (3, 3), 1, 1_000_000_000),
+        ("c", (50, 50), 16, 32, (3, 3), 1, 1_000_000_000),
+        ("d", (49, 49), 32, 32, (1, 1), 1, 500_000_000),
+    ]
+    assert stack_shapes(convs) == [(100, 100, 16), (50, 50, 32)]
+    # 3 GMAC at 100 GMAC/s, then 1.5 GMAC at 50 GMAC/s (49 is nearest to 50).
+    assert floor_ms(convs, {100: 100.0, 50: 50.0}) == pytest.approx(30.0 + 30.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import models
 from semseg.base.errors import InputError
 from semseg.export import run as export
 from semseg.export.options import check_format
@@ -132,6 +133,39 @@ def test_auto_offers_openvino_and_bf16_only_where_it_computes_in_bf16(monkeypatc
     assert ("openvino", "bf16") in export.auto_candidates()
 
 
+def test_low_res_logits_leave_the_upsampling_to_the_predictor(demo_run):
+    path, description = export.export_run(
+        demo_run, "openvino", low_res_logits=True, verify_examples=8
+    )
+    assert path.name.endswith("_lowres_fp32_openvino") and description["low_res_logits"]
+    assert abs(description["miou_change"]) <= 0.5
+    shipped = Predictor.from_export(path)
+    logits = shipped.runtime(np.zeros((1, 72, 88, 3), np.float32))
+    assert logits.shape[1:3] == (9, 11)  # DDRNet's head at 1/8
+    keras_predictor = Predictor.from_work_dir(demo_run)
+    image = np.random.default_rng(0).integers(0, 256, (50, 61, 3), dtype=np.uint8)
+    for upsample in ("logits", "labels"):
+        ids = shipped.predict(image, upsample=upsample)
+        assert ids.shape == (50, 61)
+        assert np.mean(ids == keras_predictor.predict(image, upsample=upsample)) > 0.99
+
+
+def test_low_res_logits_need_a_half_pixel_upsampling_to_leave_out():
+    import keras
+
+    from semseg.export.export import low_res_logits_model
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1, name="logits")(inputs), name="plain")
+    with pytest.raises(InputError, match="plain: its logits are not a half-pixel bilinear"):
+        low_res_logits_model(model)
+    pidnet = models.build_model("pidnet_s", 4, input_shape=(64, 64, 3), align_corners=True)
+    with pytest.raises(InputError, match="--low_res_logits cannot leave it out"):
+        low_res_logits_model(pidnet)
+    head = low_res_logits_model(models.build_model("ddrnet_lite", 4, input_shape=(64, 64, 3)))
+    assert head.output.shape == (None, 8, 8, 4)
+
+
 @pytest.mark.large
 def test_fp16_tflite_is_close_to_keras(demo_run):
     _, description = export.export_run(demo_run, "tflite", "fp16", verify_examples=8)
@@ -214,7 +248,7 @@ def test_auto_keeps_the_fastest_export_with_every_timing(demo_run, tmp_path, mon
     lines = []
     path, description = export.export_fastest(
         demo_run,
-        output=output,
+        output=tmp_path / "fastest",  # the winner's extension is added
         verify_examples=2,
         candidates=(("onnx", None), ("tflite", None)),
         runs=3,
