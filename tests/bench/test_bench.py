@@ -471,3 +471,13 @@ def test_the_floor_charges_each_convolution_at_its_own_feature_size():
     assert stack_shapes(convs) == [(100, 100, 16), (50, 50, 32)]
     # 3 GMAC at 100 GMAC/s, then 1.5 GMAC at 50 GMAC/s (49 is nearest to 50).
     assert floor_ms(convs, {100: 100.0, 50: 50.0}) == pytest.approx(30.0 + 30.0)
+
+
+def test_latency_of_a_whole_frame_with_low_res_logits():
+    arguments = ["--model", "ddrnet_lite", "--image_size", "64", "96", "--runtime", "openvino"]
+    arguments += ["--runs", "3", "--warmup", "1", "--threads", "1"]
+    alone = latency.main(latency.parse_args([*arguments, "--low_res_logits"]))
+    frame = latency.main(latency.parse_args([*arguments, "--low_res_logits", "--end_to_end"]))
+
+    assert alone["low_res_logits"] and not alone["end_to_end"] and frame["end_to_end"]
+    assert 0 < alone["median_ms"] <= alone["p95_ms"] and 0 < frame["median_ms"]
