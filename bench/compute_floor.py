@@ -31,13 +31,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.options import InferenceSizeOptions  # noqa: E402
+from bench.peers import alternate  # noqa: E402
 from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 
 STACK_DEPTH = 6
@@ -136,21 +136,6 @@ def runtime_call(model, choice, threads, folder, channels):
     return (lambda: runtime(images)), runtime
 
 
-def alternate(calls, rounds, runs, warmup=3):
-    """Medians in milliseconds of `{name: call}` timed in turn, `runs` calls a round."""
-    times = {name: [] for name in calls}
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    for _ in range(rounds):
-        for name, call in calls.items():
-            for _ in range(runs):
-                start = time.perf_counter()
-                call()
-                times[name].append(1000.0 * (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def floor_ms(convs, throughput):
     """Milliseconds the model's convolutions take at `throughput` (GMAC/s by feature
     height), each at the measured size nearest its own."""
@@ -215,7 +200,8 @@ def main(args):
                     calls[shape], _ = runtime_call(stack, choice, args.threads, folder, shape[2])
                     macs[shape] = stack_macs
                 calls["model"], _ = runtime_call(model, choice, args.threads, folder, 3)
-                medians = alternate(calls, args.rounds, args.runs)
+                times = alternate(calls, args.rounds, args.runs)
+                medians = {name: statistics.median(values) for name, values in times.items()}
                 throughput = {
                     shape[0]: macs[shape] / (medians[shape] / 1000.0) / 1e9 for shape in stacks
                 }
@@ -236,8 +222,8 @@ def main(args):
                     "gmacs": round(gmacs, 3),
                     "conv_gmacs": round(conv_gmacs, 3),
                     "median_ms": round(medians["model"], 2),
-                    "floor_ms": round(floor, 2),
-                    "ratio": round(medians["model"] / floor, 2),
+                    "floor_ms": round(floor, 3),
+                    "ratio": round(medians["model"] / floor, 3),
                 }
                 print(json.dumps(row), flush=True)
                 rows.append(row)

@@ -45,6 +45,13 @@ def python(*arguments, check=False, timeout=900):
     return run(sys.executable, *arguments, check=check, timeout=timeout)
 
 
+def tfds_build(*arguments, check=False, timeout=900):
+    """`tfds build full_semantic ARGUMENTS` from the project root, as a user types it:
+    `tfds_build("--config", "cvat", "--manual_dir", export, "--data_dir", data_dir)`."""
+    tfds = Path(sys.executable).parent / "tfds"
+    return run(tfds, "build", "full_semantic", *arguments, check=check, timeout=timeout)
+
+
 # One epoch of two batches of two 64x64 crops: a run that only has to exist.
 TINY_RUN = (
     "--image_size",

@@ -9,12 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from commands import evaluate, python, run, train_tiny
+from commands import evaluate, python, run, tfds_build, train_tiny
 
 from full_semantic.demo_data import LABELMAP, write_demo_export
 from full_semantic.fingerprint import source_fingerprint
-
-BIN = Path(sys.executable).parent
 
 
 def assert_one_line_error(result, *fragments):
@@ -30,18 +28,7 @@ def assert_one_line_error(result, *fragments):
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli")
     export = write_demo_export(base / "export", num_train=8, num_val=3, size=(64, 80), seed=1)
-    run(
-        BIN / "tfds",
-        "build",
-        "full_semantic",
-        "--config",
-        "cvat",
-        "--manual_dir",
-        export,
-        "--data_dir",
-        base / "tfds",
-        check=True,
-    )
+    tfds_build("--config", "cvat", "--manual_dir", export, "--data_dir", base / "tfds", check=True)
     work_dir = base / "run"
     train_tiny("full_semantic/cvat", base / "tfds", work_dir, "--model", "ddrnet23_slim")
     return base, export, work_dir

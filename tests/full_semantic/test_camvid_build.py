@@ -8,12 +8,11 @@ command users type. A missing export fails the tests: it is part of the test set
 
 import json
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from commands import tfds_build
 from PIL import Image
 
 from full_semantic.config import FullSemanticConfig
@@ -22,7 +21,6 @@ from semseg.base.labels import IGNORE_INDEX
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
-TFDS_COMMAND = pathlib.Path(sys.executable).parent / "tfds"
 CAMVID_CONFIG = {"name": "camvid", "source": "cvat", "void_labels": ["background"]}
 CAMVID_CLASSES = (
     "sky building pole road sidewalk tree signsymbol fence car pedestrian bicyclist".split()
@@ -53,21 +51,13 @@ def camvid_cli_build(tmp_path_factory):
     """`tfds build` of CamVid into a temporary data_dir: `(completed process, data_dir)`."""
     require_camvid()
     data_dir = tmp_path_factory.mktemp("camvid_cli")
-    result = subprocess.run(
-        [
-            str(TFDS_COMMAND),
-            "build",
-            "full_semantic",
-            "--config",
-            json.dumps(CAMVID_CONFIG),
-            "--manual_dir",
-            str(CAMVID_DIR),
-            "--data_dir",
-            str(data_dir),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
+    result = tfds_build(
+        "--config",
+        json.dumps(CAMVID_CONFIG),
+        "--manual_dir",
+        CAMVID_DIR,
+        "--data_dir",
+        data_dir,
         timeout=600,
     )
     return result, data_dir

@@ -9,8 +9,6 @@ import io
 import json
 import logging
 import os
-import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +17,7 @@ import zipfile
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from commands import tfds_build
 from cvat_fixtures import (
     DEFAULT_LABELS,
     class_index_pattern,
@@ -36,9 +35,6 @@ from full_semantic.prepare import build_dataset
 from semseg.base import files
 from semseg.base.errors import InputError
 from semseg.base.labels import IGNORE_INDEX
-
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-TFDS_COMMAND = pathlib.Path(sys.executable).parent / "tfds"
 
 
 def open_export(manual_dir, tmp_path, void_labels=()):
@@ -74,16 +70,6 @@ def as_arrays(builder, split):
 
 
 # === Happy paths ===
-
-
-def tfds_build(arguments):
-    """`tfds build full_semantic ARGUMENTS` from the project root, as a user types it."""
-    return subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "tfds"), "build", "full_semantic", *arguments],
-        cwd=pathlib.Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-    )
 
 
 def test_reader_maps_colours_to_labelmap_ids(tmp_path):
@@ -298,8 +284,8 @@ def test_json_config_name_is_a_plain_folder_name(name):
 def test_tfds_build_with_a_climbing_config_name_writes_nothing(tmp_path):
     data_dir = tmp_path / "a" / "b" / "data"
     result = tfds_build(
-        ["--config", '{"name": "../../escaped", "source": "cvat"}', "--data_dir", str(data_dir)]
-        + ["--manual_dir", str(tmp_path)],
+        *["--config", '{"name": "../../escaped", "source": "cvat"}', "--data_dir", data_dir],
+        *["--manual_dir", tmp_path],
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "a config name is letters" in result.stderr.strip().splitlines()[-1]
@@ -546,9 +532,7 @@ def test_text_files_are_utf8_with_or_without_a_byte_order_mark(tmp_path):
 
 
 def test_tfds_build_with_malformed_config_json_is_one_line(tmp_path):
-    result = tfds_build(
-        ["--config", '{"name": "x", ', "--data_dir", str(tmp_path)],
-    )
+    result = tfds_build("--config", '{"name": "x", ', "--data_dir", tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: --config is not valid JSON (Expecting property name")
@@ -704,22 +688,8 @@ def test_tfds_build_command_prints_one_line_error(tmp_path):
     export_dir = write_cvat_export(tmp_path / "export", masks={"c": mask})
     data_dir = tmp_path / "data"
 
-    result = subprocess.run(
-        [
-            str(TFDS_COMMAND),
-            "build",
-            "full_semantic",
-            "--config",
-            "cvat",
-            "--manual_dir",
-            str(export_dir),
-            "--data_dir",
-            str(data_dir),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = tfds_build(
+        "--config", "cvat", "--manual_dir", export_dir, "--data_dir", data_dir, timeout=300
     )
 
     assert result.returncode != 0
@@ -739,8 +709,7 @@ def test_a_failed_tfds_build_leaves_no_empty_data_dir(tmp_path):
     kept.mkdir()
     for data_dir, remains in ((tmp_path / "new" / "data", False), (kept, True)):
         result = tfds_build(
-            ["--config", "cvat", "--manual_dir", str(tmp_path / "missing")]
-            + ["--data_dir", str(data_dir)],
+            "--config", "cvat", "--manual_dir", tmp_path / "missing", "--data_dir", data_dir
         )
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert "--manual_dir" in result.stderr.strip().splitlines()[-1]
