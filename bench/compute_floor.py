@@ -54,6 +54,9 @@ class ComputeFloorConfig(InferenceSizeOptions):
     threads: int = option(2, check=at_least(1))
     rounds: int = option(5, "alternating rounds", check=at_least(1))
     runs: int = option(10, "timed calls per round", check=at_least(1))
+    low_res_logits: bool = option(
+        False, "time the models without their final upsampling (export.py --low_res_logits)"
+    )
 
 
 def parse_args(argv=None):
@@ -119,7 +122,7 @@ def conv_stack(height, width, channels):
     return model, STACK_DEPTH * height * width * 9 * channels * channels
 
 
-def runtime_call(model, choice, threads, folder, channels):
+def runtime_call(model, choice, threads, folder, channels, low_res_logits=False):
     """`(call, runtime)`: one batch-1 call of `model` on `RUNTIME:PRECISION` (exported
     into `folder` under its default name)."""
     import numpy as np
@@ -129,7 +132,7 @@ def runtime_call(model, choice, threads, folder, channels):
     runtime_name, _, precision = choice.partition(":")
     height, width = model.inputs[0].shape[1:3]
     runtime = build_runtime(
-        model, runtime_name, precision or "fp32", (height, width), folder, threads
+        model, runtime_name, precision or "fp32", (height, width), folder, threads, low_res_logits
     )
     images = np.random.default_rng(0).uniform(0, 255, (1, height, width, channels))
     images = images.astype(np.float32)
@@ -199,7 +202,9 @@ def main(args):
                 for shape, (stack, stack_macs) in stacks.items():
                     calls[shape], _ = runtime_call(stack, choice, args.threads, folder, shape[2])
                     macs[shape] = stack_macs
-                calls["model"], _ = runtime_call(model, choice, args.threads, folder, 3)
+                calls["model"], _ = runtime_call(
+                    model, choice, args.threads, folder, 3, args.low_res_logits
+                )
                 times = alternate(calls, args.rounds, args.runs)
                 medians = {name: statistics.median(values) for name, values in times.items()}
                 throughput = {
@@ -224,13 +229,15 @@ def main(args):
                     "median_ms": round(medians["model"], 2),
                     "floor_ms": round(floor, 3),
                     "ratio": round(medians["model"] / floor, 3),
+                    "low_res_logits": args.low_res_logits,
                 }
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 runtime_name, _, precision = choice.partition(":")
                 if runtime_name == "openvino":
                     quantize = None if precision in ("", "fp32") else precision
-                    path = Path(folder) / default_file_name(model.name, "openvino", quantize)
+                    name = default_file_name(model.name, "openvino", quantize, args.low_res_logits)
+                    path = Path(folder) / name
                     profile = openvino_profile(path, args.threads)
                     row = {"kind": "profile", "model": model_name, "runtime": choice}
                     print(json.dumps({**row, "time_share": profile}), flush=True)

@@ -136,7 +136,14 @@ def test_an_archive_where_nothing_can_be_written_names_the_flag(demo_run, tmp_pa
 def test_export_never_writes_over_the_checkpoint_it_reads(demo_run):
     checkpoint = demo_run / "checkpoints" / "best.keras"
     size = checkpoint.stat().st_size
-    result = python("export.py", "--work_dir", demo_run, "--format", "onnx", "--output", checkpoint)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: --output {checkpoint}: is")
-    assert checkpoint.stat().st_size == size
+    # A folder format takes any name: the checkpoint itself is refused.
+    for format_name, message in (
+        ("saved_model", f"error: --output {checkpoint}: is"),
+        ("onnx", f"error: --output {checkpoint}: a onnx model is a .onnx file"),
+    ):
+        result = python(
+            "export.py", "--work_dir", demo_run, "--format", format_name, "--output", checkpoint
+        )
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(message)
+        assert checkpoint.stat().st_size == size

@@ -434,6 +434,7 @@ def test_build_scale_repeats_builds_and_reports_medians_without_training(tmp_pat
         assert summary["peak_rss_mb"][mode] == max(r["peak_rss_mb"] for r in results)
 
 
+@pytest.mark.large
 def test_compute_floor_times_the_model_against_its_own_convolutions(capsys):
     from bench import compute_floor
 

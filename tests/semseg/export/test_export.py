@@ -84,6 +84,7 @@ def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
         assert all(value.dtype == np.int8 and np.abs(value).max() <= 64 for value in values)
 
 
+@pytest.mark.large
 def test_openvino_keeps_its_precision_in_the_model(demo_run, tmp_path):
     """bf16 is computed in bfloat16 and stays close to Keras; an fp32 export asks for float32
     even where OpenVINO's default on the CPU would be bf16."""
