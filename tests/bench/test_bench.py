@@ -474,6 +474,7 @@ def test_the_floor_charges_each_convolution_at_its_own_feature_size():
     assert floor_ms(convs, {100: 100.0, 50: 50.0}) == pytest.approx(30.0 + 30.0)
 
 
+@pytest.mark.large
 def test_latency_of_a_whole_frame_with_low_res_logits():
     arguments = ["--model", "ddrnet_lite", "--image_size", "64", "96", "--runtime", "openvino"]
     arguments += ["--runs", "3", "--warmup", "1", "--threads", "1"]

@@ -197,10 +197,15 @@ def test_gather_resize_equals_the_resize_op_and_round_trips():
         ResizeToMatch(method="bicubic")
 
 
-# TFLite's loop over the batch runs with `pytest -m large`;
-# tests/semseg/export/test_export.py checks its exports against Keras in the default run.
+# TFLite's and OpenVINO's runtimes run with `pytest -m large`; tests/semseg/export/test_export.py
+# checks their exports against Keras in the default run.
 @pytest.mark.parametrize(
-    "format_name", [pytest.param("tflite", marks=pytest.mark.large), "onnx", "openvino"]
+    "format_name",
+    [
+        pytest.param("tflite", marks=pytest.mark.large),
+        "onnx",
+        pytest.param("openvino", marks=pytest.mark.large),
+    ],
 )
 def test_exported_runtimes_return_float32_logits_of_every_image(
     ddrnet, images, tmp_path, format_name
