@@ -31,15 +31,14 @@ class RunOptions(Command):
 
 
 @dataclasses.dataclass
-class ModelOrRunOptions(Command):
+class ModelOrRunOptions(RunOptions):
     """`RunOptions`, or `--model`, an exported model, instead of a run."""
 
     work_dir: str | None = option(
         help=f"work dir written by train.py (default without --model: {LATEST_RUN})"
     )
-    weights: str | None = option(help=WEIGHTS_HELP, metavar="NAME")
-    model: str | None = option(help="an exported model (instead of --work_dir)")
     checkpoint: str = option("best", "with --work_dir: best, last, or a .keras file")
+    model: str | None = option(help="an exported model (instead of --work_dir)")
 
     def check_together(self):
         super().check_together()
