@@ -50,7 +50,7 @@ class ComputeFloorConfig(InferenceSizeOptions):
         ("openvino:bf16", "openvino:fp32", "onnx:fp32", "tflite:fp32"),
         "RUNTIME:PRECISION of bench/latency.py",
     )
-    num_classes: int = option(19, check=at_least(2))
+    num_classes: int = option(19, check=at_least(1))
     threads: int = option(2, check=at_least(1))
     rounds: int = option(5, "alternating rounds", check=at_least(1))
     runs: int = option(10, "timed calls per round", check=at_least(1))

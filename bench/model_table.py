@@ -53,7 +53,7 @@ class ModelTableConfig(Command):
     sizes: tuple[tuple[int, int], ...] = option(
         ((512, 1024), IMAGE_SIZE), "input sizes", metavar="HxW", type=parse_size
     )
-    num_classes: int = option(19, check=at_least(2))
+    num_classes: int = option(19, check=at_least(1))
 
 
 def parse_args(argv=None):

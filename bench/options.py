@@ -23,7 +23,7 @@ def positive_size(name, size):
 @dataclasses.dataclass
 class ModelOptions(Command):
     model: str = option("ddrnet23_slim", "a name of models.MODELS")
-    num_classes: int = option(19, "classes of the randomly initialised model", check=at_least(2))
+    num_classes: int = option(19, "classes of the randomly initialised model", check=at_least(1))
 
 
 @dataclasses.dataclass

@@ -63,7 +63,7 @@ class PeersConfig(InferenceSizeOptions):
     threads: int = option(2, check=at_least(1))
     rounds: int = option(5, check=at_least(1))
     runs: int = option(20, "timed calls per round", check=at_least(1))
-    num_classes: int = option(19, check=at_least(2))
+    num_classes: int = option(19, check=at_least(1))
 
     def check_together(self):
         super().check_together()

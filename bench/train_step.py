@@ -35,7 +35,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 class TrainStepConfig(TrainingSizeOptions):
     model: str = option("ddrnet23_slim", "a name of models.MODELS")
     batch_size: int = option(8, check=at_least(1))
-    num_classes: int = option(11, "CamVid's classes", check=at_least(2))
+    num_classes: int = option(11, "CamVid's classes", check=at_least(1))
     precision: str = option("fp32", choices=PRECISIONS)
     jit: bool = option(False, "XLA-compile the training step")
     steps: int = option(15, "timed steps", check=at_least(1))

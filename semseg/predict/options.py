@@ -4,7 +4,7 @@
 
 import dataclasses
 
-from semseg.base.cli import at_least, option
+from semseg.base.cli import at_least, option, within
 from semseg.base.options import (
     MinAreaOptions,
     ModelOrRunOptions,
@@ -47,8 +47,8 @@ class PredictRealtimeConfig(ThreadsOptions, OverlayOptions, ModelOrRunOptions):
     headless: bool = option(False, "no window, no web page; print FPS each second")
     port: int | None = option(
         help="serve the live view on http://127.0.0.1:PORT/ (default without a GUI build of "
-        "OpenCV: 8765, or the next free port)",
-        check=at_least(1),
+        "OpenCV: 8765, or the next free port; 0: any free port)",
+        check=within(0, 65535),
     )
     max_frames: int | None = option(help="stop after N segmented frames", check=at_least(1))
     record: str | None = option(help="also write the overlays to this .mp4")
