@@ -1,22 +1,28 @@
 r"""Latency against the model users would pick instead: Ultralytics YOLO26n-sem on ONNX
-Runtime fp32, alternating in one run with our models on their fastest runtimes.
+Runtime fp32 and on Ultralytics' own OpenVINO export, alternating in one run with our
+models on every runtime; best against best.
 
 Examples:
 
     make bench-peers                     # makes build/peers-venv, then runs this
     python bench/peers.py --peer_python build/peers-venv/bin/python
-    python bench/peers.py --peer_onnx yolo26n-sem.onnx --models ddrnet23_slim pidnet_s \
-        --runtimes onnx:fp32 tflite:fp16 tflite:int8 --rounds 7
+    python bench/peers.py --peer_onnx yolo26n-sem.onnx --peer_openvino yolo26n-sem_openvino \
+        --models ddrnet23_slim pidnet_s --runtimes onnx:fp32 tflite:int8 openvino:bf16 --rounds 7
 
 The peer is exported once by `bench/peer_export.py` in its own virtualenv (random
-weights: speed does not depend on them) and timed here on the project's ONNX Runtime
-with the same thread count as ours. Every contestant runs `--runs` calls per round,
-in turn, for `--rounds` rounds, so that a noisy neighbour slows all of them alike;
-the figures are medians over all rounds. Batch 1, random input at `--image_size`.
+weights: speed does not depend on them), to ONNX and to OpenVINO. It runs here on the
+project's ONNX Runtime and on OpenVINO compiled as Ultralytics' runtime compiles it
+(latency hint, OpenVINO's default precision for the CPU: bf16 on CPUs with bfloat16
+instructions), with the same thread count as ours. Every contestant runs `--runs` calls
+per round, in turn, for `--rounds` rounds, so that a noisy neighbour slows all of them
+alike; the figures are medians over all rounds. Batch 1, random input at `--image_size`.
+The peer's graph ends in an ArgMax (a full-resolution class map); ours return
+full-resolution logits.
 
 Prints one JSON line per contestant {"name", "median_ms", "p95_ms", "runs"}, then a
-summary {"machine" (CPU, its flags, load average), "peer", "peer_ms", "best",
-"best_ms", "best_over_peer"} where `best_over_peer` < 1 means ours is faster.
+summary {"machine" (CPU, its flags, load average), "peer", "peer_best", "peer_ms",
+"best", "best_ms", "best_over_peer"} where `best_over_peer` < 1 means our fastest is
+faster than the peer's fastest.
 """
 
 import dataclasses
