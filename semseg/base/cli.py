@@ -119,9 +119,11 @@ class Command:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             choices = field.metadata.get("choices")
-            if choices is not None and value is not None and value not in choices:
+            values = value if isinstance(value, tuple) else (value,)  # a flag of several values
+            refused = [item for item in values if item is not None and item not in (choices or ())]
+            if choices is not None and refused:
                 raise InputError(
-                    f"--{field.name} must be one of {list(choices)}. Received: {value!r}"
+                    f"--{field.name} must be one of {list(choices)}. Received: {refused[0]!r}"
                 )
             check = field.metadata.get("check")
             if check is not None:

@@ -45,6 +45,11 @@ class Example(Command):
             raise InputError("--fast does not go with --mode b")
 
 
+@dataclasses.dataclass
+class Several(Command):
+    kinds: tuple[str, ...] = option(("a", "b"), "one or more kinds", choices=("a", "b"))
+
+
 def test_the_flags_are_the_fields_with_their_types():
     config = parse_config(
         Example,
@@ -90,6 +95,9 @@ def test_a_refused_value_is_a_flag_error(argv, message):
 def test_a_config_made_in_code_is_checked_too():
     with pytest.raises(InputError, match="--mode must be one of"):
         Example(name="x", mode="c")
+    assert Several().kinds == ("a", "b")  # each value of a flag of several is checked
+    with pytest.raises(InputError, match=r"--kinds must be one of \['a', 'b'\]. Received: 'c'"):
+        Several(kinds=("a", "c"))
     with pytest.raises(InputError, match="--count must be at least 1"):
         Example(name="x", count=-1)
 
@@ -149,3 +157,47 @@ def test_a_refused_flag_is_one_line_with_status_1():
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: --count must be at least 1. Received: 0"]
+
+
+# Each command with only its required flags: its defaults must pass its own checks.
+MINIMAL_COMMANDS = {
+    "bench.active_learning": [],
+    "bench.build_scale": [],
+    "bench.compute_floor": [],
+    "bench.distributed": [],
+    "bench.gpu_latency": [],
+    "bench.input_pipeline": [],
+    "bench.int8_profile": [],
+    "bench.latency": [],
+    "bench.memory": [],
+    "bench.model_table": [],
+    "bench.peers": ["--peer_onnx", "peer.onnx"],
+    "bench.precision_accuracy": ["--work_dir", "run"],
+    "bench.report": ["machine", "--output", "machine.json"],
+    "bench.train_step": [],
+    "convert_weights": ["--list"],
+    "data_augmentation.augment_data": ["--rgb_path", "export", "--output_path", "out"],
+    "data_augmentation.make_blank_label": ["--rgb_path", "export"],
+    "full_semantic.split_rgbt": ["--input", "images", "--output", "split"],
+    "full_semantic.stats": ["--dataset", "full_semantic/x"],
+    "make_demo_data": ["--output", "demo"],
+}
+
+
+@pytest.mark.parametrize("module, argv", MINIMAL_COMMANDS.items())
+def test_every_command_accepts_its_own_defaults(module, argv):
+    import importlib
+
+    assert importlib.import_module(module).parse_args(argv).verbose is False
+
+
+def test_the_run_commands_accept_their_own_defaults():
+    from semseg.evaluate.options import EvalConfig
+    from semseg.export.options import ExportConfig
+    from semseg.labelling.options import SelectImagesConfig
+    from semseg.predict.options import PredictConfig, PredictRealtimeConfig, PredictVideoConfig
+
+    assert EvalConfig().split == "val" and ExportConfig(format="onnx").threads is None
+    assert PredictConfig(input=("a.jpg",)).alpha == 0.5 and PredictRealtimeConfig().port is None
+    assert PredictVideoConfig(input="a.mp4").checkpoint == "best"
+    assert SelectImagesConfig(input=("pool",), count=1, output="next").min_area == 16
