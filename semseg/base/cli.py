@@ -69,7 +69,7 @@ VERBOSE_HELP = "show TensorFlow's start-up lines and debug messages"
 ARGPARSE_KEYS = ("choices", "metavar", "required", "type")
 
 
-def option(default=None, help=None, *, check=None, group=None, flags=None, **argparse_options):
+def option(default=None, help=None, *, check=None, group=None, **argparse_options):
     """A field of a command's config dataclass, and its flag.
 
     Args:
@@ -78,11 +78,10 @@ def option(default=None, help=None, *, check=None, group=None, flags=None, **arg
         check: `value -> None` raising `InputError` for a bad value (`at_least`,
             `within`); `Command` runs it when the config is made, from flags or not.
         group: title of the `--help` section the flag is listed under.
-        flags: the flag's spellings (default: `--<field name>`).
         **argparse_options: `choices`, `metavar`, `required`, or a `type` that converts
             the flag's text (default: from the field's annotation).
     """
-    metadata = {"help": help, "check": check, "group": group, "flags": flags, **argparse_options}
+    metadata = {"help": help, "check": check, "group": group, **argparse_options}
     unknown = set(argparse_options) - set(ARGPARSE_KEYS)
     if unknown:
         raise TypeError(f"option() got unknown settings {sorted(unknown)}")
@@ -119,12 +118,13 @@ class Command:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             choices = field.metadata.get("choices")
-            values = value if isinstance(value, tuple) else (value,)  # a flag of several values
-            refused = [item for item in values if item is not None and item not in (choices or ())]
-            if choices is not None and refused:
-                raise InputError(
-                    f"--{field.name} must be one of {list(choices)}. Received: {refused[0]!r}"
-                )
+            if choices is not None:
+                values = value if isinstance(value, tuple) else (value,)  # several values
+                refused = [item for item in values if item is not None and item not in choices]
+                if refused:
+                    raise InputError(
+                        f"--{field.name} must be one of {list(choices)}. Received: {refused[0]!r}"
+                    )
             check = field.metadata.get("check")
             if check is not None:
                 check(field.name, value)
@@ -143,7 +143,7 @@ def _value_type(annotation):
 
 def flag_options(config_class):
     """The argparse options of a config dataclass's fields, in field order: a list of
-    `(flags, keyword arguments)`.
+    `(flag, --help section or None, keyword arguments)`.
 
     The type, `nargs` and action come from the annotation (`bool`: a switch, `--no-<name>`
     too for one that defaults to true; `tuple[int, int]`: two ints; `tuple[str, ...]`: one
@@ -168,8 +168,7 @@ def flag_options(config_class):
             keywords.setdefault("type", annotation)
         if not keywords.get("required"):
             keywords["default"] = field.default
-        flags = field.metadata.get("flags") or (f"--{field.name}",)
-        options.append((flags, field.metadata.get("group"), keywords))
+        options.append((f"--{field.name}", field.metadata.get("group"), keywords))
     return options
 
 
@@ -220,10 +219,10 @@ def _parser(description, prog=None):
 
 def _add_flags(parser, config_class):
     groups = {}
-    for flags, group, keywords in flag_options(config_class):
+    for flag, group, keywords in flag_options(config_class):
         if group is not None and group not in groups:
             groups[group] = parser.add_argument_group(group)
-        groups.get(group, parser).add_argument(*flags, **keywords)
+        groups.get(group, parser).add_argument(flag, **keywords)
 
 
 def _make_config(config_class, values):
