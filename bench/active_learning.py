@@ -27,10 +27,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.options import HEIGHT_WIDTH, positive_size  # noqa: E402
 from full_semantic import cvat  # noqa: E402
 from full_semantic.cvat_writer import ExportWriter, image_member, list_member  # noqa: E402
-from semseg.base.cli import Command, at_least, option, parse_config  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config, size_at_least  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid_cvat"
@@ -45,7 +44,7 @@ class ActiveLearningConfig(Command):
     steps: int = option(240, "training steps of every model", check=at_least(1))
     # Half CamVid's training size: several models are trained per seed.
     image_size: tuple[int, int] = option(
-        (180, 240), "training height and width", metavar=HEIGHT_WIDTH, check=positive_size
+        (180, 240), "training height and width", check=size_at_least(1)
     )
     batch_size: int = option(8, check=at_least(1))
     work_root: str = option(str(ROOT / "build" / "active_learning"), "scratch folder (replaced)")

@@ -46,8 +46,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.memory import SAMPLE_SECONDS, TCMALLOC  # noqa: E402
-from bench.options import HEIGHT_WIDTH, positive_size  # noqa: E402
-from semseg.base.cli import Command, at_least, option, parse_config, run_command  # noqa: E402
+from semseg.base.cli import (  # noqa: E402
+    Command,
+    at_least,
+    option,
+    parse_config,
+    run_command,
+    size_at_least,
+)
 from semseg.base.errors import InputError  # noqa: E402
 
 EXPORT_SIZE = (360, 480)  # height, width
@@ -64,7 +70,7 @@ class BuildScaleConfig(Command):
     steps_per_epoch: int = option(50, check=at_least(1))
     batch_size: int = option(8, check=at_least(1))
     image_size: tuple[int, int] = option(
-        EXPORT_SIZE, "of the export's images", metavar=HEIGHT_WIDTH, check=positive_size
+        EXPORT_SIZE, "of the export's images", check=size_at_least(1)
     )
     model: str = option("ddrnet_lite")
     allocator: str = option("tcmalloc", "of training", choices=("tcmalloc", "malloc"))

@@ -25,8 +25,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.options import HEIGHT_WIDTH, positive_size  # noqa: E402
-from semseg.base.cli import Command, at_least, option, parse_config  # noqa: E402
+from semseg.base.cli import Command, at_least, option, parse_config, size_at_least  # noqa: E402
 
 MODELS = ("ddrnet23_slim", "pidnet_s")
 
@@ -36,8 +35,7 @@ class GpuLatencyConfig(Command):
     smoke: bool = option(False, "CPU, tiny size, few runs")
     image_size: tuple[int, int] | None = option(
         help="input height and width (default: 1024 2048, Cityscapes; 64 128 with --smoke)",
-        metavar=HEIGHT_WIDTH,
-        check=positive_size,
+        check=size_at_least(1),
     )
     models: tuple[str, ...] | None = option(
         help=f"default: {' '.join(MODELS)} (ddrnet23_slim with --smoke)"

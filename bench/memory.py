@@ -32,8 +32,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.options import HEIGHT_WIDTH  # noqa: E402
-from semseg.base.cli import Command, at_least, option, parse_config, run_command  # noqa: E402
+from semseg.base.cli import (  # noqa: E402
+    Command,
+    at_least,
+    option,
+    parse_config,
+    run_command,
+    size_at_least,
+)
 from semseg.base.errors import InputError  # noqa: E402
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -46,19 +52,12 @@ class MemoryConfig(Command):
     epochs: int = option(5, check=at_least(2))
     # The demo's size: the benchmark is about the allocator, not the model.
     image_size: tuple[int, int] = option(
-        (160, 160), "training height and width, at least 32", metavar=HEIGHT_WIDTH
+        (160, 160), "training height and width", check=size_at_least(32)
     )
     batch_size: int = option(16, check=at_least(1))
     num_train: int = option(96, "demo training images", check=at_least(1))
     allocators: tuple[str, ...] = option(ALLOCATORS, choices=ALLOCATORS)
     tcmalloc: str = option(TCMALLOC, "the tcmalloc shared library")
-
-    def check_together(self):
-        super().check_together()
-        if min(self.image_size) < 32:
-            raise InputError(
-                f"--image_size must be at least 32 32. Received: {list(self.image_size)}"
-            )
 
 
 def parse_args(argv=None):

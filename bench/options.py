@@ -4,20 +4,12 @@ benchmark figures are quoted at."""
 
 import dataclasses
 
-from semseg.base.cli import Command, at_least, option
-from semseg.base.errors import InputError
+from semseg.base.cli import Command, at_least, option, size_at_least
 
 # Inference benchmarks: a VGA camera frame, the size the README's latency column uses.
 IMAGE_SIZE = (480, 640)
 # Training benchmarks: CamVid's training size (recipes/).
 TRAIN_IMAGE_SIZE = (360, 480)
-HEIGHT_WIDTH = ("H", "W")
-
-
-def positive_size(name, size):
-    """A `check` for an `(H, W)` flag."""
-    if size is not None and min(size) < 1:
-        raise InputError(f"--{name} must be positive. Received: {' '.join(map(str, size))}")
 
 
 @dataclasses.dataclass
@@ -29,12 +21,12 @@ class ModelOptions(Command):
 @dataclasses.dataclass
 class InferenceSizeOptions(Command):
     image_size: tuple[int, int] = option(
-        IMAGE_SIZE, "input height and width", metavar=HEIGHT_WIDTH, check=positive_size
+        IMAGE_SIZE, "input height and width", check=size_at_least(1)
     )
 
 
 @dataclasses.dataclass
 class TrainingSizeOptions(Command):
     image_size: tuple[int, int] = option(
-        TRAIN_IMAGE_SIZE, "batch height and width", metavar=HEIGHT_WIDTH, check=positive_size
+        TRAIN_IMAGE_SIZE, "batch height and width", check=size_at_least(1)
     )

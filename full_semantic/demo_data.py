@@ -23,8 +23,7 @@ import cv2
 import numpy as np
 
 from full_semantic.cvat_writer import ExportWriter, image_member, mask_member
-from semseg.base.cli import Command, at_least, option
-from semseg.base.errors import InputError
+from semseg.base.cli import Command, at_least, option, size_at_least
 
 LABELMAP = (
     ("background", (0, 0, 0)),
@@ -150,11 +149,6 @@ def scene_variant(rng, image, class_ids):
     return np.clip(image * gain, 0, 255).astype(np.uint8), np.ascontiguousarray(class_ids)
 
 
-def _min_size(name, size):
-    if min(size) < 32:
-        raise InputError(f"--{name} must be at least 32 32. Received: {' '.join(map(str, size))}")
-
-
 @dataclasses.dataclass
 class DemoDataConfig(Command):
     """`make_demo_data.py`'s settings: where the export goes and what it holds."""
@@ -162,7 +156,7 @@ class DemoDataConfig(Command):
     output: str = option(required=True, help="folder of the export (replaced)")
     num_train: int = option(300, "training examples", check=at_least(1))
     num_val: int = option(60, "validation examples", check=at_least(1))
-    size: tuple[int, int] = option((160, 160), "image size", metavar=("H", "W"), check=_min_size)
+    size: tuple[int, int] = option((160, 160), "image size", check=size_at_least(32))
     seed: int = option(0, "seeds the scenes")
 
 

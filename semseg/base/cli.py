@@ -65,6 +65,8 @@ def _default_text(action):
 
 
 VERBOSE_HELP = "show TensorFlow's start-up lines and debug messages"
+# The metavar of a size flag, a `tuple[int, int]` field.
+HEIGHT_WIDTH = ("H", "W")
 # Field metadata that `flag_options` passes to argparse as they are.
 ARGPARSE_KEYS = ("choices", "metavar", "required", "type")
 
@@ -94,6 +96,20 @@ def at_least(minimum):
     def check(name, value):
         if value is not None and value < minimum:
             raise InputError(f"--{name} must be at least {minimum}. Received: {value}")
+
+    return check
+
+
+def size_at_least(minimum):
+    """A `check` for `option`: both sides of an `(H, W)` size are `minimum` or more
+    (None passes)."""
+
+    def check(name, size):
+        if size is not None and min(size) < minimum:
+            raise InputError(
+                f"--{name} must be at least {minimum} {minimum}. "
+                f"Received: {' '.join(map(str, size))}"
+            )
 
     return check
 
@@ -146,9 +162,9 @@ def flag_options(config_class):
     `(flag, --help section or None, keyword arguments)`.
 
     The type, `nargs` and action come from the annotation (`bool`: a switch, `--no-<name>`
-    too for one that defaults to true; `tuple[int, int]`: two ints; `tuple[str, ...]`: one
-    or more); help, choices, metavar, required and a converting type from the field's
-    `option` metadata; the default from the field.
+    too for one that defaults to true; `tuple[int, int]`: a size, two ints shown as `H W`;
+    `tuple[str, ...]`: one or more); help, choices, metavar, required and a converting type
+    from the field's `option` metadata; the default from the field.
     """
     options = []
     for field in dataclasses.fields(config_class):
@@ -164,6 +180,8 @@ def flag_options(config_class):
             many = len(arguments) == 2 and arguments[1] is Ellipsis
             keywords.setdefault("type", arguments[0])
             keywords["nargs"] = "+" if many else len(arguments)
+            if arguments == (int, int):
+                keywords.setdefault("metavar", HEIGHT_WIDTH)
         elif annotation is not str:
             keywords.setdefault("type", annotation)
         if not keywords.get("required"):

@@ -17,7 +17,6 @@ WEIGHTS_HELP = (
     "(python convert_weights.py --list): downloaded and converted once into $SEMSEG_CACHE"
 )
 THREADS_HELP = "CPU threads of TFLite, ONNX Runtime and OpenVINO (default: the machine's cores)"
-IMAGE_SIZE = ("H", "W")
 
 
 @dataclasses.dataclass

@@ -64,9 +64,7 @@ class RunConfig:
         help=f"a name from models.MODELS (default: {DEFAULT_MODEL}, or the model of a "
         "published --weights name)"
     )
-    image_size: tuple[int, int] = option(
-        (512, 512), "training crop and inference size", metavar=("H", "W")
-    )
+    image_size: tuple[int, int] = option((512, 512), "training crop and inference size")
     batch_size: int = option(
         8,
         "images per step of each replica (GPU or worker); the global batch is this times the "
@@ -145,7 +143,6 @@ class RunConfig:
         help="training crop, cut after the random scaling, which stays relative to "
         "--image_size: a crop smaller than --image_size sees objects at the size inference "
         "sees them, with less context, in fewer FLOPs per step (default: --image_size)",
-        metavar=("H", "W"),
     )
     train_split: str = option(
         "train",

@@ -4,7 +4,7 @@ import dataclasses
 
 from semseg.base.cli import at_least, option
 from semseg.base.errors import InputError
-from semseg.base.options import IMAGE_SIZE, RunOptions
+from semseg.base.options import RunOptions
 
 MODES = ("whole", "slide")
 
@@ -27,8 +27,8 @@ class EvalConfig(RunOptions):
         "whole: resize to the training size; slide: windows of --crop at full resolution",
         choices=MODES,
     )
-    crop: tuple[int, int] | None = option(help="slide window", metavar=IMAGE_SIZE)
-    stride: tuple[int, int] | None = option(help="slide step", metavar=IMAGE_SIZE)
+    crop: tuple[int, int] | None = option(help="slide window")
+    stride: tuple[int, int] | None = option(help="slide step")
     visualize: bool = option(False, "write best/worst panels")
     num_vis: int = option(8, "best and worst images to draw", check=at_least(0))
     latency_runs: int = option(50, "timed batch-1 runs (0 skips cost and speed)", check=at_least(0))

@@ -6,7 +6,6 @@ import dataclasses
 from full_semantic.class_tables import CLASS_TABLES
 from semseg.base.cli import Command, option
 from semseg.base.errors import InputError
-from semseg.base.options import IMAGE_SIZE
 
 
 @dataclasses.dataclass
@@ -32,7 +31,6 @@ class ConvertWeightsConfig(Command):
     data_dir: str | None = option(help="TFDS data dir of --dataset")
     image_size: tuple[int, int] | None = option(
         help="inference size (default 1024 2048 for cityscapes, 720 960 for camvid)",
-        metavar=IMAGE_SIZE,
     )
 
     def check_together(self):

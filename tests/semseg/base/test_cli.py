@@ -15,6 +15,7 @@ from semseg.base.cli import (
     option,
     parse_config,
     parse_subcommand,
+    size_at_least,
     within,
 )
 from semseg.base.errors import FlagError, InputError
@@ -34,7 +35,7 @@ class Example(Command):
     share: float | None = option(help="a fraction", check=within(0, 1))
     fast: bool = option(False, "a switch")
     keep: bool = option(True, "on unless --no-keep")
-    size: tuple[int, int] = option((4, 5), "height and width", metavar=("H", "W"))
+    size: tuple[int, int] = option((4, 5), "height and width")
     scales: tuple[float, ...] = option((1.0,), "one or more")
     sizes: tuple[tuple[int, int], ...] = option(((1, 2),), "HxW values", type=height_by_width)
     mode: str = option("a", "a mode", choices=("a", "b"), group="modes")
@@ -74,6 +75,7 @@ def test_defaults_come_from_the_fields():
 def test_help_lists_defaults_and_groups():
     text = config_parser("Examples:\n    keep \\\n    lines", Example).format_help()
     assert "(default: 3)" in text and "(default: 4 5)" in text and "(default: yes)" in text
+    assert "--size H W " in text  # a size shows as H W without saying so
     assert "--fast" in text and "(default: False)" not in text
     assert "modes:\n  --mode {a,b}" in text
     assert "    keep \\\n    lines" in text
@@ -107,6 +109,14 @@ def test_argparse_refuses_what_does_not_parse():
         parse_config(Example, "doc", [])  # --name is required
     with pytest.raises(SystemExit):
         parse_config(Example, "doc", ["--name", "x", "--mode", "c"])
+
+
+def test_a_size_check_names_both_sides():
+    check = size_at_least(32)
+    check("size", (32, 40))
+    check("size", None)
+    with pytest.raises(InputError, match="--size must be at least 32 32. Received: 16 64"):
+        check("size", (16, 64))
 
 
 def test_option_refuses_an_unknown_setting():
