@@ -152,28 +152,17 @@ def floor_ms(convs, throughput):
 
 def openvino_profile(folder, threads, runs=20):
     """`{layer type: share of the time}` from OpenVINO's per-layer counters, for the IR
-    folder an export wrote (compiled as `OpenVinoRuntime` compiles it)."""
+    folder an export wrote."""
     import numpy as np
-    import openvino
 
-    from semseg.runtime.runtimes import OPENVINO_PRECISION
+    from semseg.runtime.runtimes import OpenVinoRuntime
 
-    core = openvino.Core()
-    model = core.read_model(str(Path(folder) / "model.xml"))
-    precision = model.get_rt_info(list(OPENVINO_PRECISION)).astype(str)
-    config = {
-        "INFERENCE_NUM_THREADS": threads,
-        "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_PRECISION_HINT": precision,
-        "PERF_COUNT": True,
-    }
-    request = core.compile_model(model, "CPU", config).create_infer_request()
-    shape = [dimension.get_length() for dimension in model.input(0).get_partial_shape()]
-    images = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
+    runtime = OpenVinoRuntime(folder, threads, perf_count=True)
+    images = np.random.default_rng(0).uniform(0, 255, (1, *runtime.fixed_size, 3))
     totals = collections.Counter()
     for _ in range(runs):
-        request.infer({0: images})
-        for info in request.profiling_info:
+        runtime(images)
+        for info in runtime.request.profiling_info:
             totals[info.node_type] += info.real_time.total_seconds()
     whole = sum(totals.values()) or 1.0
     return {kind: round(seconds / whole, 3) for kind, seconds in totals.most_common(8)}

@@ -350,11 +350,11 @@ OPENVINO_FILE = "model.xml"
 class OpenVinoRuntime:
     """An OpenVINO IR folder (`model.xml`, `model.bin`) compiled for the CPU with `threads`
     threads, for latency, in the precision the export chose (float32 unless it says
-    bf16)."""
+    bf16); with `perf_count`, OpenVINO also times each layer (`request.profiling_info`)."""
 
     name = "openvino"
 
-    def __init__(self, path, threads=None):
+    def __init__(self, path, threads=None, perf_count=False):
         import openvino
 
         core = openvino.Core()
@@ -366,6 +366,7 @@ class OpenVinoRuntime:
             "INFERENCE_NUM_THREADS": threads or os.cpu_count(),
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": precision,
+            "PERF_COUNT": perf_count,
         }
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
