@@ -23,7 +23,6 @@ report.md, confusion_matrix.csv and .png, per_class_iou.png, and with
 --visualize the best and worst images as image | truth | prediction | error panels.
 """
 
-import dataclasses
 import os
 import sys
 
@@ -47,10 +46,7 @@ def main(args):
     from semseg.evaluate.evaluation import run_evaluation
     from semseg.evaluate.metrics import format_table
 
-    # --weights NAME is resolved into --work_dir by parse_args.
-    options = dataclasses.asdict(args)
-    del options["fail_under"], options["weights"]
-    metrics, output_dir = run_evaluation(**options)
+    metrics, output_dir = run_evaluation(args)
     print(format_table(metrics))
     leakage = metrics.get("split_leakage")
     if leakage:

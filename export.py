@@ -48,22 +48,17 @@ def parse_args(argv=None):
 def main(args):
     from semseg.export.run import export_fastest, export_run
 
-    options = dict(
-        checkpoint=args.checkpoint,
-        output=args.output,
-        calibration_steps=args.calibration_steps,
-        verify_examples=args.verify_examples,
-        threads=args.threads,
-        low_res_logits=args.low_res_logits,
-    )
     if args.format == AUTO:
-        path, description = export_fastest(args.work_dir, report=print, **options)
+        path, description = export_fastest(args, report=print)
         speed = description["speed"]
         print(f"fastest on {speed['device']} (flags {', '.join(speed['cpu_flags'])}):")
         for row in speed["candidates"]:
-            print(f"  {row['format']} {row['quantize'] or 'fp32'}: {row['median_ms']:.1f} ms")
+            change = "" if row["miou_change"] is None else f", mIoU {row['miou_change']:+.2f}"
+            print(
+                f"  {row['format']} {row['quantize'] or 'fp32'}: {row['median_ms']:.1f} ms{change}"
+            )
     else:
-        path, description = export_run(args.work_dir, args.format, args.quantize, **options)
+        path, description = export_run(args)
     print(f"exported: {path} ({description['format']}, {description['quantize'] or 'fp32'})")
     print(
         f"max |logit difference| to Keras on {description['verified_on']}: "

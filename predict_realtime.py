@@ -50,17 +50,7 @@ def main(args):
     from semseg.predict.inference import Predictor
 
     predictor = Predictor.load(args.work_dir, args.checkpoint, args.model, args.threads)
-    summary = run_realtime(
-        predictor,
-        args.source,
-        headless=args.headless,
-        max_frames=args.max_frames,
-        record=args.record,
-        alpha=args.alpha,
-        retries=args.retries,
-        report=lambda line: print(line, flush=True),
-        port=args.port,
-    )
+    summary = run_realtime(predictor, args, report=lambda line: print(line, flush=True))
     latency = summary["latency_ms"]
     print(
         f"stopped: {summary['stopped']}. {summary['frames']} frames segmented in "

@@ -77,6 +77,7 @@ def train_and_evaluate(args, name, export, train_names, base):
     from full_semantic.prepare import build_dataset
     from semseg.config.run_config import RunConfig
     from semseg.evaluate.evaluation import run_evaluation
+    from semseg.evaluate.options import EvalConfig
     from semseg.train.training import train
 
     source = subset_export(export, base / "exports" / name, train_names)
@@ -100,7 +101,7 @@ def train_and_evaluate(args, name, export, train_names, base):
             seed=0,
         )
     )
-    metrics, _ = run_evaluation(str(work_dir), split="val", latency_runs=0)
+    metrics, _ = run_evaluation(EvalConfig(work_dir=str(work_dir), split="val", latency_runs=0))
     return work_dir, float(metrics["mIoU"])
 
 

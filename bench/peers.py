@@ -16,8 +16,14 @@ project's ONNX Runtime and on OpenVINO compiled as Ultralytics' runtime compiles
 instructions), with the same thread count as ours. Every contestant runs `--runs` calls
 per round, in turn, for `--rounds` rounds, so that a noisy neighbour slows all of them
 alike; the figures are medians over all rounds. Batch 1, random input at `--image_size`.
-The peer's graph ends in an ArgMax (a full-resolution class map); ours return
-full-resolution logits.
+The peer's graph ends in an ArgMax: its output is a full-resolution class map. Ours
+give, with `--outputs`, `logits`: the export's full-resolution logits, and `class_map`:
+the same full-resolution class map as the peer, from the export ending at the head
+(`export.py --low_res_logits`) and the predictor's upsampling and argmax
+(`semseg.base.logits.upsampled_class_ids`), timed together. Its cost depends on how many
+cells of the logits straddle a class border: with random weights on random input about
+a third, more than a trained model has (about a fifth on the dash-cam clip), so the
+figure errs on the slow side.
 
 Prints one JSON line per contestant {"name", "median_ms", "p95_ms", "runs"}, then a
 summary {"machine" (CPU, its flags, load average), "peer", "peer_best", "peer_ms",
@@ -43,6 +49,7 @@ from semseg.base.cli import at_least, option, parse_config, run_command  # noqa:
 from semseg.base.errors import InputError  # noqa: E402
 
 PEER = "yolo26n-sem"
+OUTPUTS = ("logits", "class_map")
 
 
 @dataclasses.dataclass
@@ -70,6 +77,9 @@ class PeersConfig(InferenceSizeOptions):
     rounds: int = option(5, check=at_least(1))
     runs: int = option(20, "timed calls per round", check=at_least(1))
     num_classes: int = option(19, check=at_least(1))
+    outputs: tuple[str, ...] = option(
+        OUTPUTS, "what our models output (see above)", choices=OUTPUTS
+    )
 
     def check_together(self):
         super().check_together()
@@ -142,19 +152,26 @@ def openvino_peer(folder, threads):
     return precision, lambda: request.infer({0: images})
 
 
-def ours(model_name, runtime, precision, image_size, threads, num_classes, folder):
-    """A callable running one of our models on `runtime` / `precision` (bench/latency.py)."""
+def ours(model_name, runtime, precision, output, image_size, threads, num_classes, folder):
+    """A callable running one of our models on `runtime` / `precision` (bench/latency.py)
+    to its `output` (one of `OUTPUTS`)."""
     import keras
     import numpy as np
 
     import models
     from bench.latency import build_runtime
+    from semseg.base.logits import upsampled_class_ids
 
     keras.utils.set_random_seed(0)
     model = models.build_model(model_name, num_classes, input_shape=(*image_size, 3))
-    forward = build_runtime(model, runtime, precision, image_size, folder, threads)
+    class_map = output == "class_map"
+    forward = build_runtime(
+        model, runtime, precision, image_size, folder, threads, low_res_logits=class_map
+    )
     images = np.random.default_rng(0).uniform(0.0, 255.0, (1, *image_size, 3))
     images = images.astype(np.float32)
+    if class_map:
+        return lambda: upsampled_class_ids(forward(images), image_size)
     return lambda: forward(images)
 
 
@@ -212,15 +229,18 @@ def main(args):
         for model_name in args.models:
             for choice in args.runtimes:
                 runtime, _, precision = choice.partition(":")
-                contestants[f"{model_name} {runtime} {precision or 'fp32'}"] = ours(
-                    model_name,
-                    runtime,
-                    precision or "fp32",
-                    image_size,
-                    args.threads,
-                    args.num_classes,
-                    folder,
-                )
+                precision = precision or "fp32"
+                for output in args.outputs:
+                    contestants[f"{model_name} {runtime} {precision} {output}"] = ours(
+                        model_name,
+                        runtime,
+                        precision,
+                        output,
+                        image_size,
+                        args.threads,
+                        args.num_classes,
+                        folder,
+                    )
         times = alternate(contestants, args.rounds, args.runs)
     medians = {}
     for name, values in times.items():

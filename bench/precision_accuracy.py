@@ -54,6 +54,7 @@ def compare_precision(work_dir, runtime, precision, split=None, calibration_step
     from semseg.config.run import load_run
     from semseg.data import data
     from semseg.export import run as export
+    from semseg.export.options import ExportConfig
     from semseg.export.verify import compare_with_keras
     from semseg.predict.inference import Predictor
     from semseg.runtime.runtimes import KerasRuntime, XlaRuntime, load_runtime
@@ -87,12 +88,14 @@ def compare_precision(work_dir, runtime, precision, split=None, calibration_step
         with tempfile.TemporaryDirectory(prefix="precision_accuracy_") as scratch:
             name = export.default_file_name(run.config.model, runtime, quantize)
             _, description = export.export_run(
-                work_dir,
-                runtime,
-                quantize,
-                output=Path(scratch) / name,
-                calibration_steps=calibration_steps,
-                verify_examples=count,
+                ExportConfig(
+                    work_dir=str(work_dir),
+                    format=runtime,
+                    quantize=quantize,
+                    output=str(Path(scratch) / name),
+                    calibration_steps=calibration_steps,
+                    verify_examples=count,
+                )
             )
         scores = {key: description[key] for key in ("miou_keras", "miou_exported")}
         scores.update(

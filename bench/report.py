@@ -333,9 +333,14 @@ def render_peers(results):
         "",
         f"Written by `make bench-peers` (bench/peers.py), {machine['date']}: batch 1 at "
         f"{height}x{width}, {summary['threads']} threads, random weights, every contestant "
-        "in turn in each round of one run, medians over all rounds. Outputs: the peer's "
-        "graph ends in an ArgMax, a full-resolution class map; ours return full-resolution "
-        "logits (one float per class and pixel). The peer's OpenVINO IR is Ultralytics' "
+        "in turn in each round of one run, medians over all rounds. Outputs, all at full "
+        "resolution: the peer's graph ends in an ArgMax, a class map; ours end in "
+        "`logits` (one float per class and pixel) or `class_map`: the export ending at "
+        "its head (`export.py --low_res_logits`) plus the predictor's upsampling and "
+        "argmax, timed together, the same class map as the peer's. The class map's cost "
+        "depends on the logits (how many cells straddle a class border): random weights "
+        "on random input have more borders than a trained model, so it errs slow. The "
+        "peer's OpenVINO IR is Ultralytics' "
         "export, compiled as its runtime compiles it (latency hint, OpenVINO's default "
         "precision for the CPU).",
         "",

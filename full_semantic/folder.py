@@ -133,10 +133,8 @@ class FolderDataset(SourceDataset):
     Args:
         root: path-like, the folder holding `classes.json`.
         channels: 1, 3 or 4, the channels of the image feature.
-        void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: see `SourceDataset`.
 
-    Attributes: those of `SourceDataset` (`class_names`, `palette`, `split_names`).
+    `void_labels`, `zip_path` and the attributes: see `SourceDataset`.
 
     Raises:
         InputError: if `classes.json` is malformed, there is no image, a split

@@ -97,10 +97,8 @@ class RgbGtDataset(SourceDataset):
 
     Args:
         root: path-like, the folder holding `rgb/` and `gt/`.
-        void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: see `SourceDataset`.
 
-    Attributes: those of `SourceDataset` (`class_names`, `palette`, `split_names`).
+    `void_labels`, `zip_path` and the attributes: see `SourceDataset`.
 
     Raises:
         InputError: if `rgb/` holds no image, an image has no mask or several,

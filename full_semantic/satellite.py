@@ -147,10 +147,8 @@ class SatelliteDataset(SourceDataset):
 
     Args:
         root: path-like, the folder holding `images/` and `labels/`.
-        void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: see `SourceDataset`.
 
-    Attributes: those of `SourceDataset` (`class_names`, `palette`, `split_names`).
+    `void_labels`, `zip_path` and the attributes: see `SourceDataset`.
 
     Raises:
         InputError: if there is no image, a split list names a missing image,

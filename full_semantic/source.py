@@ -106,7 +106,10 @@ class SourceDataset(ExampleReader):
         zip_path: path-like or None, the zip `root` was extracted from (messages name files
             by their place in it).
 
-    Attributes:
+    Every source's constructor also takes `void_labels`, a sequence of class names mapped
+    to 255 and dropped, after its own options.
+
+    Attributes (every source's):
         class_names: list of str, set by `set_classes`.
         palette: list of `[r, g, b]`, set by `set_classes`.
         split_names: list of str, set by `set_examples`.

@@ -116,13 +116,9 @@ class UTokyoRelease(SourceDataset):
     Args:
         root: path-like, the folder holding `images/`, `labels/` and the lists.
         channels: 3 (RGB), 1 (thermal) or 4 (RGB + thermal).
-        void_labels: sequence of class names mapped to 255 and dropped.
-        zip_path: see `SourceDataset`.
 
-    Attributes:
-        class_names: list of str.
-        palette: list of `[r, g, b]`.
-        split_names: list of str, `train`, `val`, `test` as far as listed.
+    `void_labels`, `zip_path` and the attributes (`split_names`: `train`, `val`, `test` as
+    far as listed): see `SourceDataset`.
 
     Raises:
         InputError: if no split list exists, a listed name has no image or label

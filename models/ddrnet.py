@@ -33,6 +33,10 @@ exports keep their accuracy; `padding="symmetric"` is the official arithmetic,
 which the authors' checkpoints need to reproduce their outputs (`train.py
 --weights FILE.pth` and `convert_weights.py` build it). Checkpoints written
 before the option existed load with "same".
+
+The builders `ddrnet23_slim`, `ddrnet23` and `ddrnet_lite` are entries of `models.MODELS`
+(arguments and outputs as documented there): each returns a `DDRNet` named after itself
+and takes `mean`, `std`, `padding` (see `DDRNet`) and `name` as `**options`.
 """
 
 import keras
@@ -239,11 +243,6 @@ def ddrnet23_slim(num_classes, input_shape=(None, None, 3), aux_head=False, **op
     `DualResNet(BasicBlock, [2, 2, 2, 2], planes=32, spp_planes=128, head_planes=64)`
     of the official code; 5,695,987 trainable parameters with 19 classes
     (5,734,342 with the auxiliary head) and 10.65 GFLOPs at 480x640.
-    Paper: https://arxiv.org/abs/2101.06085.
-
-    A builder of `models.MODELS` (arguments and outputs as documented there) returning a
-    `DDRNet`; `**options`: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
-    `"ddrnet23_slim"`).
     """
     return _build_ddrnet(
         "ddrnet23_slim", num_classes, input_shape, aux_head, options, planes=32, head_planes=64
@@ -255,11 +254,6 @@ def ddrnet23(num_classes, input_shape=(None, None, 3), aux_head=False, **options
 
     `DualResNet(BasicBlock, [2, 2, 2, 2], planes=64, spp_planes=128, head_planes=128)`
     of the official code; 20,148,947 trainable parameters with 19 classes.
-    Paper: https://arxiv.org/abs/2101.06085.
-
-    A builder of `models.MODELS` (arguments and outputs as documented there) returning a
-    `DDRNet`; `**options`: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
-    `"ddrnet23"`).
     """
     return _build_ddrnet(
         "ddrnet23", num_classes, input_shape, aux_head, options, planes=64, head_planes=128
@@ -276,10 +270,6 @@ def ddrnet_lite(num_classes, input_shape=(None, None, 3), aux_head=False, **opti
     trainable parameters with 19 classes and about half the latency of DDRNet-23-slim
     (see `models/README.md`). There are no pretrained weights for it: train from
     random weights (`recipes/camvid_ddrnet_lite.json`).
-
-    A builder of `models.MODELS` (arguments and outputs as documented there) returning a
-    `DDRNet`; `**options`: `mean`, `std`, `padding` (see `DDRNet`) and `name` (default
-    `"ddrnet_lite"`).
     """
     return _build_ddrnet(
         "ddrnet_lite",

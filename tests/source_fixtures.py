@@ -16,9 +16,11 @@ The files follow what real releases hold (see ../shared/data/README.md):
     write_utokyo(tmp_path / "ir_seg_dataset")
 
 `full_semantic/dummy_data/<source>/` was written with
-`write_dummy_data("full_semantic/dummy_data")`.
+`write_dummy_data("full_semantic/dummy_data")`. `open_source` and `read_masks` read a
+written dataset back as the builder does.
 """
 
+import io
 import json
 import os
 import pathlib
@@ -484,3 +486,20 @@ def new_user_environment(tmp_path, count):
     env = {key: value for key, value in os.environ.items() if key != "TFDS_DATA_DIR"}
     env["HOME"] = str(home)
     return env
+
+
+def open_source(source, root, **options):
+    """The reader of `source` (a key of `full_semantic.config.SOURCES`) on the dataset
+    folder `root`, with a config named `test` of `options`; scratch files beside `root`."""
+    from full_semantic.config import SOURCES, FullSemanticConfig
+
+    config = FullSemanticConfig(name="test", source=source, **options)
+    return SOURCES[source].open(root, root.parent / "scratch", config)
+
+
+def read_masks(dataset, split):
+    """`{key: mask}` of a split of an opened source, each PNG decoded."""
+    return {
+        key: np.asarray(Image.open(io.BytesIO(example["mask"])))
+        for key, example in dataset.examples(split)
+    }

@@ -10,18 +10,10 @@ import cv2
 import numpy as np
 import pytest
 from commands import evaluate, python, run, tfds_build, train_tiny
+from errors import assert_one_line_error
 
 from full_semantic.demo_data import LABELMAP, write_demo_export
 from full_semantic.fingerprint import source_fingerprint
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in last_line, last_line
 
 
 @pytest.fixture(scope="module")

@@ -250,30 +250,12 @@ def warn_if_rebuilt(trained_on, build):
     return True
 
 
-def run_evaluation(
-    work_dir,
-    split="val",
-    checkpoint="best",
-    dataset=None,
-    data_dir=None,
-    images=None,
-    masks=None,
-    max_examples=None,
-    group_by=None,
-    flip=False,
-    scales=(1.0,),
-    mode="whole",
-    crop=None,
-    stride=None,
-    visualize=False,
-    num_vis=8,
-    latency_runs=50,
-    batch_size=1,
-    output_dir=None,
-):
+def run_evaluation(config):
     """Everything `eval.py` does: load the run, segment the split, measure, write the report.
 
-    Args are the fields of `semseg.evaluate.options.EvalConfig`, checked there.
+    Args:
+        config: `semseg.evaluate.options.EvalConfig`, its `work_dir` resolved (a published
+            `--weights NAME` is its work dir).
 
     Returns:
         `(metrics, output_dir)`.
@@ -282,14 +264,16 @@ def run_evaluation(
     from semseg.predict.inference import Predictor
     from semseg.runtime.runtimes import load_runtime
 
-    run = load_run(work_dir)
-    predictor = Predictor.from_work_dir(work_dir, checkpoint)
-    if images is not None:
-        examples, total = folder_examples(images, masks, run.labels, run.num_channels, max_examples)
-        name = f"folder_{Path(images).name}"
+    run = load_run(config.work_dir)
+    predictor = Predictor.from_work_dir(config.work_dir, config.checkpoint)
+    if config.images is not None:
+        examples, total = folder_examples(
+            config.images, config.masks, run.labels, run.num_channels, config.max_examples
+        )
+        name = f"folder_{Path(config.images).name}"
     else:
-        dataset = dataset or run.config.dataset
-        builder, labels = data.load_builder(dataset, data_dir or run.config.data_dir)
+        dataset = config.dataset or run.config.dataset
+        builder, labels = data.load_builder(dataset, config.data_dir or run.config.data_dir)
         if labels.class_names != run.labels.class_names:
             raise InputError(
                 f"{builder.data_dir}: its classes {labels.class_names} differ from the run's "
@@ -298,15 +282,19 @@ def run_evaluation(
         build = data.build_record(builder)
         if dataset == run.config.dataset:
             warn_if_rebuilt(run.dataset_build, build)
-        examples, total = tfds_examples(builder, split, max_examples, group_by)
-        name = split
-    output_dir = Path(output_dir) if output_dir else run.config.work_path / "eval" / name
+        examples, total = tfds_examples(builder, config.split, config.max_examples, config.group_by)
+        name = config.split
+    output_dir = (
+        Path(config.output_dir) if config.output_dir else run.config.work_path / "eval" / name
+    )
 
     tta = {}
-    if flip or list(scales) != [1.0] or mode != "whole":
-        tta = {"flip": flip, "scales": list(scales), "mode": mode}
-        if mode == "slide":
-            tta.update(crop=list(crop), stride=list(stride) if stride else None)
+    if config.flip or list(config.scales) != [1.0] or config.mode != "whole":
+        tta = {"flip": config.flip, "scales": list(config.scales), "mode": config.mode}
+        if config.mode == "slide":
+            tta.update(
+                crop=list(config.crop), stride=list(config.stride) if config.stride else None
+            )
     if tta:
         options = dict(tta)
 
@@ -316,21 +304,27 @@ def run_evaluation(
         segment = predictor.predict
 
     result = evaluate(
-        predictor, examples, total, num_vis=num_vis if visualize else 0, segment=segment
+        predictor,
+        examples,
+        total,
+        num_vis=config.num_vis if config.visualize else 0,
+        segment=segment,
     )
     metrics = result.metrics
-    metrics.update(split=name, checkpoint=str(run.checkpoint_path(checkpoint)), tta=tta)
-    if images is None:
+    metrics.update(split=name, checkpoint=str(run.checkpoint_path(config.checkpoint)), tta=tta)
+    if config.images is None:
         metrics["dataset_build"] = build
         leakage = build.get("split_leakage")
-        if leakage and leakage.get("val_split") == split:
+        if leakage and leakage.get("val_split") == config.split:
             metrics["split_leakage"] = leakage
-    if group_by:
-        metrics["group_by"] = group_by
-    if latency_runs:
+    if config.group_by:
+        metrics["group_by"] = config.group_by
+    if config.latency_runs:
         cost_model = predictor.model
         if cost_model is None:  # an exported model: count the run's Keras architecture
             cost_model = load_runtime(run.checkpoint_path("best"), run.num_channels).model
-        metrics.update(cost.measure_cost(predictor, cost_model, latency_runs, batch_size))
-    eval_report.write_report(result, output_dir, run.labels, visualize=visualize)
+        metrics.update(
+            cost.measure_cost(predictor, cost_model, config.latency_runs, config.batch_size)
+        )
+    eval_report.write_report(result, output_dir, run.labels, visualize=config.visualize)
     return metrics, output_dir

@@ -59,6 +59,12 @@ class ExportConfig(ThreadsOptions, RunOptions):
     verify_examples: int = option(
         20, "validation images to compare the export with Keras on", check=at_least(0)
     )
+    max_miou_drop: float = option(
+        0.5,
+        "with --format auto: leave out a candidate whose mIoU on those validation images is "
+        "more than this many points below the Keras model's",
+        check=at_least(0),
+    )
     low_res_logits: bool = option(
         False,
         "end the model at its head (logits at 1/8 of the input for DDRNet): the predictor "

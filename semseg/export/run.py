@@ -3,6 +3,7 @@ description beside it (`export_run`), or with `--format auto` every candidate ex
 and timed on the machine at hand, the fastest verified one kept (`export_fastest`).
 """
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -17,22 +18,17 @@ from semseg.export.verify import calibration_images, compare_with_keras
 logger = logging.getLogger(__name__)
 
 
-def export_run(
-    work_dir,
-    format_name,
-    quantize=None,
-    checkpoint="best",
-    output=None,
-    calibration_steps=100,
-    verify_examples=20,
-    threads=None,
-    low_res_logits=False,
-):
-    """Everything `export.py` does: export a run's checkpoint, verify it, describe it.
+def export_run(config):
+    """Everything `export.py --format F` does: export a run's checkpoint, verify it,
+    describe it.
 
     The model is exported and verified under a temporary name, so a model that
     fails to load or to verify never lands at its destination. With `low_res_logits`
     the export ends at the head (`export.low_res_logits_model`).
+
+    Args:
+        config: `semseg.export.options.ExportConfig` with a format other than auto, its
+            `work_dir` resolved (a published `--weights NAME` is its work dir).
 
     Returns:
         `(path, description)`: the exported model and the dict written to `PATH.json`.
@@ -45,18 +41,21 @@ def export_run(
     from semseg.predict.inference import Predictor
     from semseg.runtime.runtimes import load_runtime
 
+    format_name, quantize = config.format, config.quantize
     check_format(format_name, quantize)
-    run = load_run(work_dir)
+    run = load_run(config.work_dir)
     if quantize == "int8" and not int8_pays_off():
         logger.warning(
             "this CPU has no VNNI (int8 dot products): int8 models usually run slower than "
             "fp32 on it; export.py --format auto measures which export is fastest here"
         )
     # The reference is the Keras model exactly as trained (no folded batch norms).
-    reference = load_runtime(run.checkpoint_path(checkpoint), run.num_channels, optimize=False)
+    reference = load_runtime(
+        run.checkpoint_path(config.checkpoint), run.num_channels, optimize=False
+    )
     keras_predictor = Predictor(reference, run.labels, run.config.image_size, run.num_channels)
     if keras_predictor.model is None:
-        raise InputError(f"--checkpoint {checkpoint}: export starts from a Keras checkpoint")
+        raise InputError(f"--checkpoint {config.checkpoint}: export starts from a Keras checkpoint")
     try:
         builder, _ = data.load_builder(run.config.dataset, run.config.data_dir)
     except InputError as error:
@@ -67,14 +66,14 @@ def export_run(
         logger.warning("%s; verifying the export on generated images", error)
         builder = None
     model = keras_predictor.model
-    if low_res_logits:
+    if config.low_res_logits:
         model = low_res_logits_model(model)
-    name = default_file_name(run.config.model, format_name, quantize, low_res_logits)
-    path = Path(output) if output else run.config.work_path / "export" / name
+    name = default_file_name(run.config.model, format_name, quantize, config.low_res_logits)
+    path = Path(config.output) if config.output else run.config.work_path / "export" / name
     images = None
     if quantize == "int8":
         images = calibration_images(
-            builder, run.config.train_split, keras_predictor.image_size, calibration_steps
+            builder, run.config.train_split, keras_predictor.image_size, config.calibration_steps
         )
     temp_path = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
@@ -88,7 +87,7 @@ def export_run(
             images,
         )
         exported = Predictor(
-            load_runtime(temp_path, run.num_channels, threads),
+            load_runtime(temp_path, run.num_channels, config.threads),
             run.labels,
             run.config.image_size,
             run.num_channels,
@@ -100,14 +99,14 @@ def export_run(
             model=run.config.model,
             format=format_name,
             quantize=quantize,
-            low_res_logits=bool(low_res_logits),
-            source=str(run.checkpoint_path(checkpoint)),
+            low_res_logits=config.low_res_logits,
+            source=str(run.checkpoint_path(config.checkpoint)),
             created=datetime.datetime.now().isoformat(timespec="seconds"),
             calibration_images=len(images) if images else 0,
         )
         description.update(
             compare_with_keras(
-                keras_predictor, exported, builder, run.config.val_split, verify_examples
+                keras_predictor, exported, builder, run.config.val_split, config.verify_examples
             )
         )
         if path.is_dir():
@@ -160,20 +159,14 @@ def int8_pays_off():
     return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-def export_fastest(
-    work_dir,
-    checkpoint="best",
-    output=None,
-    calibration_steps=100,
-    verify_examples=20,
-    threads=None,
-    candidates=None,
-    low_res_logits=False,
-    runs=20,
-    report=logger.info,
-):
+def export_fastest(config, candidates=None, runs=20, report=logger.info):
     """`export.py --format auto`: exports each candidate, times it on this machine at the
-    run's input size (batch 1, medians of `runs` calls) and keeps the fastest.
+    run's input size (batch 1, medians of `runs` calls) and keeps the fastest of those
+    whose mIoU on the verification images is within `config.max_miou_drop` points of
+    Keras's.
+
+    `config` is `export_run`'s, its format auto; `candidates` are `(format, quantize)`
+    pairs (default: `auto_candidates()`).
 
     Candidates are exported and verified by `export_run` into a temporary folder; the
     fastest moves to `output` (default: `W/export/<its default name>`) with its `.json`,
@@ -190,7 +183,7 @@ def export_fastest(
     from semseg.runtime.latency import device_description, measure_latency
     from semseg.runtime.runtimes import load_runtime
 
-    run = load_run(work_dir)
+    run = load_run(config.work_dir)
     export_dir = run.config.work_path / "export"
     export_dir.mkdir(parents=True, exist_ok=True)
     candidates = auto_candidates() if candidates is None else candidates
@@ -198,17 +191,23 @@ def export_fastest(
     with tempfile.TemporaryDirectory(prefix=".auto-", dir=export_dir) as scratch:
         exported = {}
         for format_name, quantize in candidates:
-            check_format(format_name, quantize)
-            name = default_file_name(run.config.model, format_name, quantize, low_res_logits)
+            name = default_file_name(run.config.model, format_name, quantize, config.low_res_logits)
             try:
-                path, description = export_run(
-                    work_dir, format_name, quantize, checkpoint, Path(scratch) / name,
-                    calibration_steps, verify_examples, threads, low_res_logits,
-                )  # fmt: skip
+                candidate = dataclasses.replace(
+                    config, format=format_name, quantize=quantize, output=str(Path(scratch) / name)
+                )
+                path, description = export_run(candidate)
             except InputError as error:
                 report(f"{format_name} {quantize or 'fp32'}: left out ({error})")
                 continue
-            runtime = load_runtime(path, run.num_channels, threads)
+            change = description["miou_change"]
+            if change is not None and change < -config.max_miou_drop:
+                report(
+                    f"{format_name} {quantize or 'fp32'}: left out (mIoU {change:+.2f} points "
+                    f"against Keras, more than --max_miou_drop {config.max_miou_drop})"
+                )
+                continue
+            runtime = load_runtime(path, run.num_channels, config.threads)
             timing = measure_latency(
                 runtime, tuple(run.config.image_size), run.num_channels, runs=runs
             )
@@ -219,19 +218,24 @@ def export_fastest(
                     "quantize": quantize,
                     "median_ms": round(float(timing["p50"]), 3),
                     "p95_ms": round(float(timing["p95"]), 3),
+                    "miou_change": None if change is None else round(change, 3),
                 }
             )
             report(f"{format_name} {quantize or 'fp32'}: {timing['p50']:.1f} ms (median)")
         if not timings:
-            raise InputError(f"{work_dir}: none of the candidate exports could be made")
+            raise InputError(
+                f"{config.work_dir}: no candidate export could be made within --max_miou_drop "
+                f"{config.max_miou_drop} (see the lines above)"
+            )
         best = min(timings, key=lambda row: row["median_ms"])
         key = (best["format"], best["quantize"])
         path, description = exported[key]
         target = export_dir / path.name
-        if output:
+        if config.output:
             # The winner's own extension (`.tflite`, `.onnx`, none for a folder).
             suffix = FORMATS[best["format"]]
-            target = Path(output if str(output).endswith(suffix) else f"{output}{suffix}")
+            output = config.output
+            target = Path(output if output.endswith(suffix) else f"{output}{suffix}")
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(path, target)

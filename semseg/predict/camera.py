@@ -7,7 +7,8 @@ stops with a summary. Files, their reader and writer threads and the drawing are
 Example:
 
     predictor = Predictor.from_work_dir("runs/camvid")
-    stats = run_realtime(predictor, source=0, headless=True, max_frames=300)
+    config = PredictRealtimeConfig(source="0", headless=True, max_frames=300)
+    stats = run_realtime(predictor, config)
 """
 
 import logging
@@ -130,55 +131,46 @@ def _gui_backend():
     return ""
 
 
-def run_realtime(
-    predictor,
-    source,
-    headless=False,
-    max_frames=None,
-    record=None,
-    alpha=0.5,
-    retries=3,
-    report=print,
-    window="semseg (q quits)",
-    port=None,
-):
-    """Segments a camera, stream or file live until `q`, the end, or `max_frames`.
+def run_realtime(predictor, config, report=print, window="semseg (q quits)"):
+    """Segments a camera, stream or file live until `q`, the end, or `--max_frames`.
 
     Args:
         predictor: `semseg.predict.inference.Predictor`.
-        source: camera index (`0`), `/dev/videoN`, `rtsp://...` URL or a video file.
-        headless: no window; `report` gets one line of FPS and latency per second.
-        max_frames: stop after this many segmented frames.
-        record: optional `.mp4` path receiving the overlays.
-        alpha: weight of the mask colours.
-        retries: reconnects of a dropped stream before giving up.
+        config: `semseg.predict.options.PredictRealtimeConfig`: `source` (camera index
+            `0`, `/dev/videoN`, `rtsp://...` URL or a video file); `headless` (no window:
+            `report` gets one line of FPS and latency per second); `max_frames` (stop
+            after this many segmented frames); `record` (an `.mp4` path receiving the
+            overlays); `alpha` (weight of the mask colours); `retries` (reconnects of a
+            dropped stream before giving up); `port` (with a window wanted and an OpenCV
+            without GUI: the port of the local web view, `semseg.predict.live_view`,
+            default 8765; a port also forces the web view on a GUI build).
         report: function receiving the URL of the web view and, without a window,
             one line of FPS and latency per second.
-        port: with a window wanted and an OpenCV without GUI: the port of the local
-            web view (`semseg.predict.live_view`, default 8765); a port also forces the web
-            view on a GUI build.
+        window: the OpenCV window's title.
 
     Returns:
         dict: `frames` (segmented), `captured`, `dropped` (captured but never
         segmented: the camera was faster than the model), `seconds`, `fps`,
         `latency_ms` {mean, p50, p95}, `reconnects`, `stopped` (why it ended).
     """
-    capture = open_capture(source)
+    capture = open_capture(config.source)
     view = None
-    if not headless:
-        if port is None and has_gui():
+    if not config.headless:
+        if config.port is None and has_gui():
             cv2.namedWindow(window, cv2.WINDOW_NORMAL)
         else:
-            view = LiveView(DEFAULT_PORT if port is None else port, title=source)
+            view = LiveView(
+                DEFAULT_PORT if config.port is None else config.port, title=config.source
+            )
             report(f"live view: {view.url} (Ctrl+C stops)")
-    show_window = not headless and view is None
+    show_window = not config.headless and view is None
     frame_rate = capture.get(cv2.CAP_PROP_FPS) or 30.0
     warm_up(
         predictor,
         int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) or 480,
         int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) or 640,
     )
-    reader = LatestFrameReader(source, capture, retries)
+    reader = LatestFrameReader(config.source, capture, config.retries)
     palette = predictor.labels.palette
     legend_image = frame_legend(predictor.labels.class_names, palette)
     writer = None
@@ -201,14 +193,14 @@ def run_realtime(
                 frame,
                 mask,
                 palette,
-                alpha,
+                config.alpha,
                 legend_image,
                 (f"{fps:.1f} FPS", f"latency {latencies[-1]:.0f} ms"),
             )
-            if record is not None:
+            if config.record is not None:
                 if writer is None:
                     height, width = frame.shape[:2]
-                    writer = VideoWriter(record, frame_rate, (width, height))
+                    writer = VideoWriter(config.record, frame_rate, (width, height))
                 writer.submit(picture)
             if view is not None:
                 view.publish(picture)
@@ -224,8 +216,8 @@ def run_realtime(
                 if cv2.waitKey(1) & 0xFF == ord("q"):
                     stopped = "q pressed"
                     break
-            if max_frames and count >= max_frames:
-                stopped = f"--max_frames {max_frames} reached"
+            if config.max_frames and count >= config.max_frames:
+                stopped = f"--max_frames {config.max_frames} reached"
                 break
     except KeyboardInterrupt:
         stopped = "interrupted"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from cvat_fixtures import build_demo_dataset
 
@@ -278,6 +279,7 @@ def test_peers_prints_each_contestant_and_the_ratio(tmp_path, capsys):
     arguments = ["--peer_onnx", str(stand_in), "--peer_openvino", str(tmp_path / "peer_openvino")]
     arguments += ["--image_size", "32", "48", "--rounds", "2", "--runs", "3"]
     arguments += ["--runtimes", "onnx:fp32", "keras", "openvino:fp32"]
+    arguments += ["--models", "ddrnet_lite", "ddrnet23_slim", "--outputs", "logits"]
 
     summary = peers.main(peers.parse_args(arguments))
 
@@ -288,12 +290,12 @@ def test_peers_prints_each_contestant_and_the_ratio(tmp_path, capsys):
     assert names == [
         "yolo26n-sem onnx fp32",
         peer_openvino,
-        "ddrnet_lite onnx fp32",
-        "ddrnet_lite keras fp32",
-        "ddrnet_lite openvino fp32",
-        "ddrnet23_slim onnx fp32",
-        "ddrnet23_slim keras fp32",
-        "ddrnet23_slim openvino fp32",
+        "ddrnet_lite onnx fp32 logits",
+        "ddrnet_lite keras fp32 logits",
+        "ddrnet_lite openvino fp32 logits",
+        "ddrnet23_slim onnx fp32 logits",
+        "ddrnet23_slim keras fp32 logits",
+        "ddrnet23_slim openvino fp32 logits",
     ]
     assert all(line["runs"] == 6 and line["median_ms"] > 0 for line in lines[:-1])
     assert lines[-1] == summary and summary["best"] in names[2:]
@@ -483,3 +485,16 @@ def test_latency_of_a_whole_frame_with_low_res_logits():
 
     assert alone["low_res_logits"] and not alone["end_to_end"] and frame["end_to_end"]
     assert 0 < alone["median_ms"] <= alone["p95_ms"] and 0 < frame["median_ms"]
+
+
+def test_peers_class_map_is_the_argmax_of_our_full_resolution_logits(tmp_path):
+    def run(output):
+        call = peers.ours("ddrnet_lite", "keras", "fp32", output, (64, 96), 1, 5, tmp_path)
+        return np.asarray(call())
+
+    logits, class_map = run("logits"), run("class_map")
+
+    assert logits.shape == (1, 64, 96, 5)
+    assert class_map.shape == (1, 64, 96) and class_map.dtype == np.uint8
+    # The same model (seeded weights), upsampled at the end or by the predictor.
+    assert np.mean(class_map == logits.argmax(-1)) > 0.999

@@ -20,7 +20,9 @@ import pytest
 import tensorflow_datasets as tfds
 from commands import python, run
 from cvat_fixtures import DEFAULT_LABELS, write_cvat_export
+from errors import assert_one_line_error, input_error
 from PIL import Image
+from real_data import CAMVID_DIR, require_camvid
 
 from data_augmentation import augment_data, make_blank_label, source_files
 from data_augmentation.augment_export import augment_export
@@ -33,7 +35,6 @@ from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
 AUGMENT_SCRIPT = PROJECT_ROOT / "data_augmentation" / "augment_data.py"
 BLANK_SCRIPT = PROJECT_ROOT / "data_augmentation" / "make_blank_label.py"
 
@@ -579,10 +580,7 @@ def test_unknown_mask_colour_names_colour_count_and_file(tmp_path):
     mask[:3, :5] = (1, 2, 3)
     Image.fromarray(mask).save(export / "SegmentationClass" / "b.png")
 
-    with pytest.raises(InputError) as error:
-        run_augment(export, tmp_path / "new" / "deeper" / "out")
-
-    message = str(error.value)
+    message = input_error(lambda: run_augment(export, tmp_path / "new" / "deeper" / "out"))
     assert str(export / "SegmentationClass" / "b.png") in message
     assert "1 colour(s) not in" in message and "(1, 2, 3) in 15 pixel(s)" in message
     assert "\n" not in message
@@ -593,10 +591,7 @@ def test_size_mismatch_names_both_files_and_sizes(tmp_path):
     export = write_squares_export(tmp_path / "export", val=())
     Image.fromarray(np.zeros((40, 64, 3), np.uint8)).save(export / "SegmentationObject" / "c.png")
 
-    with pytest.raises(InputError) as error:
-        run_augment(export, tmp_path / "out", workers=2)
-
-    message = str(error.value)
+    message = input_error(lambda: run_augment(export, tmp_path / "out", workers=2))
     assert f"{export / 'SegmentationObject' / 'c.png'} is 64x40 but" in message
     assert f"{export / 'JPEGImages' / 'c.png'} is 64x48" in message
     assert sorted(path.name for path in tmp_path.iterdir()) == ["export"]
@@ -716,11 +711,9 @@ def test_command_line_error_is_one_line(tmp_path):
     )
 
     assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: "), result.stderr
-    assert "SegmentationClass/a.png: 1 colour(s) not in" in last_line
-    assert "(9, 9, 9) in 1 pixel(s)" in last_line
+    assert_one_line_error(
+        result, "SegmentationClass/a.png: 1 colour(s) not in", "(9, 9, 9) in 1 pixel(s)"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -744,8 +737,7 @@ def test_a_mask_without_colour_has_no_object():
 
 
 def test_camvid_twenty_images_augment_and_build(tmp_path):
-    if not (CAMVID_DIR / "labelmap.txt").exists():
-        pytest.fail(f"CamVid CVAT export not found at {CAMVID_DIR} (see ../shared/data/README.md)")
+    require_camvid()
     names = (CAMVID_DIR / "ImageSets/Segmentation/train.txt").read_text().split()[:20]
     (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
     output = tmp_path / "camvid_aug"

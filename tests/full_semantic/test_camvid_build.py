@@ -14,27 +14,19 @@ import pytest
 import tensorflow_datasets as tfds
 from commands import tfds_build
 from PIL import Image
+from real_data import CAMVID_DIR, require_camvid
 
 from full_semantic.config import FullSemanticConfig
 from full_semantic.prepare import build_dataset
 from semseg.base.labels import IGNORE_INDEX
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-CAMVID_DIR = PROJECT_ROOT.parent / "shared" / "data" / "camvid_cvat"
 CAMVID_CONFIG = {"name": "camvid", "source": "cvat", "void_labels": ["background"]}
 CAMVID_CLASSES = (
     "sky building pole road sidewalk tree signsymbol fence car pedestrian bicyclist".split()
 )
 BACKGROUND = (0, 0, 0)
 ROAD = (128, 64, 128)
-
-
-def require_camvid():
-    if not (CAMVID_DIR / "labelmap.txt").exists():
-        pytest.fail(
-            f"CamVid CVAT export not found at {CAMVID_DIR}: these tests need the shared data "
-            "folder ../shared/data/camvid_cvat beside the project root (see its README.md)."
-        )
 
 
 @pytest.fixture(scope="module")

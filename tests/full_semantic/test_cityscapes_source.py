@@ -6,20 +6,23 @@ PNGs, polygons JSON).
     .venv/bin/pytest tests/full_semantic/test_cityscapes_source.py
 """
 
-import io
+import functools
 import json
 import logging
 
 import cv2
 import numpy as np
 import pytest
+from errors import input_error
 from PIL import Image
 from source_fixtures import (
     CITYSCAPES_CATEGORY_IDS,
     CITYSCAPES_TRAIN_IDS,
     cityscapes_label_ids,
     examples_by_name,
+    open_source,
     pattern_image,
+    read_masks,
     rectangle,
     save_png,
     write_cityscapes,
@@ -55,16 +58,8 @@ CATEGORY_NAMES = ["void", "flat", "construction", "object", "nature", "sky", "hu
 SIZE = (16, 8)
 
 
-def open_dataset(root, **options):
-    config = FullSemanticConfig(name="test", source="cityscapes", **options)
-    return cityscapes.open_source(root, None, config)
-
-
-def read_all(dataset, split):
-    return {
-        key: np.asarray(Image.open(io.BytesIO(example["mask"])))
-        for key, example in dataset.examples(split)
-    }
+open_dataset = functools.partial(open_source, "cityscapes")
+read_all = read_masks
 
 
 def expected_from(mapping, label_ids):
@@ -195,10 +190,7 @@ def test_label_id_outside_the_table(tmp_path):
         tmp_path / "cs", frames={"val": ["ulm_000000_000001"]}, label_ids={"ulm_000000_000001": ids}
     )
 
-    with pytest.raises(InputError) as error:
-        read_all(open_dataset(root), "val")
-
-    message = str(error.value)
+    message = input_error(lambda: read_all(open_dataset(root), "val"))
     assert "ulm_000000_000001_gtFine_labelIds.png" in message
     assert "2 label id(s) outside the Cityscapes label table (0..33)" in message
     assert "40 in 3 pixel(s)" in message and "250 in 1 pixel(s)" in message
@@ -217,10 +209,7 @@ def test_label_ids_must_be_8_bit_single_channel(tmp_path, label, problem):
     path = root / "gtFine/val/ulm/ulm_000000_000001_gtFine_labelIds.png"
     save_png(path, label, mode="I;16" if label.dtype == np.uint16 else None)
 
-    with pytest.raises(InputError) as error:
-        read_all(open_dataset(root), "val")
-
-    message = str(error.value)
+    message = input_error(lambda: read_all(open_dataset(root), "val"))
     assert "ulm_000000_000001_gtFine_labelIds.png" in message
     assert problem in message and "expected an 8-bit single-channel PNG" in message
 
@@ -278,10 +267,7 @@ def test_image_without_annotation_next_to_annotated_ones(tmp_path):
         pattern_image("x", SIZE),
     )
 
-    with pytest.raises(InputError) as error:
-        open_dataset(root)
-
-    message = str(error.value)
+    message = input_error(lambda: open_dataset(root))
     assert "aachen_000001_000019_leftImg8bit.png: no annotation" in message
     assert "aachen_000001_000019_gtFine_labelIds.png" in message
     assert "1 of 3 images of split 'train'" in message

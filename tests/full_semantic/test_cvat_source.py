@@ -25,6 +25,7 @@ from cvat_fixtures import (
     write_cvat_export,
     zip_folder,
 )
+from errors import assert_one_line_error, input_error
 from PIL import Image
 
 from full_semantic import build_errors, cvat
@@ -302,10 +303,7 @@ def test_unknown_mask_colour(tmp_path):
     export_dir = write_cvat_export(tmp_path / "export", masks={"b": mask})
     export = open_export(export_dir, tmp_path)
 
-    with pytest.raises(InputError) as error:
-        read_all(export)
-
-    message = str(error.value)
+    message = input_error(lambda: read_all(export))
     assert "SegmentationClass/b.png" in message
     assert "2 colour(s) not in labelmap.txt (4 pixels)" in message
     assert "(1, 2, 3) in 3 pixel(s)" in message
@@ -316,10 +314,7 @@ def test_image_and_mask_of_different_sizes(tmp_path):
     mask = np.zeros((8, 10, 3), dtype=np.uint8)
     export_dir = write_cvat_export(tmp_path / "export", image_size=(12, 8), masks={"c": mask})
 
-    with pytest.raises(InputError) as error:
-        read_all(open_export(export_dir, tmp_path))
-
-    message = str(error.value)
+    message = input_error(lambda: read_all(open_export(export_dir, tmp_path)))
     assert "SegmentationClass/c.png is 10x8" in message
     assert "JPEGImages/c.jpg is 12x8" in message
 
@@ -327,10 +322,7 @@ def test_image_and_mask_of_different_sizes(tmp_path):
 def test_listed_image_without_mask(tmp_path):
     export_dir = write_cvat_export(tmp_path / "export", omit_masks=["d"])
 
-    with pytest.raises(InputError) as error:
-        open_export(export_dir, tmp_path)
-
-    message = str(error.value)
+    message = input_error(lambda: open_export(export_dir, tmp_path))
     assert "JPEGImages/d.jpg" in message
     assert "no mask" in message
     assert "SegmentationClass/d.png" in message
@@ -345,10 +337,7 @@ def test_malformed_labelmap_line(tmp_path, bad_line):
     text = f"# label:color_rgb:parts:actions\nbackground:0,0,0::\n\n{bad_line}\n"
     export_dir = write_cvat_export(tmp_path / "export", labelmap=text)
 
-    with pytest.raises(InputError) as error:
-        open_export(export_dir, tmp_path)
-
-    message = str(error.value)
+    message = input_error(lambda: open_export(export_dir, tmp_path))
     assert "labelmap.txt line 4" in message
     assert repr(bad_line) in message
 
@@ -370,10 +359,7 @@ def test_zip_slip_member_is_refused_before_extraction(tmp_path, member):
     scratch_dir = tmp_path / "scratch"
     scratch_dir.mkdir()
 
-    with pytest.raises(InputError) as error:
-        cvat.open_export(zip_path, scratch_dir)
-
-    message = str(error.value)
+    message = input_error(lambda: cvat.open_export(zip_path, scratch_dir))
     assert "evil.zip" in message
     assert repr(member) in message
     assert "outside" in message
@@ -692,15 +678,12 @@ def test_tfds_build_command_prints_one_line_error(tmp_path):
         "--config", "cvat", "--manual_dir", export_dir, "--data_dir", data_dir, timeout=300
     )
 
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    # `splitlines` also splits at the carriage returns of the progress bars.
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(error_lines) == 1, result.stderr[-2000:]
-    assert error_lines[0] == "error: " + (
+    assert assert_one_line_error(result) == "error: " + (
         f"{export_dir}/SegmentationClass/c.png: 1 colour(s) not in labelmap.txt (1 pixels): "
         "(7, 7, 7) in 1 pixel(s)."
     )
+    # The only one: `splitlines` also splits at the carriage returns of the progress bars.
+    assert sum(line.startswith("error: ") for line in result.stderr.splitlines()) == 1
     assert not (data_dir / "full_semantic").exists()
 
 

@@ -6,6 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from errors import input_error
 from PIL import Image
 from source_fixtures import examples_by_name
 
@@ -256,9 +257,7 @@ def test_image_names_that_point_outside_the_export_are_one_line(tmp_path, as_zip
             for path in sorted(root.rglob("*")):
                 if path.is_file():
                     archive.write(path, path.relative_to(root).as_posix())
-    with pytest.raises(InputError) as error:
-        open_export(manual, tmp_path)
-    message = str(error.value)
+    message = input_error(lambda: open_export(manual, tmp_path))
     assert f"<image id='7'>: name {name!r} points outside the dataset folder" in message
     assert "annotations.xml" in message and "\n" not in message
 

@@ -4,21 +4,23 @@ configs with 1 or 4 image channels.
     .venv/bin/pytest tests/full_semantic/test_folder_source.py
 """
 
+import functools
 import io
 import json
 
 import numpy as np
 import pytest
+from errors import input_error
 from PIL import Image
 from source_fixtures import (
     FOLDER_CLASSES,
     examples_by_name,
     id_pattern,
+    open_source,
     pattern_image,
     write_folder,
 )
 
-from full_semantic import folder
 from full_semantic.config import FullSemanticConfig
 from full_semantic.full_semantic_dataset_builder import Builder
 from full_semantic.prepare import build_dataset
@@ -27,9 +29,7 @@ from semseg.base.errors import InputError
 SIZE = (12, 8)
 
 
-def open_dataset(root, **options):
-    config = FullSemanticConfig(name="test", source="folder", **options)
-    return folder.open_source(root, root.parent / "scratch", config)
+open_dataset = functools.partial(open_source, "folder")
 
 
 def read_all(dataset, split):
@@ -121,10 +121,7 @@ def test_label_value_outside_the_classes(tmp_path):
     labels[3, :2] = 254
     root = write_folder(tmp_path / "mydata", labels={"b": labels})
 
-    with pytest.raises(InputError) as error:
-        read_all(open_dataset(root), "train")
-
-    message = str(error.value)
+    message = input_error(lambda: read_all(open_dataset(root), "train"))
     assert "labels/b.png" in message
     assert "2 label value(s) outside the 3 classes (0..2)" in message
     assert "254 in 2 pixel(s), 3 in 1 pixel(s)" in message

@@ -4,24 +4,25 @@ on generated GeoJSON labels with slightly negative and out-of-image coordinates.
     .venv/bin/pytest tests/full_semantic/test_satellite_source.py
 """
 
-import io
+import functools
 import json
 import shutil
 
 import numpy as np
 import pytest
+from errors import input_error
 from PIL import Image
 from source_fixtures import (
     SATELLITE_TILES,
     building_feature,
     coords,
     examples_by_name,
+    open_source,
     pattern_image,
+    read_masks,
     write_satellite,
 )
 
-from full_semantic import satellite
-from full_semantic.config import FullSemanticConfig
 from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
@@ -29,16 +30,11 @@ SIZE = (16, 12)
 TILE = "BLD00001_PS3_K3A_NIA0001"
 
 
-def open_dataset(root, **options):
-    config = FullSemanticConfig(name="test", source="satellite", **options)
-    return satellite.open_source(root, root.parent / "scratch", config)
+open_dataset = functools.partial(open_source, "satellite")
 
 
 def read_all(dataset, split="train"):
-    return {
-        key: np.asarray(Image.open(io.BytesIO(example["mask"])))
-        for key, example in dataset.examples(split)
-    }
+    return read_masks(dataset, split)
 
 
 def expected_first_tile():
@@ -147,10 +143,7 @@ def test_malformed_coordinate_string(tmp_path, value, fragment):
         image_size=SIZE,
     )
 
-    with pytest.raises(InputError) as error:
-        read_all(open_dataset(root))
-
-    message = str(error.value)
+    message = input_error(lambda: read_all(open_dataset(root)))
     assert f"labels/building/{TILE}.json: feature 1: properties.building_imcoords" in message
     assert fragment in message
 
@@ -196,10 +189,7 @@ def test_split_list_naming_a_missing_image(tmp_path):
         splits={"train": [TILE], "val": ["BLD00003_PS3_K3A_NIA0003", "BLD00404_PS3_K3A_NIA0404"]},
     )
 
-    with pytest.raises(InputError) as error:
-        open_dataset(root)
-
-    message = str(error.value)
+    message = input_error(lambda: open_dataset(root))
     assert (
         "splits/val.txt line 2: no file in images/ for name 'BLD00404_PS3_K3A_NIA0404'" in message
     )

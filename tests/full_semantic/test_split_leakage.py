@@ -2,19 +2,18 @@
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 from cvat_fixtures import write_cvat_export
 from PIL import Image, ImageDraw, ImageFilter
+from real_data import CAMVID_DIR as CAMVID
 
 from full_semantic import split_leakage
 from full_semantic.config import FullSemanticConfig
 from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 
-CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid_cvat"
 SIZE = (96, 72)  # width, height
 LABELS = (("background", (0, 0, 0)), ("thing", (200, 40, 40)))
 

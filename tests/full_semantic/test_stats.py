@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from commands import python
+from errors import assert_one_line_error
 from PIL import Image
 from source_fixtures import id_pattern, write_folder
 
@@ -152,6 +153,5 @@ def test_command_line_error_is_one_line(data_dir, tmp_path):
     result = stats_command(data_dir, tmp_path / "out", "--split", "test")
 
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "no split 'test'" in result.stderr and "Traceback" not in result.stderr
+    assert_one_line_error(result, "no split 'test'")
     assert not (tmp_path / "out").exists()

@@ -6,7 +6,7 @@
     .venv/bin/pytest tests/full_semantic/test_utokyo_source.py
 """
 
-import io
+import functools
 import json
 import shutil
 
@@ -14,17 +14,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from commands import evaluate, train_tiny
+from errors import input_error
 from PIL import Image
 from source_fixtures import (
     UTOKYO_SPLITS,
     examples_by_name,
     id_pattern,
+    open_source,
+    read_masks,
     utokyo_image,
     write_utokyo,
 )
 
 from full_semantic import utokyo
-from full_semantic.config import FullSemanticConfig
 from full_semantic.prepare import build_dataset
 from semseg.base.errors import InputError
 from semseg.data import data
@@ -34,16 +36,8 @@ CLASS_NAMES = "unlabelled car person bike curve car_stop guardrail color_cone bu
 SIZE = (20, 12)
 
 
-def open_release(root, **options):
-    config = FullSemanticConfig(name="test", source="utokyo", **options)
-    return utokyo.open_source(root, root.parent / "scratch", config)
-
-
-def read_all(release, split):
-    decoded = {}
-    for key, example in release.examples(split):
-        decoded[key] = np.asarray(Image.open(io.BytesIO(example["mask"])))
-    return decoded
+open_release = functools.partial(open_source, "utokyo")
+read_all = read_masks
 
 
 @pytest.fixture(scope="module")
@@ -164,10 +158,7 @@ def test_label_id_outside_the_9_classes(tmp_path):
     label[1, :4] = 200
     root = write_utokyo(tmp_path / "ir_seg_dataset", labels={"00003D": label})
 
-    with pytest.raises(InputError) as error:
-        read_all(open_release(root), "val")
-
-    message = str(error.value)
+    message = input_error(lambda: read_all(open_release(root), "val"))
     assert "labels/00003D.png" in message
     assert "2 label value(s) outside the 9 classes (0..8)" in message
     assert "200 in 4 pixel(s), 9 in 1 pixel(s)" in message
@@ -187,25 +178,26 @@ def test_list_naming_a_missing_image(tmp_path):
         tmp_path / "ir_seg_dataset", list_lines={"val.txt": "00003D\n00009N\n00010D\n"}
     )
 
-    with pytest.raises(InputError) as error:
-        open_release(root)
-
-    message = str(error.value)
+    message = input_error(lambda: open_release(root))
     assert "val.txt line 2: no file in images/ for name '00009N'" in message
     assert "2 of 3 listed names are missing" in message
 
 
-def test_name_without_day_or_night_suffix(tmp_path):
-    root = write_utokyo(tmp_path / "ir_seg_dataset", splits={"train": ["00001D", "00002X"]})
+@pytest.mark.parametrize(
+    ("release", "message"),
+    [
+        (
+            {"splits": {"train": ["00001D", "00002X"]}},
+            r"train\.txt line 2: name '00002X' does not end in D",
+        ),
+        ({"omit_labels": ["00004N"]}, r"images/00004N\.png: no label labels/00004N\.png"),
+    ],
+    ids=["name-without-day-or-night-suffix", "image-without-label"],
+)
+def test_release_with_a_bad_name_is_one_error(tmp_path, release, message):
+    root = write_utokyo(tmp_path / "ir_seg_dataset", **release)
 
-    with pytest.raises(InputError, match=r"train\.txt line 2: name '00002X' does not end in D"):
-        open_release(root)
-
-
-def test_image_without_label(tmp_path):
-    root = write_utokyo(tmp_path / "ir_seg_dataset", omit_labels=["00004N"])
-
-    with pytest.raises(InputError, match=r"images/00004N\.png: no label labels/00004N\.png"):
+    with pytest.raises(InputError, match=message):
         open_release(root)
 
 

@@ -12,7 +12,7 @@ import pytest
 import models
 from semseg.base.errors import InputError
 from semseg.export import run as export
-from semseg.export.options import check_format
+from semseg.export.options import ExportConfig, check_format
 from semseg.predict.inference import Predictor
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[3]
     ],
 )
 def test_fp32_exports_match_keras_logits(demo_run, format_name):
-    path, description = export.export_run(demo_run, format_name, verify_examples=8)
+    path, description = export.export_run(
+        ExportConfig(work_dir=demo_run, format=format_name, verify_examples=8)
+    )
     assert description["max_abs_logit_diff"] < 1e-4
     assert abs(description["miou_change"]) < 0.01
     assert description["miou_keras"] > 0.3, "the fixture run should have learned something"
@@ -55,7 +57,13 @@ def test_fp32_exports_match_keras_logits(demo_run, format_name):
 )
 def test_int8_keeps_miou_within_two_points(demo_run, format_name, quantize):
     path, description = export.export_run(
-        demo_run, format_name, quantize, calibration_steps=32, verify_examples=16
+        ExportConfig(
+            work_dir=demo_run,
+            format=format_name,
+            quantize=quantize,
+            calibration_steps=32,
+            verify_examples=16,
+        )
     )
     assert abs(description["miou_change"]) <= 2.0, description
     assert description["calibration_images"] == 32
@@ -95,7 +103,13 @@ def test_openvino_keeps_its_precision_in_the_model(demo_run, tmp_path):
     hints = {}
     for quantize in (None, "bf16"):
         path, description = export.export_run(
-            demo_run, "openvino", quantize, output=tmp_path / f"{quantize}", verify_examples=8
+            ExportConfig(
+                work_dir=demo_run,
+                format="openvino",
+                quantize=quantize,
+                output=str(tmp_path / f"{quantize}"),
+                verify_examples=8,
+            )
         )
         assert sorted(item.name for item in path.iterdir()) == ["model.bin", "model.xml"]
         model = openvino.Core().read_model(str(path / "model.xml"))
@@ -122,7 +136,9 @@ def test_a_model_openvino_cannot_convert_is_one_line_error(demo_run, monkeypatch
 
     monkeypatch.setattr(openvino, "convert_model", refuse)
     with pytest.raises(InputError, match=r"OpenVINO cannot convert .*unsupported op Foo.*onnx"):
-        export.export_run(demo_run, "openvino", output=tmp_path / "ov")
+        export.export_run(
+            ExportConfig(work_dir=demo_run, format="openvino", output=str(tmp_path / "ov"))
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -136,7 +152,7 @@ def test_auto_offers_openvino_and_bf16_only_where_it_computes_in_bf16(monkeypatc
 
 def test_low_res_logits_leave_the_upsampling_to_the_predictor(demo_run):
     path, description = export.export_run(
-        demo_run, "openvino", low_res_logits=True, verify_examples=8
+        ExportConfig(work_dir=demo_run, format="openvino", low_res_logits=True, verify_examples=8)
     )
     assert path.name.endswith("_lowres_fp32_openvino") and description["low_res_logits"]
     assert abs(description["miou_change"]) <= 0.5
@@ -169,7 +185,9 @@ def test_low_res_logits_need_a_half_pixel_upsampling_to_leave_out():
 
 @pytest.mark.large
 def test_fp16_tflite_is_close_to_keras(demo_run):
-    _, description = export.export_run(demo_run, "tflite", "fp16", verify_examples=8)
+    _, description = export.export_run(
+        ExportConfig(work_dir=demo_run, format="tflite", quantize="fp16", verify_examples=8)
+    )
     assert description["max_abs_logit_diff"] < 0.1
     assert abs(description["miou_change"]) <= 1.0
 
@@ -181,7 +199,7 @@ def test_a_failed_verification_leaves_no_file(demo_run, monkeypatch, tmp_path):
     monkeypatch.setattr(export, "compare_with_keras", broken)
     output = tmp_path / "model.onnx"
     with pytest.raises(RuntimeError):
-        export.export_run(demo_run, "onnx", output=output)
+        export.export_run(ExportConfig(work_dir=demo_run, format="onnx", output=str(output)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -212,7 +230,11 @@ def test_onnx_resizes_use_exact_sizes(demo_run, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    path, _ = export.export_run(demo_run, "onnx", output=tmp_path / "m.onnx", verify_examples=2)
+    path, _ = export.export_run(
+        ExportConfig(
+            work_dir=demo_run, format="onnx", output=str(tmp_path / "m.onnx"), verify_examples=2
+        )
+    )
     proto = onnx.load(str(path))
     initializers = {item.name: numpy_helper.to_array(item) for item in proto.graph.initializer}
     resizes = [node for node in proto.graph.node if node.op_type == "Resize"]
@@ -221,6 +243,33 @@ def test_onnx_resizes_use_exact_sizes(demo_run, tmp_path):
     assert resizes and all(len(node.input) == 4 for node in resizes)
     sizes = {tuple(initializers[node.input[3]][2:]) for node in resizes}
     assert (9, 11) in sizes and (72, 88) in sizes
+
+
+def test_auto_leaves_out_an_export_that_loses_more_miou_than_allowed(
+    demo_run, tmp_path, monkeypatch
+):
+    compare_with_keras = export.compare_with_keras
+
+    def onnx_loses_three_points(keras_predictor, exported, *args):
+        scores = compare_with_keras(keras_predictor, exported, *args)
+        if exported.runtime.name == "onnx":
+            scores["miou_change"] -= 3.0
+        return scores
+
+    monkeypatch.setattr(export, "compare_with_keras", onnx_loses_three_points)
+    lines = []
+    config = ExportConfig(
+        work_dir=demo_run, format="auto", output=str(tmp_path / "kept"), verify_examples=4
+    )
+    path, description = export.export_fastest(
+        config, candidates=(("onnx", None), ("tflite", None)), runs=2, report=lines.append
+    )
+    assert path.name == "kept.tflite" and description["format"] == "tflite"
+    assert lines[0].startswith("onnx fp32: left out (mIoU -")
+    assert "more than --max_miou_drop 0.5" in lines[0]
+    assert [row["format"] for row in description["speed"]["candidates"]] == ["tflite"]
+    with pytest.raises(InputError, match="no candidate export could be made within"):
+        export.export_fastest(config, candidates=(("onnx", None),), runs=2, report=lines.append)
 
 
 def test_auto_keeps_the_fastest_export_with_every_timing(demo_run, tmp_path, monkeypatch):
@@ -248,9 +297,10 @@ def test_auto_keeps_the_fastest_export_with_every_timing(demo_run, tmp_path, mon
     output = tmp_path / "fastest.tflite"
     lines = []
     path, description = export.export_fastest(
-        demo_run,
-        output=tmp_path / "fastest",  # the winner's extension is added
-        verify_examples=2,
+        # The winner's extension is added to the output name.
+        ExportConfig(
+            work_dir=demo_run, format="auto", output=str(tmp_path / "fastest"), verify_examples=2
+        ),
         candidates=(("onnx", None), ("tflite", None)),
         runs=3,
         report=lines.append,

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from real_data import CAMVID_DIR, reference, require_camvid
 
 from full_semantic.prepare import build_dataset
 from semseg.data.data import boundary_labels
 from semseg.losses import losses
 
 ROOT = Path(__file__).resolve().parents[3]
-CAMVID_DIR = ROOT.parent / "shared" / "data" / "camvid_cvat"
-REFERENCE = ROOT.parent / "shared" / "reference"
 
 
 def numpy_boundaries(mask, edge_size=4):
@@ -85,8 +84,7 @@ def test_boundary_aware_loss_counts_only_confident_boundary_pixels():
 def camvid_data_dir(tmp_path_factory):
     from full_semantic.config import FullSemanticConfig
 
-    if not (CAMVID_DIR / "labelmap.txt").exists():
-        pytest.fail(f"{CAMVID_DIR} is missing: the tests need ../shared/data beside the project")
+    require_camvid()
     data_dir = tmp_path_factory.mktemp("camvid")
     config = FullSemanticConfig(name="camvid", source="cvat", void_labels=["background"])
     build_dataset(config, CAMVID_DIR, data_dir)
@@ -99,7 +97,7 @@ def test_pidnet_s_trains_on_camvid_with_every_loss_term(camvid_data_dir, tmp_pat
     command = [
         sys.executable, "train.py", "--recipe", "recipes/camvid_pidnet_s.json",
         "--data_dir", camvid_data_dir, "--work_dir", work_dir,
-        "--weights", REFERENCE / "pidnet_s_cityscapes.pth",
+        "--weights", reference("pidnet_s_cityscapes.pth"),
         "--image_size", "96", "128", "--batch_size", "2", "--epochs", "1",
         "--steps_per_epoch", "2", "--warmup_epochs", "0", "--vis_every", "0",
     ]  # fmt: skip

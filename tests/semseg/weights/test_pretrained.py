@@ -5,11 +5,12 @@ import os
 import pickle
 import sys
 import zipfile
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from errors import input_error
+from real_data import converted_references, reference
 
 import models
 from semseg.base.errors import InputError
@@ -17,7 +18,6 @@ from semseg.weights.pretrained import load_state_dict, load_weights_file, torch_
 from semseg.weights.torch_checkpoint import read_torch_checkpoint, state_dict_of
 from tests.torch_files import write_pickle_zip, write_torch_legacy, write_torch_zip
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference"
 DEFAULT_PAIR = ("ddrnet23_slim_cityscapes", "onnx")
 LARGE = (pytest.mark.large,)
 NUMERIC_CASES = {
@@ -35,13 +35,6 @@ KEYS_CASES = {
     "pidnet_m_cityscapes": ("pidnet_m", True, set(), "none"),
     "pidnet_l_cityscapes": ("pidnet_l", True, set(), "none"),
 }
-
-
-def reference(name):
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the tests need ../shared/reference beside the project")
-    return path
 
 
 def stride_logits(model, image):
@@ -273,9 +266,9 @@ def test_a_checkpoint_without_tensors_is_not_a_model(tmp_path):
 
 def test_another_architecture_names_the_key_and_both_shapes():
     model = models.build_model("ddrnet23", 19)
-    with pytest.raises(InputError) as error:
-        load_weights_file(model, reference("ddrnet23_slim_cityscapes.pth"))
-    message = str(error.value)
+    message = input_error(
+        lambda: load_weights_file(model, reference("ddrnet23_slim_cityscapes.pth"))
+    )
     assert message.startswith(str(reference("ddrnet23_slim_cityscapes.pth")))
     assert "tensor conv1.0.weight has shape [32, 3, 3, 3] in the file" in message
     assert "stem_conv1 expects [64, 3, 3, 3]" in message
@@ -376,16 +369,9 @@ def test_convert_weights_bad_files(tmp_path, problem):
 
 @pytest.fixture(scope="module")
 def converted_runs(tmp_path_factory):
-    """`{case: work dir}` written by `convert_checkpoint` for the numeric cases (128x192)."""
-    from semseg.weights.convert import convert_checkpoint
-
-    base = tmp_path_factory.mktemp("converted")
-    return {
-        case: convert_checkpoint(
-            name, reference(f"{case}.pth"), base / case, image_size=(128, 192)
-        )[0]
-        for case, (name, _) in NUMERIC_CASES.items()
-    }
+    """`{case: work dir}` converted from the authors' files for the numeric cases."""
+    models = {case: name for case, (name, _) in NUMERIC_CASES.items()}
+    return converted_references(tmp_path_factory.mktemp("converted"), models)
 
 
 # One pair in the default suite; the other five (10-22 s each) are `large`.
@@ -401,10 +387,13 @@ def test_export_of_a_converted_run_keeps_the_official_logits(converted_runs, cas
     """export.py on a convert_weights.py work dir whose dataset (Cityscapes) is not built."""
     import tensorflow as tf
 
+    from semseg.export.options import ExportConfig
     from semseg.export.run import export_run
     from semseg.runtime.runtimes import load_runtime
 
-    path, description = export_run(converted_runs[case], format_name, verify_examples=2)
+    path, description = export_run(
+        ExportConfig(work_dir=converted_runs[case], format=format_name, verify_examples=2)
+    )
     assert description["max_abs_logit_diff"] < 1e-4
     assert description["miou_change"] is None and "generated images" in description["verified_on"]
     io = np.load(reference(f"{case}.io.npz"))
@@ -416,10 +405,15 @@ def test_export_of_a_converted_run_keeps_the_official_logits(converted_runs, cas
 
 
 def test_int8_export_of_a_run_without_its_dataset_is_one_error(converted_runs):
+    from semseg.export.options import ExportConfig
     from semseg.export.run import export_run
 
     with pytest.raises(InputError, match="full_semantic"):
-        export_run(converted_runs["pidnet_s_cityscapes"], "tflite", "int8")
+        export_run(
+            ExportConfig(
+                work_dir=converted_runs["pidnet_s_cityscapes"], format="tflite", quantize="int8"
+            )
+        )
 
 
 def test_folded_batch_norms_keep_the_converted_logits(converted):

@@ -21,6 +21,8 @@ import keras
 import numpy as np
 import pytest
 from commands import run
+from errors import assert_one_line_error, input_error
+from real_data import converted_references, reference
 
 import models
 from semseg.base.errors import InputError
@@ -31,7 +33,6 @@ from semseg.weights.pretrained import FileState, load_state_dict, load_weights_f
 from tests.torch_files import write_torch_zip
 
 ROOT = Path(__file__).resolve().parents[3]
-MMSEG = ROOT.parent / "shared" / "reference" / "mmseg"
 # case -> model
 NUMERIC_CASES = {"ddrnet23_slim_cityscapes": "ddrnet23_slim", "pidnet_s_cityscapes": "pidnet_s"}
 KEYS_CASES = {
@@ -42,11 +43,9 @@ KEYS_CASES = {
 HEAD_LAYERS = ("head_", "aux_head_", "p_head_", "d_head_")
 
 
-def reference(name):
-    path = MMSEG / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the tests need ../shared/reference/mmseg")
-    return path
+def mmseg_reference(name):
+    """A file of MMSegmentation's published format, ../shared/reference/mmseg/NAME."""
+    return reference("mmseg", name)
 
 
 def sha256(path):
@@ -55,23 +54,15 @@ def sha256(path):
 
 @pytest.fixture(scope="module")
 def mmseg_runs(tmp_path_factory):
-    """`{case: work dir}` converted from MMSeg's files by `convert_checkpoint` (128x192)."""
-    from semseg.weights.convert import convert_checkpoint
-
-    base = tmp_path_factory.mktemp("mmseg")
-    return {
-        case: convert_checkpoint(
-            model, reference(f"{case}.pth"), base / case, image_size=(128, 192)
-        )[0]
-        for case, model in NUMERIC_CASES.items()
-    }
+    """`{case: work dir}` converted from MMSeg's files."""
+    return converted_references(tmp_path_factory.mktemp("mmseg"), NUMERIC_CASES, "mmseg")
 
 
 @pytest.mark.parametrize("case", sorted(NUMERIC_CASES))
 def test_converted_mmseg_model_reproduces_mmseg(mmseg_runs, case):
     work_dir = mmseg_runs[case]
     model = keras.saving.load_model(work_dir / "checkpoints" / "best.keras")
-    io = np.load(reference(f"{case}.io.npz"))
+    io = np.load(mmseg_reference(f"{case}.io.npz"))
     image = io["image"][None].astype("float32")
     stride = keras.Model(model.input, model.get_layer("head_2_conv").output)(image).numpy()[0]
     assert stride.shape == io["logits"].shape == (16, 24, 19)
@@ -101,12 +92,15 @@ EXPORT_CASES = [
 
 @pytest.mark.parametrize("case, format_name", EXPORT_CASES)
 def test_exports_of_a_converted_mmseg_model_keep_mmseg_outputs(mmseg_runs, case, format_name):
+    from semseg.export.options import ExportConfig
     from semseg.export.run import export_run
     from semseg.runtime.runtimes import load_runtime
 
-    path, description = export_run(mmseg_runs[case], format_name, verify_examples=2)
+    path, description = export_run(
+        ExportConfig(work_dir=mmseg_runs[case], format=format_name, verify_examples=2)
+    )
     assert description["max_abs_logit_diff"] < 1e-4
-    io = np.load(reference(f"{case}.io.npz"))
+    io = np.load(mmseg_reference(f"{case}.io.npz"))
     logits = np.asarray(load_runtime(path, 3)(io["image"][None].astype("float32")))[0]
     assert np.max(np.abs(logits - io["logits_full"])) < 1e-3
 
@@ -119,7 +113,7 @@ def random_state(shapes, seed=0):
 @pytest.mark.parametrize("case", sorted(KEYS_CASES))
 def test_every_mmseg_tensor_maps_to_exactly_one_keras_weight(case):
     model_name = KEYS_CASES[case]
-    shapes = json.loads(reference(f"{case}.keys.json").read_text())
+    shapes = json.loads(mmseg_reference(f"{case}.keys.json").read_text())
     family = "ddrnet" if model_name.startswith("ddrnet") else "pidnet"
     state = random_state(shapes)
     official, file_keys, extra = mmseg_keys.official_state(state, family)
@@ -156,7 +150,7 @@ def imagenet_style_file(path, extra_keys=False, trainable=False):
     (the stand-in's unit-variance kernels overflow float32 after a few dozen layers)."""
     backbone = {
         key.removeprefix("backbone."): value
-        for key, value in _mmseg_tensors(reference("pidnet_s_cityscapes.pth")).items()
+        for key, value in _mmseg_tensors(mmseg_reference("pidnet_s_cityscapes.pth")).items()
         if key.startswith("backbone.")
     }
     if trainable:
@@ -197,7 +191,7 @@ def test_imagenet_style_file_initialises_the_backbone_of_an_11_class_model(tmp_p
 
 
 def test_a_segmentor_file_of_another_architecture_names_the_mmseg_key(tmp_path):
-    state = _mmseg_tensors(reference("ddrnet23_slim_cityscapes.pth"))
+    state = _mmseg_tensors(mmseg_reference("ddrnet23_slim_cityscapes.pth"))
     state["decode_head.extra_conv.weight"] = np.zeros((3, 3, 1, 1), "float32")
     path = tmp_path / "odd.pth"
     write_torch_zip(path, state, wrap=lambda tensors: {"meta": {}, "state_dict": tensors})
@@ -206,12 +200,12 @@ def test_a_segmentor_file_of_another_architecture_names_the_mmseg_key(tmp_path):
     # An MMSeg DDRNet file given to PIDNet names a key of the file, not a renamed one.
     with pytest.raises(InputError, match="backbone.context_branch_layers"):
         load_weights_file(
-            models.build_model("pidnet_s", 19), reference("ddrnet23_slim_cityscapes.pth")
+            models.build_model("pidnet_s", 19), mmseg_reference("ddrnet23_slim_cityscapes.pth")
         )
 
 
 def test_the_authors_layout_is_still_told_apart():
-    state = read_state(ROOT.parent / "shared" / "reference" / "pidnet_s_cityscapes.pth", "pidnet")
+    state = read_state(reference("pidnet_s_cityscapes.pth"), "pidnet")
     assert state.layout == "authors" and state.file_keys == {}
 
 
@@ -286,7 +280,7 @@ def cache_files(cache):
 
 
 def test_first_use_downloads_and_a_second_works_offline(cache, monkeypatch):
-    source = reference("ddrnet23_slim_cityscapes.pth")
+    source = mmseg_reference("ddrnet23_slim_cityscapes.pth")
     with file_server({"/w/ddrnet.pth": source.read_bytes()}) as base:
         entry = point_entry(
             monkeypatch, "ddrnet23_slim_cityscapes", f"{base}/w/ddrnet.pth", sha256(source)[:8]
@@ -301,7 +295,7 @@ def test_first_use_downloads_and_a_second_works_offline(cache, monkeypatch):
 
 @pytest.mark.parametrize("problem", ["hash", "404", "halfway", "no_server"])
 def test_failed_downloads_are_one_line_and_leave_nothing(cache, monkeypatch, problem):
-    source = reference("pidnet_s_cityscapes.pth")
+    source = mmseg_reference("pidnet_s_cityscapes.pth")
     prefix = "00000000" if problem == "hash" else sha256(source)[:8]
     path = {"404": "/missing.pth", "halfway": "/halfway/p.pth"}.get(problem, "/p.pth")
     expected = {
@@ -314,9 +308,7 @@ def test_failed_downloads_are_one_line_and_leave_nothing(cache, monkeypatch, pro
         if problem == "no_server":
             base = f"http://127.0.0.1:{free_port()}"
         entry = point_entry(monkeypatch, "pidnet_s_cityscapes", f"{base}{path}", prefix)
-        with pytest.raises(InputError) as error:
-            published_runs.weights_file(entry.name, progress=False)
-    message = str(error.value)
+        message = input_error(lambda: published_runs.weights_file(entry.name, progress=False))
     assert expected in message and "\n" not in message
     assert message.startswith(entry.url) and str(published_runs.cached_file(entry)) in message
     assert cache_files(cache) == []
@@ -350,8 +342,7 @@ def test_train_refuses_a_model_the_name_does_not_fit():
         "full_semantic/cvat",
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "--weights pidnet_s_imagenet is pidnet_s's, not ddrnet23_slim's" in result.stderr
+    assert_one_line_error(result, "--weights pidnet_s_imagenet is pidnet_s's, not ddrnet23_slim's")
 
 
 def test_predicting_with_an_imagenet_backbone_is_one_error(cache):
@@ -402,23 +393,20 @@ def run_pointed(cache, name, url, prefix, script, *arguments):
 
 def test_predict_with_a_published_name_in_one_command(tmp_path):
     cache = tmp_path / "cache"
-    source = reference("pidnet_s_cityscapes.pth")
-    io = np.load(reference("pidnet_s_cityscapes.io.npz"))
+    source = mmseg_reference("pidnet_s_cityscapes.pth")
+    io = np.load(mmseg_reference("pidnet_s_cityscapes.io.npz"))
     images = tmp_path / "photos"
     images.mkdir()
     cv2.imwrite(str(images / "street.png"), cv2.resize(io["image"], (256, 128))[..., ::-1])
-    arguments = ("--weights", "pidnet_s_cityscapes", "--input", images)
+
+    def predict(url, output):
+        """predict.py --weights pidnet_s_cityscapes, the name's file at `url`."""
+        arguments = ("--weights", "pidnet_s_cityscapes", "--input", images, "--output", output)
+        prefix = sha256(source)[:8]
+        return run_pointed(cache, "pidnet_s_cityscapes", url, prefix, "predict.py", *arguments)
+
     with file_server({"/p.pth": source.read_bytes()}) as base:
-        result = run_pointed(
-            cache,
-            "pidnet_s_cityscapes",
-            f"{base}/p.pth",
-            sha256(source)[:8],
-            "predict.py",
-            *arguments,
-            "--output",
-            tmp_path / "out",
-        )
+        result = predict(f"{base}/p.pth", tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     work_dir = cache / "runs" / "pidnet_s_cityscapes"
     assert (work_dir / "checkpoints" / "best.keras").is_file()
@@ -430,16 +418,7 @@ def test_predict_with_a_published_name_in_one_command(tmp_path):
     assert len(palette) == 19 and (128, 64, 128) in palette  # Cityscapes' road
     assert {tuple(color) for color in mask.reshape(-1, 3)} <= palette
     # Offline now: the cached file and converted run answer alone.
-    result = run_pointed(
-        cache,
-        "pidnet_s_cityscapes",
-        f"http://127.0.0.1:{free_port()}/p.pth",
-        sha256(source)[:8],
-        "predict.py",
-        *arguments,
-        "--output",
-        tmp_path / "again",
-    )
+    result = predict(f"http://127.0.0.1:{free_port()}/p.pth", tmp_path / "again")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "again" / "masks" / "street.png").is_file()
 

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semseg.base import logits as logits_contract
+from semseg.base.logits import upsampled_class_ids
+
+
+def smooth_logits(shape, seed=0):
+    """float32 `(B, h, w, C)` logits that vary slowly (few class borders), as a trained
+    model's do."""
+    batch, height, width, classes = shape
+    coarse = np.random.default_rng(seed).normal(size=(batch, 2, 3, classes)) * 3.0
+    return tf.image.resize(coarse.astype(np.float32), (height, width)).numpy()
+
+
+def reference_ids(logits, size):
+    """The definition: bilinear resize (half-pixel centres), then argmax or `>= 0`."""
+    resized = tf.image.resize(logits, size, method="bilinear").numpy()
+    if logits.shape[-1] == 1:
+        return (resized[..., 0] >= 0).astype(np.uint8), np.abs(resized[..., 0])
+    top_two = np.sort(resized, axis=-1)[..., -2:]
+    return resized.argmax(-1).astype(np.uint8), top_two[..., 1] - top_two[..., 0]
+
+
+def assert_same_ids(got, logits, size):
+    expected, margin = reference_ids(logits, size)
+    assert got.shape == expected.shape and got.dtype == np.uint8
+    # Float rounding may only break near-ties.
+    assert not np.any((got != expected) & (margin > 1e-4))
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [
+        ((2, 12, 16, 5), (12, 16)),  # scale 1: no upsampling
+        ((2, 12, 16, 5), (24, 16)),  # 2 x 1
+        ((1, 15, 14, 4), (45, 70)),  # odd factors 3 x 5
+        ((1, 60, 80, 19), (480, 640)),  # DDRNet at 480x640: 8 x 8
+        ((2, 12, 16, 1), (96, 128)),  # one logit (binary run)
+    ],
+)
+def test_cell_upsampling_gives_the_ids_of_the_full_resize(shape, size):
+    logits = smooth_logits(shape)
+    for image in logits:  # the fast path runs, not the fallback
+        scales = (size[0] // shape[1], size[1] // shape[2])
+        assert logits_contract._cell_class_ids(image, *scales) is not None
+    assert_same_ids(upsampled_class_ids(logits, size), logits, size)
+
+
+@pytest.mark.parametrize(
+    ("logits", "size"),
+    [
+        (smooth_logits((1, 6, 8, 5)), (13, 20)),  # not whole factors
+        (np.random.default_rng(3).normal(size=(1, 9, 9, 19)).astype(np.float32), (27, 18)),
+    ],
+    ids=["fractional-scale", "noise"],
+)
+def test_other_upsamplings_go_through_tensorflow_with_the_same_ids(logits, size):
+    if size == (27, 18):  # noise: nearly every cell mixed, so the cells are not used
+        assert logits_contract._cell_class_ids(logits[0], 3, 2) is None
+    assert_same_ids(upsampled_class_ids(logits, size), logits, size)
+
+
+def test_cell_upsampling_takes_tensors_and_an_empty_batch():
+    logits = smooth_logits((1, 4, 6, 3))
+    assert_same_ids(upsampled_class_ids(tf.constant(logits), (8, 12)), logits, (8, 12))
+    assert upsampled_class_ids(np.zeros((0, 4, 6, 3), np.float32), (8, 12)).shape == (0, 8, 12)
