@@ -86,16 +86,11 @@ def upsampled_class_ids(logits, size):
 def _cell_class_ids(logits, scale_y, scale_x):
     """`upsampled_class_ids` of one `(h, w, C)` image by whole factors, or None when more
     than `MIXED_CELLS_LIMIT` of its cells are mixed."""
-    # Edge rows and columns repeated: half-pixel sampling clamps at the borders.
-    padded = np.pad(logits, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    ids = class_ids(padded).numpy()
-    # Cell (i, j) lies between padded pixels (i, j) and (i + 1, j + 1).
-    corners = ids[:-1, :-1], ids[:-1, 1:], ids[1:, :-1], ids[1:, 1:]
-    mixed = (corners[0] != corners[1]) | (corners[0] != corners[2]) | (corners[0] != corners[3])
+    padded, corner_ids, mixed = cells_of(logits)
     mixed_rows, mixed_columns = np.nonzero(mixed)
     if len(mixed_rows) > MIXED_CELLS_LIMIT * mixed.size:
         return None
-    cells = np.repeat(np.repeat(corners[0], scale_y, axis=0), scale_x, axis=1)
+    cells = np.repeat(np.repeat(corner_ids, scale_y, axis=0), scale_x, axis=1)
     if len(mixed_rows):
         weights = _cell_weights(scale_y, scale_x)
         values = np.stack(
@@ -120,6 +115,19 @@ def _cell_class_ids(logits, scale_y, scale_x):
     # before the first output row.
     top, left = scale_y - scale_y // 2, scale_x - scale_x // 2
     return cells[top : top + scale_y * logits.shape[0], left : left + scale_x * logits.shape[1]]
+
+
+def cells_of(logits):
+    """The cells of `(h, w, C)` logits: `(padded, ids, mixed)`, the logits with their edge
+    rows and columns repeated (half-pixel sampling clamps at the borders), `(h + 2, w + 2,
+    C)`; uint8 `(h + 1, w + 1)` the class of each cell's top-left corner; bool `(h + 1,
+    w + 1)`, whether its four corners' classes differ. Cell `(i, j)` lies between padded
+    pixels `(i, j)` and `(i + 1, j + 1)`."""
+    padded = np.pad(logits, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    ids = class_ids(padded).numpy()
+    corners = ids[:-1, :-1], ids[:-1, 1:], ids[1:, :-1], ids[1:, 1:]
+    mixed = (corners[0] != corners[1]) | (corners[0] != corners[2]) | (corners[0] != corners[3])
+    return padded, corners[0], mixed
 
 
 def _cell_weights(scale_y, scale_x):

@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import pytest
 from cvat_fixtures import build_demo_dataset
+from real_data import shared_data
 
-from bench import input_pipeline, latency, peers, report, train_step
+from bench import input_pipeline, latency, peers, report, train_step, upsampling
 from semseg.base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -498,3 +499,23 @@ def test_peers_class_map_is_the_argmax_of_our_full_resolution_logits(tmp_path):
     assert class_map.shape == (1, 64, 96) and class_map.dtype == np.uint8
     # The same model (seeded weights), upsampled at the end or by the predictor.
     assert np.mean(class_map == logits.argmax(-1)) > 0.999
+
+
+def test_upsampling_times_both_ways_to_the_same_class_ids(capsys):
+    video = shared_data("video", "solidWhiteRight.mp4")
+    arguments = ["--video", str(video), "--frames", "2", "--runs", "1"]
+    results = upsampling.main(upsampling.parse_args([*arguments, "--image_size", "64", "96"]))
+
+    assert [result["size"] for result in results] == [[64, 96], [128, 192]]
+    assert all(result["logits"] == [8, 12, 19] for result in results)
+    for result in results:
+        assert 0.0 <= result["mixed_cells"] <= 1.0
+        assert result["cells_ms"] > 0 and result["tensorflow_ms"] > 0
+        # Float rounding may break a near-tie, nothing more.
+        assert result["pixels_differing"] <= 0.001 * 2 * result["size"][0] * result["size"][1]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "machine" in json.loads(lines[-1])
+    with pytest.raises(InputError, match="--video missing.mp4: no frame could be read"):
+        upsampling.main(
+            upsampling.parse_args(["--video", "missing.mp4", "--image_size", "64", "96"])
+        )

@@ -185,6 +185,7 @@ MINIMAL_COMMANDS = {
     "bench.precision_accuracy": ["--work_dir", "run"],
     "bench.report": ["machine", "--output", "machine.json"],
     "bench.train_step": [],
+    "bench.upsampling": [],
     "convert_weights": ["--list"],
     "data_augmentation.augment_data": ["--rgb_path", "export", "--output_path", "out"],
     "data_augmentation.make_blank_label": ["--rgb_path", "export"],
