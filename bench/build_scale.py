@@ -45,9 +45,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.memory import SAMPLE_SECONDS, TCMALLOC  # noqa: E402
+from bench.memory import SAMPLE_SECONDS  # noqa: E402
+from bench.options import TcmallocOptions  # noqa: E402
 from semseg.base.cli import (  # noqa: E402
-    Command,
     at_least,
     option,
     parse_config,
@@ -60,7 +60,7 @@ EXPORT_SIZE = (360, 480)  # height, width
 
 
 @dataclasses.dataclass
-class BuildScaleConfig(Command):
+class BuildScaleConfig(TcmallocOptions):
     num_images: int = option(20000, check=at_least(2))
     num_val: int = option(100, "of them in the val split", check=at_least(1))
     distinct_scenes: int = option(500, "scenes drawn", check=at_least(1))
@@ -74,7 +74,6 @@ class BuildScaleConfig(Command):
     )
     model: str = option("ddrnet_lite")
     allocator: str = option("tcmalloc", "of training", choices=("tcmalloc", "malloc"))
-    tcmalloc: str = option(TCMALLOC, "the tcmalloc shared library")
     train_only: bool = option(False, "train on the Beam build a run left there")
     work_dir: str = option("build/scale", "export and builds (the export is reused)")
 

@@ -36,7 +36,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.options import InferenceSizeOptions  # noqa: E402
+from bench.options import AlternatingOptions, InferenceSizeOptions  # noqa: E402
 from bench.peers import alternate  # noqa: E402
 from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 
@@ -44,15 +44,9 @@ STACK_DEPTH = 6
 
 
 @dataclasses.dataclass
-class ComputeFloorConfig(InferenceSizeOptions):
+class ComputeFloorConfig(AlternatingOptions, InferenceSizeOptions):
     models: tuple[str, ...] = option(("ddrnet_lite",), "names of models.MODELS")
-    runtimes: tuple[str, ...] = option(
-        ("openvino:bf16", "openvino:fp32", "onnx:fp32", "tflite:fp32"),
-        "RUNTIME:PRECISION of bench/latency.py",
-    )
     num_classes: int = option(19, check=at_least(1))
-    threads: int = option(2, check=at_least(1))
-    rounds: int = option(5, "alternating rounds", check=at_least(1))
     runs: int = option(10, "timed calls per round", check=at_least(1))
     low_res_logits: bool = option(
         False, "time the models without their final upsampling (export.py --low_res_logits)"

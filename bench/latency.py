@@ -36,19 +36,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.options import InferenceSizeOptions, ModelOptions  # noqa: E402
+from bench.options import (  # noqa: E402
+    PRECISIONS,
+    TENSORFLOW_RUNTIMES,
+    InferenceSizeOptions,
+    ModelOptions,
+)
 from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
-PRECISIONS = {
-    "keras": ("fp32", "bf16"),
-    "xla": ("fp32", "bf16"),
-    "saved_model": ("fp32", "bf16"),
-    "tflite": ("fp32", "fp16", "int8"),
-    "onnx": ("fp32", "int8"),
-    "openvino": ("fp32", "bf16", "int8"),
-}
-TENSORFLOW_RUNTIMES = ("keras", "xla", "saved_model")
 CALIBRATION_IMAGES = 8
 
 

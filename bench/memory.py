@@ -32,23 +32,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from semseg.base.cli import (  # noqa: E402
-    Command,
-    at_least,
-    option,
-    parse_config,
-    run_command,
-    size_at_least,
-)
+from bench.options import TcmallocOptions  # noqa: E402
+from semseg.base.cli import at_least, option, parse_config, run_command, size_at_least  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
-TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 ALLOCATORS = ("malloc", "tcmalloc")
 SAMPLE_SECONDS = 0.2
 
 
 @dataclasses.dataclass
-class MemoryConfig(Command):
+class MemoryConfig(TcmallocOptions):
     epochs: int = option(5, check=at_least(2))
     # The demo's size: the benchmark is about the allocator, not the model.
     image_size: tuple[int, int] = option(
@@ -57,7 +50,6 @@ class MemoryConfig(Command):
     batch_size: int = option(16, check=at_least(1))
     num_train: int = option(96, "demo training images", check=at_least(1))
     allocators: tuple[str, ...] = option(ALLOCATORS, choices=ALLOCATORS)
-    tcmalloc: str = option(TCMALLOC, "the tcmalloc shared library")
 
 
 def parse_args(argv=None):

@@ -44,7 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.options import InferenceSizeOptions  # noqa: E402
+from bench.options import AlternatingOptions, InferenceSizeOptions  # noqa: E402
 from semseg.base.cli import at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 
@@ -53,28 +53,13 @@ OUTPUTS = ("logits", "class_map")
 
 
 @dataclasses.dataclass
-class PeersConfig(InferenceSizeOptions):
+class PeersConfig(AlternatingOptions, InferenceSizeOptions):
     peer_python: str | None = option(help="python of the peers' virtualenv (exports the peer)")
     peer_onnx: str | None = option(help="an already exported peer .onnx (NCHW, 0..1 input)")
     peer_openvino: str | None = option(
         help="with --peer_onnx: the peer's OpenVINO IR folder (Ultralytics' export)"
     )
     models: tuple[str, ...] = option(("ddrnet_lite", "ddrnet23_slim"))
-    runtimes: tuple[str, ...] = option(
-        (
-            "onnx:fp32",
-            "onnx:int8",
-            "tflite:fp32",
-            "tflite:fp16",
-            "tflite:int8",
-            "openvino:fp32",
-            "openvino:bf16",
-            "openvino:int8",
-        ),
-        "RUNTIME:PRECISION of bench/latency.py for our models",
-    )
-    threads: int = option(2, check=at_least(1))
-    rounds: int = option(5, check=at_least(1))
     runs: int = option(20, "timed calls per round", check=at_least(1))
     num_classes: int = option(19, check=at_least(1))
     outputs: tuple[str, ...] = option(
@@ -202,7 +187,7 @@ def percentile(values, fraction):
 def main(args):
     if args.peer_onnx and not Path(args.peer_onnx).is_file():
         raise InputError(f"--peer_onnx {args.peer_onnx}: no such file")
-    from bench.latency import TENSORFLOW_RUNTIMES
+    from bench.options import TENSORFLOW_RUNTIMES
     from bench.report import describe_machine
     from semseg.runtime.runtimes import configure_tensorflow_threads
 

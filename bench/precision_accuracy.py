@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.latency import PRECISIONS  # noqa: E402
+from bench.options import PRECISIONS  # noqa: E402
 from semseg.base.cli import Command, at_least, option, parse_config, run_command  # noqa: E402
 from semseg.base.errors import InputError  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""What `/proc/cpuinfo` says of this machine's CPU (no TensorFlow import).
+"""What `/proc/cpuinfo` says of this machine's CPU (no TensorFlow import), and where its
+memory allocator for long runs, tcmalloc, lives.
 
 Example:
 
@@ -7,6 +8,9 @@ Example:
 """
 
 import platform
+
+# Debian's and Ubuntu's libtcmalloc-minimal4 (docker/, `LD_PRELOAD` for training).
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 def _cpuinfo_field(prefix):

@@ -20,9 +20,6 @@ from semseg.weights import pretrained
 logger = logging.getLogger(__name__)
 
 
-TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-
-
 def binary_mode(config, labels):
     """Whether the run trains a one-logit binary model, checking the dataset fits.
 

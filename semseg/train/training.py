@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from semseg.base.cpu import TCMALLOC
 from semseg.base.files import remove_stale_temporaries, write_json
 from semseg.config.run import Run, check_work_dir, save_run
 from semseg.data import data
@@ -56,7 +57,6 @@ from semseg.train.callbacks import (
 )
 from semseg.train.optimizers import build_optimizer
 from semseg.train.setup import (
-    TCMALLOC,
     binary_mode,
     boundary_training_model,
     build_run_model,
