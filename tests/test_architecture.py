@@ -123,6 +123,20 @@ def test_semseg_is_sub_packages_only():
     assert not loose, f"modules directly under semseg/: {loose}"
 
 
+def test_no_module_is_over_500_lines():
+    """A longer one holds two jobs or more: split it by job (tests and the TFDS test case
+    beside the builder are left out)."""
+    commands = sorted(ROOT.glob("*.py"))
+    modules = [path for _, path in project_files()] + commands
+    long = {
+        str(path.relative_to(ROOT)): length
+        for path in modules
+        if not path.name.endswith("_test.py")
+        and (length := len(path.read_text().splitlines())) > 500
+    }
+    assert len(modules) > 100 and not long, long
+
+
 def test_semseg_reads_no_command_and_no_augmentation_code():
     for module, path in project_files():
         if module.startswith("semseg"):

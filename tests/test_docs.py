@@ -86,6 +86,12 @@ def config_jsons():
     return found
 
 
+def test_the_readme_stays_a_manual_under_25_kb():
+    # Dated and per-machine figures go to bench/RESULTS.md, training results to recipes/.
+    size = (ROOT / "README.md").stat().st_size
+    assert size < 25_000, f"README.md is {size} bytes"
+
+
 def test_the_manuals_hold_the_main_commands():
     calls = {call.values[0] for call in script_calls()}
     assert {"train.py", "eval.py", "predict.py", "predict_realtime.py", "export.py"} <= calls
