@@ -22,7 +22,7 @@ the same full-resolution class map as the peer, from the export ending at the he
 (`export.py --low_res_logits`) and the predictor's upsampling and argmax
 (`semseg.base.logits.upsampled_class_ids`), timed together. Its cost depends on how many
 cells of the logits straddle a class border: with random weights on random input about
-a third, more than a trained model has (about a fifth on the dash-cam clip), so the
+a third, more than a trained model has (15% on the dash-cam clip), so the
 figure errs on the slow side.
 
 Prints one JSON line per contestant {"name", "median_ms", "p95_ms", "runs"}, then a
