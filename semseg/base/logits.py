@@ -77,6 +77,8 @@ def upsampled_class_ids(logits, size):
     logits = np.asarray(logits, dtype=np.float32)
     height, width = (int(value) for value in size)
     rows, columns = logits.shape[1:3]
+    if (rows, columns) == (height, width):
+        return class_ids(logits).numpy()
     if height % rows == 0 and width % columns == 0:
         ids = [_cell_class_ids(item, height // rows, width // columns) for item in logits]
         if all(item is not None for item in ids):

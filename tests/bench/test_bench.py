@@ -459,7 +459,8 @@ def test_compute_floor_times_the_model_against_its_own_convolutions(capsys):
         assert row["ratio"] == pytest.approx(row["median_ms"] / row["floor_ms"], rel=0.02)
     profile = next(line for line in lines if line["kind"] == "profile")
     assert "Convolution" in profile["time_share"]
-    assert sum(profile["time_share"].values()) <= 1.001
+    # Shares of the whole, each rounded to 3 decimals.
+    assert sum(profile["time_share"].values()) <= 1 + 0.0005 * len(profile["time_share"])
     assert lines[-1]["kind"] == "machine"
 
 
