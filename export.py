@@ -14,8 +14,11 @@ Examples:
     python export.py --weights pidnet_s_cityscapes --format onnx --output deploy/pidnet_s.onnx
 
     # The fastest export on this machine: TFLite fp32/fp16/int8, ONNX fp32/int8 and OpenVINO
-    # fp32/bf16/int8 are exported, verified and timed at the run's size; the fastest is kept
+    # fp32/bf16/int8 are exported, verified and timed at the run's size; the fastest within
+    # --max_miou_drop mIoU points of Keras is kept
     python export.py --work_dir runs/camvid_ddrnet --format auto
+    # For deployment: ending at the head, the predictor upsamples along class borders only
+    python export.py --work_dir runs/camvid_ddrnet --format auto --low_res_logits
 
 Writes W/export/<model>_<precision>.<ext> (or --output) and, beside it,
 <file>.json with the classes, palette and input size, so predict_video.py and
