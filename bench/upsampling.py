@@ -43,7 +43,11 @@ class UpsamplingConfig(InferenceSizeOptions):
     )
     video: str = option(str(VIDEO), "frames to segment")
     frames: int = option(10, check=at_least(1))
-    scales: tuple[int, ...] = option((1, 2), "output sizes, in multiples of the model's input")
+    scales: tuple[float, ...] = option(
+        (1.0, 2.0, 2.667),
+        "output sizes, in multiples of the model's input (2.667: 960x1280 from 360x480, "
+        "no whole multiple of the logits)",
+    )
     runs: int = option(10, "timed calls per frame and way", check=at_least(1))
 
 
@@ -106,7 +110,7 @@ def main(args):
     ]
     results = []
     for scale in args.scales:
-        size = (scale * image_size[0], scale * image_size[1])
+        size = (round(scale * image_size[0]), round(scale * image_size[1]))
 
         def tensorflow_ids(logits):
             resized = tf.image.resize(logits, size, method="bilinear")

@@ -13,9 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Above this share of mixed cells (see `upsampled_class_ids`) TensorFlow's full resize
+# Above this share of mixed cells (see `upsampled_class_ids`), or with more kinds of cell
+# than this (sizes of no simple ratio, e.g. 80 -> 1707 columns), TensorFlow's full resize
 # and argmax is the cheaper path (bench/RESULTS.md: "Upsampling and argmax").
 MIXED_CELLS_LIMIT = 0.5
+CELL_KINDS_LIMIT = 32
 
 
 def first_output(model):
@@ -55,21 +57,22 @@ def probabilities(logits):
 
 def upsampled_class_ids(logits, size):
     """uint8 class ids `(B, H, W)` of logits `(B, h, w, C)` resized bilinearly to `size`
-    (half-pixel centres): `class_ids(tf.image.resize(logits, size))`, computed only where
-    the upsampling can change the class.
+    (half-pixel centres, no antialiasing): `class_ids(tf.image.resize(logits, size))`,
+    computed only where the resize can change the class.
 
     Every output pixel is a weighted mean of the four logit vectors around it (its
     cell). Where those four share their argmax, so does any weighted mean of them: the
-    whole cell takes that class without being upsampled. Only the mixed cells, along
-    class borders (15% of the CamVid run's cells on the dash-cam clip), are upsampled and
-    compared, class by class. With whole-number scale factors and at most
-    `MIXED_CELLS_LIMIT` of the cells mixed this is 3.5-8 times faster than the full resize
-    (bench/RESULTS.md); anything else goes through TensorFlow. The two differ only where
-    float rounding breaks a near-tie.
+    whole cell takes that class without being resized. Only the mixed cells, along class
+    borders (15% of the CamVid run's cells on the dash-cam clip), are resized and
+    compared, class by class: one small matrix product per class for all the cells whose
+    pixels sit at the same offsets. With at most `MIXED_CELLS_LIMIT` of the cells mixed
+    and `CELL_KINDS_LIMIT` kinds of cell this is 2-8 times faster than TensorFlow's full
+    resize (bench/RESULTS.md); otherwise TensorFlow does the work. The two differ only
+    where float rounding breaks a near-tie.
 
     Args:
         logits: float `(B, h, w, C)`, a NumPy array or a tensor.
-        size: `(H, W)` of the class ids.
+        size: `(H, W)` of the class ids, any size.
 
     Returns:
         NumPy uint8 `(B, H, W)`.
@@ -79,45 +82,115 @@ def upsampled_class_ids(logits, size):
     rows, columns = logits.shape[1:3]
     if (rows, columns) == (height, width):
         return class_ids(logits).numpy()
-    if height % rows == 0 and width % columns == 0:
-        ids = [_cell_class_ids(item, height // rows, width // columns) for item in logits]
-        if all(item is not None for item in ids):
-            return np.stack(ids) if ids else np.zeros((0, height, width), np.uint8)
+    if height % rows == 0 and width % columns == 0:  # the common case, a faster layout
+        ids = [_whole_cell_class_ids(item, height // rows, width // columns) for item in logits]
+    else:
+        row_cells, column_cells = _AxisCells(rows, height), _AxisCells(columns, width)
+        if len(row_cells.fractions) * len(column_cells.fractions) > CELL_KINDS_LIMIT:
+            ids = [None]  # TensorFlow
+        else:
+            ids = [_cell_class_ids(item, row_cells, column_cells) for item in logits]
+    if all(item is not None for item in ids):
+        return np.stack(ids) if ids else np.zeros((0, height, width), np.uint8)
     return class_ids(tf.image.resize(logits, (height, width), method="bilinear")).numpy()
 
 
-def _cell_class_ids(logits, scale_y, scale_x):
-    """`upsampled_class_ids` of one `(h, w, C)` image by whole factors, or None when more
-    than `MIXED_CELLS_LIMIT` of its cells are mixed."""
+class _AxisCells:
+    """How `size` output pixels along one axis sample `length` logits: output pixel `y`
+    samples `(y + 0.5) * length / size - 0.5`, between padded logits `cell[y]` and
+    `cell[y] + 1` (padded: the edges repeated, so the sampling clamps at the borders),
+    `fraction[y]` of the way. The pixels of a cell are consecutive; cells whose pixels
+    sit at the same fractions share a `pattern`."""
+
+    def __init__(self, length, size):
+        source = (np.arange(size) + 0.5) * (length / size) - 0.5
+        lower = np.floor(source)
+        self.cell = lower.astype(np.int64) + 1  # 0 .. length
+        self.fraction = (source - lower).astype(np.float32)
+        cells = np.arange(length + 1)
+        self.start = np.searchsorted(self.cell, cells, side="left")
+        self.count = np.searchsorted(self.cell, cells, side="right") - self.start
+        first = self.fraction[np.minimum(self.start, size - 1)]
+        keys = self.count + np.round(first, 6) * (self.count > 0)
+        unique_keys, self.pattern = np.unique(keys, return_inverse=True)
+        # One cell of each pattern: its output pixels' fractions.
+        examples = np.array([np.flatnonzero(keys == key)[0] for key in unique_keys])
+        self.fractions = [
+            self.fraction[self.start[cell] : self.start[cell] + self.count[cell]]
+            for cell in examples
+        ]
+
+
+def _cell_class_ids(logits, row_cells, column_cells):
+    """`upsampled_class_ids` of one `(h, w, C)` image, or None when more than
+    `MIXED_CELLS_LIMIT` of its cells are mixed."""
+    padded, corner_ids, mixed = cells_of(logits)
+    if mixed.sum() > MIXED_CELLS_LIMIT * mixed.size:
+        return None
+    mixed_rows, mixed_columns = np.nonzero(mixed)
+    row_patterns = row_cells.pattern[mixed_rows]
+    column_patterns = column_cells.pattern[mixed_columns]
+    groups = row_patterns * (column_cells.pattern.max() + 1) + column_patterns
+    ids = np.take(np.take(corner_ids, row_cells.cell, axis=0), column_cells.cell, axis=1)
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        rows, columns = mixed_rows[members], mixed_columns[members]
+        row_fractions = row_cells.fractions[row_patterns[members[0]]]
+        column_fractions = column_cells.fractions[column_patterns[members[0]]]
+        if not len(row_fractions) or not len(column_fractions):
+            continue  # a cell no output pixel samples (downscaling)
+        weights = _cell_weights(row_fractions, column_fractions)
+        group_ids = _weighted_class_ids(padded, rows, columns, weights)
+        output_rows = row_cells.start[rows][:, None, None] + np.arange(len(row_fractions))[:, None]
+        output_columns = column_cells.start[columns][:, None, None] + np.arange(
+            len(column_fractions)
+        )
+        ids[output_rows, output_columns] = group_ids.T.reshape(
+            -1, len(row_fractions), len(column_fractions)
+        )
+    return ids
+
+
+def _whole_cell_class_ids(logits, scale_y, scale_x):
+    """`_cell_class_ids` for whole scale factors: every cell `scale_y x scale_x` pixels,
+    laid out by repeating the cells' classes and cropping."""
     padded, corner_ids, mixed = cells_of(logits)
     mixed_rows, mixed_columns = np.nonzero(mixed)
     if len(mixed_rows) > MIXED_CELLS_LIMIT * mixed.size:
         return None
-    cells = np.repeat(np.repeat(corner_ids, scale_y, axis=0), scale_x, axis=1)
+    ids = np.repeat(np.repeat(corner_ids, scale_y, axis=0), scale_x, axis=1)
     if len(mixed_rows):
-        weights = _cell_weights(scale_y, scale_x)
-        values = np.stack(
-            [
-                padded[mixed_rows + row, mixed_columns + column]
-                for row, column in ((0, 0), (0, 1), (1, 0), (1, 1))
-            ]
-        )  # (4, N, C)
-        values = np.ascontiguousarray(values.transpose(2, 0, 1))  # (C, 4, N)
-        if values.shape[0] == 1:
-            mixed_ids = (weights @ values[0] >= 0.0).astype(np.uint8)
-        else:
-            best = weights @ values[0]
-            mixed_ids = np.zeros(best.shape, np.uint8)
-            for class_id in range(1, values.shape[0]):
-                value = weights @ values[class_id]
-                mixed_ids[value > best] = class_id
-                np.maximum(best, value, out=best)
-        view = cells.reshape(mixed.shape[0], scale_y, mixed.shape[1], scale_x)
+        weights = _cell_weights(_whole_fractions(scale_y), _whole_fractions(scale_x))
+        mixed_ids = _weighted_class_ids(padded, mixed_rows, mixed_columns, weights)
+        view = ids.reshape(mixed.shape[0], scale_y, mixed.shape[1], scale_x)
         view[mixed_rows, :, mixed_columns, :] = mixed_ids.T.reshape(-1, scale_y, scale_x)
     # Output pixel y samples y + 0.5 - s / 2 of cell units: cell rows start s - s // 2
     # before the first output row.
     top, left = scale_y - scale_y // 2, scale_x - scale_x // 2
-    return cells[top : top + scale_y * logits.shape[0], left : left + scale_x * logits.shape[1]]
+    return ids[top : top + scale_y * logits.shape[0], left : left + scale_x * logits.shape[1]]
+
+
+def _whole_fractions(scale):
+    """The fractions at which a cell's `scale` output pixels sample it (`_AxisCells`)."""
+    return ((np.arange(scale) + scale // 2 + 0.5 - scale / 2) / scale).astype(np.float32)
+
+
+def _weighted_class_ids(padded, rows, columns, weights):
+    """uint8 `(P, N)`: the class of each of the `P` weighted means (`weights`, `(P, 4)`) of
+    the four corners of each cell `(rows[n], columns[n])` of the padded logits."""
+    values = np.stack(
+        [padded[rows + row, columns + column] for row, column in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    )  # (4, N, C)
+    values = np.ascontiguousarray(values.transpose(2, 0, 1))  # (C, 4, N)
+    if values.shape[0] == 1:
+        return (weights @ values[0] >= 0.0).astype(np.uint8)
+    best = weights @ values[0]
+    ids = np.zeros(best.shape, np.uint8)
+    for class_id in range(1, values.shape[0]):
+        value = weights @ values[class_id]
+        ids[value > best] = class_id
+        np.maximum(best, value, out=best)
+    return ids
 
 
 def cells_of(logits):
@@ -133,13 +206,10 @@ def cells_of(logits):
     return padded, corners[0], mixed
 
 
-def _cell_weights(scale_y, scale_x):
-    """float32 `(scale_y * scale_x, 4)`: the bilinear weights of a cell's four corners
+def _cell_weights(row_fractions, column_fractions):
+    """float32 `(rows * columns, 4)`: the bilinear weights of a cell's four corners
     (top-left, top-right, bottom-left, bottom-right) for each of its output pixels."""
-    fractions = []
-    for scale in (scale_y, scale_x):
-        offset = np.arange(scale) + scale // 2 + 0.5 - scale / 2
-        fraction = offset / scale
-        fractions.append(np.stack([1.0 - fraction, fraction], axis=1))
-    weights = np.einsum("ya,xb->yxab", *fractions)
-    return weights.reshape(scale_y * scale_x, 4).astype(np.float32)
+    row_weights = np.stack([1.0 - row_fractions, row_fractions], axis=1)
+    column_weights = np.stack([1.0 - column_fractions, column_fractions], axis=1)
+    weights = np.einsum("ya,xb->yxab", row_weights, column_weights)
+    return weights.reshape(-1, 4).astype(np.float32)

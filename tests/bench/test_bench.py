@@ -507,7 +507,7 @@ def test_upsampling_times_both_ways_to_the_same_class_ids(capsys):
     arguments = ["--video", str(video), "--frames", "2", "--runs", "1"]
     results = upsampling.main(upsampling.parse_args([*arguments, "--image_size", "64", "96"]))
 
-    assert [result["size"] for result in results] == [[64, 96], [128, 192]]
+    assert [result["size"] for result in results] == [[64, 96], [128, 192], [171, 256]]
     assert all(result["logits"] == [8, 12, 19] for result in results)
     for result in results:
         assert 0.0 <= result["mixed_cells"] <= 1.0
@@ -515,7 +515,7 @@ def test_upsampling_times_both_ways_to_the_same_class_ids(capsys):
         # Float rounding may break a near-tie, nothing more.
         assert result["pixels_differing"] <= 0.001 * 2 * result["size"][0] * result["size"][1]
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and "machine" in json.loads(lines[-1])
+    assert len(lines) == 4 and "machine" in json.loads(lines[-1])
     with pytest.raises(InputError, match="--video missing.mp4: no frame could be read"):
         upsampling.main(
             upsampling.parse_args(["--video", "missing.mp4", "--image_size", "64", "96"])
