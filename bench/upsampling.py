@@ -21,7 +21,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -76,7 +75,9 @@ def low_res_model(args):
 def read_frames(path, count, size):
     import cv2
 
-    capture = cv2.VideoCapture(str(path))
+    from semseg.predict.video import open_capture
+
+    capture = open_capture(path)
     frames = []
     while len(frames) < count:
         ok, frame = capture.read()
@@ -89,12 +90,9 @@ def read_frames(path, count, size):
 
 
 def median_ms(call, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(1000.0 * (time.perf_counter() - start))
-    return statistics.median(times)
+    from semseg.runtime.latency import time_function
+
+    return float(statistics.median(time_function(call, runs, warmup=0)))
 
 
 def main(args):

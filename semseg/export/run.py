@@ -192,10 +192,11 @@ def export_fastest(config, candidates=None, runs=20, report=logger.info):
         exported = {}
         for format_name, quantize in candidates:
             name = default_file_name(run.config.model, format_name, quantize, config.low_res_logits)
+            # A candidate the config refuses is a mistake in `candidates`: it raises.
+            candidate = dataclasses.replace(
+                config, format=format_name, quantize=quantize, output=str(Path(scratch) / name)
+            )
             try:
-                candidate = dataclasses.replace(
-                    config, format=format_name, quantize=quantize, output=str(Path(scratch) / name)
-                )
                 path, description = export_run(candidate)
             except InputError as error:
                 report(f"{format_name} {quantize or 'fp32'}: left out ({error})")
